@@ -1,0 +1,384 @@
+//! Fields and types that every managed resource and every ProviderConfig shares
+//! (DESIGN.md 3.1), plus the annotation and condition vocabulary of the engine.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Annotation and label keys owned by the engine. All use the `tessera.dev/` prefix.
+pub mod annotations {
+    /// The identifier of the external object; defaults to `metadata.name`.
+    pub const EXTERNAL_NAME: &str = "tessera.dev/external-name";
+    /// Set (RFC 3339 time) just before the external create is attempted.
+    pub const EXTERNAL_CREATE_PENDING: &str = "tessera.dev/external-create-pending";
+    /// Set (RFC 3339 time) once the external create returned success.
+    pub const EXTERNAL_CREATE_SUCCEEDED: &str = "tessera.dev/external-create-succeeded";
+    /// Set (RFC 3339 time) when the external create returned an error.
+    pub const EXTERNAL_CREATE_FAILED: &str = "tessera.dev/external-create-failed";
+    /// `"true"` stops reconciliation of the object until it is removed.
+    pub const PAUSED: &str = "tessera.dev/paused";
+    /// Per-object poll interval override, e.g. `30s`, `5m`, `1h`.
+    pub const POLL_INTERVAL: &str = "tessera.dev/poll-interval";
+}
+
+/// Condition types.
+pub mod condition_type {
+    pub const READY: &str = "Ready";
+    pub const SYNCED: &str = "Synced";
+}
+
+/// Condition reasons. PascalCase, stable: GitOps health checks match on them.
+pub mod reason {
+    pub const AVAILABLE: &str = "Available";
+    pub const CREATING: &str = "Creating";
+    pub const DELETING: &str = "Deleting";
+    pub const UNAVAILABLE: &str = "Unavailable";
+    pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
+    pub const RECONCILE_ERROR: &str = "ReconcileError";
+    pub const RECONCILE_PAUSED: &str = "ReconcilePaused";
+}
+
+/// A condition of a Tessera object, compatible with `metav1.Condition` and kstatus.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Type of the condition: `Ready` or `Synced` (composites and XRDs add a few more).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Status of the condition: `True`, `False` or `Unknown`.
+    pub status: String,
+    /// Machine-readable, PascalCase reason for the condition's last transition.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Human-readable explanation: what is wrong and what to do about it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Last time the condition's status changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    /// The `metadata.generation` the condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Condition {
+    /// A condition with the given type, status (`true` = `"True"`), reason and message;
+    /// the transition time is filled in by [`set_condition`].
+    pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Self {
+        Condition {
+            type_: type_.to_string(),
+            status: if status { "True" } else { "False" }.to_string(),
+            reason: reason.to_string(),
+            message: message.into(),
+            last_transition_time: None,
+            observed_generation: None,
+        }
+    }
+
+    /// Whether the condition says `True`.
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+
+    /// Whether two conditions say the same thing (ignoring the transition time).
+    pub fn same_as(&self, other: &Condition) -> bool {
+        self.type_ == other.type_
+            && self.status == other.status
+            && self.reason == other.reason
+            && self.message == other.message
+            && self.observed_generation == other.observed_generation
+    }
+}
+
+/// Finds a condition by type.
+pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Sets `new` in `conditions`, keeping the previous transition time when the status did
+/// not change (kstatus and `kubectl describe` rely on stable transition times).
+/// Returns whether anything other than the transition time changed.
+pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition, now: &str) -> bool {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(old) if old.same_as(&new) => false,
+        Some(old) => {
+            new.last_transition_time = if old.status == new.status {
+                old.last_transition_time.clone()
+            } else {
+                Some(now.to_string())
+            };
+            *old = new;
+            true
+        }
+        None => {
+            new.last_transition_time = Some(now.to_string());
+            conditions.push(new);
+            true
+        }
+    }
+}
+
+/// A reference to a cluster-scoped object by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Reference {
+    /// Name of the referenced object.
+    pub name: String,
+}
+
+/// A reference to a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretReference {
+    /// Name of the Secret.
+    pub name: String,
+    /// Namespace of the Secret.
+    pub namespace: String,
+}
+
+/// A reference to one key of a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretKeySelector {
+    /// Name of the Secret.
+    pub name: String,
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Key within the Secret's data.
+    pub key: String,
+}
+
+/// What happens to the external resource when the managed resource is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the external resource.
+    #[default]
+    Delete,
+    /// Leave the external resource in place; only the managed resource goes away.
+    Orphan,
+}
+
+/// An action Tessera may take on the external resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ManagementAction {
+    /// All actions.
+    #[serde(rename = "*")]
+    All,
+    /// Read the external resource and report it in status.
+    Observe,
+    /// Create the external resource when it does not exist.
+    Create,
+    /// Change the external resource to match the spec.
+    Update,
+    /// Delete the external resource when the managed resource is deleted with deletionPolicy Delete.
+    Delete,
+    /// Fill unset spec fields from the external resource.
+    LateInitialize,
+}
+
+fn default_management_policies() -> Vec<ManagementAction> {
+    vec![ManagementAction::All]
+}
+
+fn default_provider_config_ref() -> Option<Reference> {
+    Some(Reference {
+        name: "default".to_string(),
+    })
+}
+
+/// The fields every managed resource has in its spec, next to `forProvider`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceSpec {
+    /// The ProviderConfig whose credentials are used to reach the external system.
+    /// Defaults to the ProviderConfig named `default`.
+    #[serde(default = "default_provider_config_ref")]
+    pub provider_config_ref: Option<Reference>,
+    /// What happens to the external resource when this managed resource is deleted:
+    /// `Delete` (the default) deletes it, `Orphan` leaves it in place.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// The actions Tessera may take on the external resource: `["*"]` (the default) for all,
+    /// or a subset of `Observe`, `Create`, `Update`, `Delete`, `LateInitialize`.
+    /// `["Observe"]` imports an existing external resource and never changes it.
+    #[serde(default = "default_management_policies")]
+    pub management_policies: Vec<ManagementAction>,
+    /// The Secret into which the connection details of the external resource are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_connection_secret_to_ref: Option<SecretReference>,
+}
+
+impl Default for ResourceSpec {
+    fn default() -> Self {
+        ResourceSpec {
+            provider_config_ref: default_provider_config_ref(),
+            deletion_policy: DeletionPolicy::Delete,
+            management_policies: default_management_policies(),
+            write_connection_secret_to_ref: None,
+        }
+    }
+}
+
+impl ResourceSpec {
+    /// Whether the management policies allow `action`.
+    pub fn allows(&self, action: ManagementAction) -> bool {
+        self.management_policies
+            .iter()
+            .any(|a| *a == ManagementAction::All || *a == action)
+    }
+
+    /// The name of the ProviderConfig to use.
+    pub fn provider_config_name(&self) -> &str {
+        self.provider_config_ref
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .unwrap_or("default")
+    }
+}
+
+/// The fields every managed resource has in its status, next to `atProvider`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    /// The `metadata.generation` most recently reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (is the external resource usable) and `Synced` (did the last reconcile succeed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Where a ProviderConfig's credentials come from. Credentials are never written inline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderCredentials {
+    /// Source of the credentials. Only `Secret` is supported.
+    #[serde(default = "default_credentials_source")]
+    pub source: CredentialsSource,
+    /// The Secret holding the credentials; the keys it must have are documented per provider.
+    pub secret_ref: SecretReference,
+}
+
+fn default_credentials_source() -> CredentialsSource {
+    CredentialsSource::Secret
+}
+
+/// Source of ProviderConfig credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CredentialsSource {
+    /// A Kubernetes Secret.
+    Secret,
+}
+
+/// Connection details of an external resource: key -> secret value.
+///
+/// The values are secrets, so `Debug` prints keys only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ConnectionDetails(pub BTreeMap<String, Vec<u8>>);
+
+impl ConnectionDetails {
+    /// An empty set of connection details.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts a value.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.0.insert(key.into(), value.into());
+    }
+
+    /// A value by key.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.0.get(key).map(Vec::as_slice)
+    }
+
+    /// A value by key, as UTF-8 text.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Adds all of `other`'s entries, replacing entries with the same key.
+    pub fn merge(&mut self, other: ConnectionDetails) {
+        self.0.extend(other.0);
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+impl fmt::Debug for ConnectionDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_details_debug_never_prints_values() {
+        let mut cd = ConnectionDetails::new();
+        cd.insert("password", "hunter2");
+        let printed = format!("{cd:?}");
+        assert!(printed.contains("password"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn set_condition_keeps_transition_time_when_status_is_unchanged() {
+        let mut conds = Vec::new();
+        assert!(set_condition(
+            &mut conds,
+            Condition::new("Ready", false, reason::CREATING, ""),
+            "t1"
+        ));
+        assert!(!set_condition(
+            &mut conds,
+            Condition::new("Ready", false, reason::CREATING, ""),
+            "t2"
+        ));
+        assert!(set_condition(
+            &mut conds,
+            Condition::new("Ready", false, reason::UNAVAILABLE, "down"),
+            "t3"
+        ));
+        assert_eq!(conds[0].last_transition_time.as_deref(), Some("t1"));
+        assert!(set_condition(
+            &mut conds,
+            Condition::new("Ready", true, reason::AVAILABLE, ""),
+            "t4"
+        ));
+        assert_eq!(conds[0].last_transition_time.as_deref(), Some("t4"));
+        assert_eq!(conds.len(), 1);
+    }
+
+    #[test]
+    fn management_policies_default_to_all_and_subsets_restrict() {
+        let spec = ResourceSpec::default();
+        assert!(spec.allows(ManagementAction::Delete));
+        let observe_only = ResourceSpec {
+            management_policies: vec![ManagementAction::Observe],
+            ..ResourceSpec::default()
+        };
+        assert!(observe_only.allows(ManagementAction::Observe));
+        assert!(!observe_only.allows(ManagementAction::Create));
+        assert!(!observe_only.allows(ManagementAction::Delete));
+    }
+
+    #[test]
+    fn resource_spec_defaults_fill_in_when_fields_are_omitted() {
+        let spec: ResourceSpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(spec.provider_config_name(), "default");
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+        assert_eq!(spec.management_policies, vec![ManagementAction::All]);
+    }
+}

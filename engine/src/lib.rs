@@ -1,0 +1,13 @@
+//! Tessera's engine: the API types, the managed-resource runtime and the composition engine.
+//!
+//! ```text
+//!   claim (namespaced) ──binds──▶ composite (cluster) ──renders──▶ managed resources
+//!        ▲ connection secret            │ Composition                     │ ExternalClient
+//!        └──────────────────────────────┘                                 ▼
+//!                                                                 external API (SQL, Vault, ...)
+//! ```
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod api;
+pub mod managed;

@@ -1,0 +1,162 @@
+//! The contract between the managed reconciler and a provider (DESIGN.md 3.2).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::api::common::{ConnectionDetails, ResourceSpec, ResourceStatus};
+
+/// What `observe` found out about the external resource.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// The external resource exists.
+    pub exists: bool,
+    /// The external resource matches the spec; `false` makes the reconciler call `update`.
+    pub up_to_date: bool,
+    /// `observe` filled unset spec fields from the external resource (only honoured when
+    /// the management policies allow LateInitialize).
+    pub late_initialized: bool,
+    /// The external resource is usable (for example an RDS instance past `creating`).
+    /// Drives the Ready condition: `Available` when true, `Unavailable` when false.
+    pub available: bool,
+    /// Connection details that can be read back from the external system (never the
+    /// password of a role, which only `create`/`update` know).
+    pub connection: ConnectionDetails,
+    /// What differs between the spec and the external resource, in words, for the
+    /// Synced condition's message and the update event.
+    pub diff: Option<String>,
+}
+
+impl Observation {
+    /// The external resource does not exist.
+    pub fn absent() -> Self {
+        Observation::default()
+    }
+
+    /// The external resource exists, is usable and matches the spec.
+    pub fn up_to_date() -> Self {
+        Observation {
+            exists: true,
+            up_to_date: true,
+            available: true,
+            ..Observation::default()
+        }
+    }
+
+    /// The external resource exists and is usable, but differs from the spec as `diff` says.
+    pub fn drifted(diff: impl Into<String>) -> Self {
+        Observation {
+            exists: true,
+            up_to_date: false,
+            available: true,
+            diff: Some(diff.into()),
+            ..Observation::default()
+        }
+    }
+
+    /// Adds connection details.
+    pub fn with_connection(mut self, connection: ConnectionDetails) -> Self {
+        self.connection = connection;
+        self
+    }
+}
+
+/// Why a provider call failed. The class decides what the reconciler does next.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// A temporary failure (network, server restarting, a dependency not yet gone):
+    /// retried with exponential backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// The spec cannot be satisfied as written (bad identifier, unknown privilege,
+    /// change of an immutable field): reported, then retried only after a spec change.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// The ProviderConfig or its credentials are missing or wrong: the message names the
+    /// ProviderConfig and what is wrong; retried with backoff, since Secrets are not watched.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ProviderError {
+    /// A short PascalCase name of the class, for event reasons and metric labels.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ProviderError::Transient(_) => "TransientError",
+            ProviderError::InvalidSpec(_) => "InvalidSpec",
+            ProviderError::Config(_) => "ProviderConfigError",
+        }
+    }
+}
+
+/// One managed-resource kind's operations on the external system.
+///
+/// The reconciler, not the client, owns finalizers, annotations, conditions, events,
+/// connection secrets, polling and backoff. A client only talks to the external system.
+#[async_trait]
+pub trait ExternalClient<M>: Send + Sync {
+    /// Reads the external resource. Never changes it. May fill `status.atProvider` and,
+    /// for LateInitialize, unset fields of `spec.forProvider`.
+    async fn observe(&self, mr: &mut M) -> Result<Observation, ProviderError>;
+    /// Called only when observe said it does not exist. Must be idempotent.
+    async fn create(&self, mr: &mut M) -> Result<ConnectionDetails, ProviderError>;
+    /// Called when observe said it exists but is not up to date.
+    async fn update(&self, mr: &mut M) -> Result<ConnectionDetails, ProviderError>;
+    /// Called when the managed resource is being deleted and deletionPolicy is Delete.
+    async fn delete(&self, mr: &M) -> Result<(), ProviderError>;
+}
+
+/// Produces the [`ExternalClient`] for one managed resource: resolves its ProviderConfig
+/// and credentials (use [`crate::managed::credentials`]) and connects, typically reusing a
+/// cached connection pool per ProviderConfig.
+#[async_trait]
+pub trait Connector<M>: Send + Sync + 'static {
+    /// Connects for `mr`. Errors about the ProviderConfig or its Secret are
+    /// [`ProviderError::Config`] and name the ProviderConfig.
+    async fn connect(
+        &self,
+        client: &kube::Client,
+        mr: &M,
+    ) -> Result<Arc<dyn ExternalClient<M>>, ProviderError>;
+}
+
+/// A managed-resource kind: a cluster-scoped custom resource whose spec flattens
+/// [`ResourceSpec`] next to `forProvider` and whose status flattens [`ResourceStatus`]
+/// next to `atProvider`. Implement it with [`crate::impl_managed!`].
+pub trait Managed:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The common spec fields.
+    fn resource_spec(&self) -> &ResourceSpec;
+    /// The common status fields, if there is a status.
+    fn resource_status(&self) -> Option<&ResourceStatus>;
+    /// The common status fields, creating an empty status when there is none.
+    fn resource_status_mut(&mut self) -> &mut ResourceStatus;
+}
+
+/// Implements [`Managed`] for a kind whose spec has a flattened `resource: ResourceSpec`
+/// field and whose `status: Option<S>` (with `S: Default`) has a flattened
+/// `resource: ResourceStatus` field.
+#[macro_export]
+macro_rules! impl_managed {
+    ($kind:ty) => {
+        impl $crate::managed::Managed for $kind {
+            fn resource_spec(&self) -> &$crate::api::common::ResourceSpec {
+                &self.spec.resource
+            }
+            fn resource_status(&self) -> Option<&$crate::api::common::ResourceStatus> {
+                self.status.as_ref().map(|s| &s.resource)
+            }
+            fn resource_status_mut(&mut self) -> &mut $crate::api::common::ResourceStatus {
+                &mut self.status.get_or_insert_with(Default::default).resource
+            }
+        }
+    };
+}

@@ -1,0 +1,322 @@
+//! The managed reconciler's state machine, apart from Kubernetes I/O: every write to the
+//! cluster goes through [`Effects`], so the decisions are unit-tested with closure-based
+//! fakes of both the provider and the cluster.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::api::common::{
+    Condition, ConnectionDetails, DeletionPolicy, ManagementAction, SecretReference, annotations,
+    condition_type, reason,
+};
+use crate::managed::{ExternalClient, Managed, ProviderError};
+
+/// Kubernetes failures of the reconciler itself (provider failures are not errors here:
+/// they become conditions and events).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to write status of {0}: {1}")]
+    WriteStatus(String, #[source] kube::Error),
+    #[error("failed to write annotations of {0}: {1}")]
+    WriteAnnotations(String, #[source] kube::Error),
+    #[error("failed to update finalizers of {0}: {1}")]
+    Finalizer(String, #[source] kube::Error),
+    #[error("failed to write spec of {0}: {1}")]
+    WriteSpec(String, #[source] kube::Error),
+    #[error("failed to write connection secret of {0}: {1}")]
+    WriteSecret(String, #[source] kube::Error),
+    #[error("failed to serialize {0}: {1}")]
+    Serialize(String, #[source] serde_json::Error),
+}
+
+/// The writes the state machine makes to the cluster.
+#[async_trait]
+pub trait Effects<M>: Send + Sync {
+    /// Merges annotations into the object's metadata.
+    async fn annotate(&self, obj: &M, values: &[(&str, String)]) -> Result<(), Error>;
+    /// Removes the managed finalizer, letting Kubernetes delete the object.
+    async fn remove_finalizer(&self, obj: &M) -> Result<(), Error>;
+    /// Writes late-initialized `spec.forProvider` fields (only called when they changed).
+    async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value)
+    -> Result<(), Error>;
+    /// Writes the connection Secret, unless it already holds these values.
+    async fn publish_secret(
+        &self,
+        obj: &M,
+        target: &SecretReference,
+        details: &ConnectionDetails,
+    ) -> Result<(), Error>;
+    /// Publishes a Normal event.
+    async fn event(&self, obj: &M, reason: &str, note: String);
+    /// Crash-safety test hook, called between a successful create and its result annotation.
+    fn after_external_create(&self) {}
+}
+
+/// What one reconcile decided about the object's conditions.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The Ready condition, or `None` to keep the current one.
+    pub ready: Option<Condition>,
+    /// The Synced condition.
+    pub synced: Condition,
+}
+
+/// The result of one pass of the state machine.
+#[derive(Debug)]
+pub enum Step {
+    /// Write these conditions, then requeue after the given time (`None`: wait for a change).
+    Done {
+        outcome: Outcome,
+        requeue: Option<Duration>,
+    },
+    /// The finalizer was removed; Kubernetes deletes the object.
+    FinalizerRemoved,
+}
+
+/// Why a pass failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Writing to the cluster failed.
+    Kube(Error),
+    /// The provider failed; becomes Synced=False.
+    Provider(ProviderError),
+}
+
+impl From<ProviderError> for Failure {
+    fn from(e: ProviderError) -> Self {
+        Failure::Provider(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Kube(e)
+    }
+}
+
+/// The external name: the annotation, or `metadata.name` when it is not set yet.
+pub fn external_name<M: kube::Resource>(mr: &M) -> String {
+    mr.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::EXTERNAL_NAME))
+        .cloned()
+        .or_else(|| mr.meta().name.clone())
+        .unwrap_or_default()
+}
+
+/// Whether a create was started and its result never recorded: the pending time is
+/// newer than both the succeeded and the failed time (RFC 3339 strings of one format
+/// compare in time order).
+pub fn create_incomplete<M: kube::Resource>(mr: &M) -> bool {
+    let Some(a) = mr.meta().annotations.as_ref() else {
+        return false;
+    };
+    let Some(pending) = a.get(annotations::EXTERNAL_CREATE_PENDING) else {
+        return false;
+    };
+    let newer_than = |key: &str| a.get(key).is_none_or(|t| pending.as_str() > t.as_str());
+    newer_than(annotations::EXTERNAL_CREATE_SUCCEEDED)
+        && newer_than(annotations::EXTERNAL_CREATE_FAILED)
+}
+
+/// The current time in the format of the create annotations.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn success(ready: Condition, requeue: Duration) -> Step {
+    Step::Done {
+        outcome: Outcome {
+            ready: Some(ready),
+            synced: Condition::new(condition_type::SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+        },
+        requeue: Some(requeue),
+    }
+}
+
+/// One pass over an object that has the finalizer (or is being deleted with it), after the
+/// provider connected. `mr` starts as a copy of `obj`; the provider may fill its status.
+/// `poll` is the object's (jittered) poll interval.
+pub async fn drive<M: Managed>(
+    effects: &dyn Effects<M>,
+    external: &dyn ExternalClient<M>,
+    obj: &M,
+    mr: &mut M,
+    poll: Duration,
+) -> Result<Step, Failure> {
+    let spec = obj.resource_spec().clone();
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    let observation = external.observe(mr).await?;
+
+    if deleting {
+        let delete = spec.deletion_policy == DeletionPolicy::Delete
+            && spec.allows(ManagementAction::Delete);
+        if delete && observation.exists {
+            external.delete(mr).await?;
+            if external.observe(mr).await?.exists {
+                let ready = Condition::new(condition_type::READY, false, reason::DELETING, "");
+                return Ok(success(ready, Duration::from_secs(1)));
+            }
+        }
+        effects.remove_finalizer(obj).await?;
+        let (reason, what) = if delete {
+            ("Deleted", "Deleted the external resource")
+        } else {
+            (
+                "Orphaned",
+                "Left the external resource in place (deletionPolicy Orphan or managementPolicies without Delete):",
+            )
+        };
+        effects
+            .event(obj, reason, format!("{what} {:?}", external_name(obj)))
+            .await;
+        return Ok(Step::FinalizerRemoved);
+    }
+
+    if observation.exists && create_incomplete(obj) {
+        // The create was interrupted after it reached the external system (the process
+        // died before recording it). The external name was persisted before the create,
+        // so this is the object that create made: adopt it.
+        effects
+            .annotate(obj, &[(annotations::EXTERNAL_CREATE_SUCCEEDED, now())])
+            .await?;
+    }
+
+    let mut connection = observation.connection.clone();
+    let observation = if observation.exists || !spec.allows(ManagementAction::Create) {
+        observation
+    } else if create_incomplete(obj) {
+        return Ok(Step::Done {
+            outcome: Outcome {
+                ready: Some(Condition::new(
+                    condition_type::READY,
+                    false,
+                    reason::CREATING,
+                    "",
+                )),
+                synced: Condition::new(
+                    condition_type::SYNCED,
+                    false,
+                    reason::RECONCILE_ERROR,
+                    format!(
+                        "A create of external resource {:?} was started but its result was never \
+                         recorded, and the resource is not there; check the external system, then \
+                         remove the annotation {} to let Tessera create it",
+                        external_name(obj),
+                        annotations::EXTERNAL_CREATE_PENDING
+                    ),
+                ),
+            },
+            requeue: None,
+        });
+    } else {
+        connection.merge(create(effects, external, obj, mr).await?);
+        // Read back at once: most external systems are consistent right after a create,
+        // and this saves a poll before the object turns Ready.
+        let again = external.observe(mr).await?;
+        connection.merge(again.connection.clone());
+        again
+    };
+
+    if !observation.exists {
+        // Only reachable when the management policies forbid Create.
+        let ready = Condition::new(
+            condition_type::READY,
+            false,
+            reason::UNAVAILABLE,
+            format!(
+                "External resource {:?} does not exist and managementPolicies do not allow Create",
+                external_name(obj)
+            ),
+        );
+        return Ok(success(ready, poll));
+    }
+
+    if observation.late_initialized && spec.allows(ManagementAction::LateInitialize) {
+        let before = for_provider(obj)?;
+        let after = for_provider(mr)?;
+        if before != after {
+            effects.late_initialize(obj, after).await?;
+        }
+    }
+
+    if !observation.up_to_date && spec.allows(ManagementAction::Update) {
+        connection.merge(external.update(mr).await?);
+        let diff = observation.diff.as_deref().unwrap_or("the spec changed");
+        effects
+            .event(
+                obj,
+                "Updated",
+                format!(
+                    "Updated the external resource {:?}: {diff}",
+                    external_name(obj)
+                ),
+            )
+            .await;
+    }
+
+    if let Some(target) = &spec.write_connection_secret_to_ref {
+        effects.publish_secret(obj, target, &connection).await?;
+    }
+
+    if observation.available {
+        let ready = Condition::new(condition_type::READY, true, reason::AVAILABLE, "");
+        Ok(success(ready, poll))
+    } else {
+        // Not usable yet (still being provisioned): look again soon.
+        let ready = Condition::new(condition_type::READY, false, reason::UNAVAILABLE, "");
+        Ok(success(ready, Duration::from_secs(5).min(poll)))
+    }
+}
+
+async fn create<M: Managed>(
+    effects: &dyn Effects<M>,
+    external: &dyn ExternalClient<M>,
+    obj: &M,
+    mr: &mut M,
+) -> Result<ConnectionDetails, Failure> {
+    let ext_name = external_name(obj);
+    effects
+        .annotate(
+            obj,
+            &[
+                (annotations::EXTERNAL_NAME, ext_name.clone()),
+                (annotations::EXTERNAL_CREATE_PENDING, now()),
+            ],
+        )
+        .await?;
+    match external.create(mr).await {
+        Ok(details) => {
+            effects.after_external_create();
+            effects
+                .annotate(obj, &[(annotations::EXTERNAL_CREATE_SUCCEEDED, now())])
+                .await?;
+            effects
+                .event(
+                    obj,
+                    "Created",
+                    format!("Created the external resource {ext_name:?}"),
+                )
+                .await;
+            Ok(details)
+        }
+        Err(e) => {
+            effects
+                .annotate(obj, &[(annotations::EXTERNAL_CREATE_FAILED, now())])
+                .await?;
+            Err(Failure::Provider(e))
+        }
+    }
+}
+
+fn for_provider<M: Managed>(mr: &M) -> Result<serde_json::Value, Error> {
+    use kube::ResourceExt;
+    let v = serde_json::to_value(mr).map_err(|e| Error::Serialize(mr.name_any(), e))?;
+    Ok(v.pointer("/spec/forProvider").cloned().unwrap_or_default())
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

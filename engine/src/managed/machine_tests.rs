@@ -1,0 +1,596 @@
+//! Table tests of the managed state machine, with closure-based fakes of the provider
+//! (in the spirit of crossplane-runtime's `ExternalClientFns`) and of the cluster writes.
+
+use std::sync::Mutex;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::api::common::{ResourceSpec, ResourceStatus};
+use crate::managed::Observation;
+
+/// A managed kind that exists only in these tests.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "test.tessera.dev",
+    version = "v1",
+    kind = "Widget",
+    status = "WidgetStatus"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WidgetSpec {
+    #[serde(flatten)]
+    resource: ResourceSpec,
+    for_provider: WidgetParameters,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+struct WidgetParameters {
+    size: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct WidgetStatus {
+    #[serde(flatten)]
+    resource: ResourceStatus,
+}
+
+crate::impl_managed!(Widget);
+
+type ObserveFn = Box<dyn Fn(usize, &mut Widget) -> Result<Observation, ProviderError> + Send + Sync>;
+type ResultFn = Box<dyn Fn() -> Result<ConnectionDetails, ProviderError> + Send + Sync>;
+
+/// The fake provider: closures per call, and a log of the calls made.
+struct ExternalClientFns {
+    observe: ObserveFn,
+    create: ResultFn,
+    update: ResultFn,
+    delete: Box<dyn Fn() -> Result<(), ProviderError> + Send + Sync>,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl ExternalClientFns {
+    fn new(observe: ObserveFn) -> Self {
+        ExternalClientFns {
+            observe,
+            create: Box::new(|| Ok(ConnectionDetails::new())),
+            update: Box::new(|| Ok(ConnectionDetails::new())),
+            delete: Box::new(|| Ok(())),
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn log(&self, call: &'static str) -> usize {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(call);
+        calls.iter().filter(|c| **c == call).count()
+    }
+}
+
+#[async_trait]
+impl ExternalClient<Widget> for ExternalClientFns {
+    async fn observe(&self, mr: &mut Widget) -> Result<Observation, ProviderError> {
+        let n = self.log("observe");
+        (self.observe)(n, mr)
+    }
+    async fn create(&self, _mr: &mut Widget) -> Result<ConnectionDetails, ProviderError> {
+        self.log("create");
+        (self.create)()
+    }
+    async fn update(&self, _mr: &mut Widget) -> Result<ConnectionDetails, ProviderError> {
+        self.log("update");
+        (self.update)()
+    }
+    async fn delete(&self, _mr: &Widget) -> Result<(), ProviderError> {
+        self.log("delete");
+        (self.delete)()
+    }
+}
+
+/// The fake cluster: records every write.
+#[derive(Default)]
+struct RecordingEffects {
+    writes: Mutex<Vec<String>>,
+    secrets: Mutex<Vec<ConnectionDetails>>,
+}
+
+impl RecordingEffects {
+    fn writes(&self) -> Vec<String> {
+        self.writes.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Effects<Widget> for RecordingEffects {
+    async fn annotate(&self, _obj: &Widget, values: &[(&str, String)]) -> Result<(), Error> {
+        let keys: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+        self.writes
+            .lock()
+            .unwrap()
+            .push(format!("annotate {}", keys.join(",")));
+        Ok(())
+    }
+    async fn remove_finalizer(&self, _obj: &Widget) -> Result<(), Error> {
+        self.writes.lock().unwrap().push("remove-finalizer".into());
+        Ok(())
+    }
+    async fn late_initialize(&self, _obj: &Widget, v: serde_json::Value) -> Result<(), Error> {
+        self.writes.lock().unwrap().push(format!("late-init {v}"));
+        Ok(())
+    }
+    async fn publish_secret(
+        &self,
+        _obj: &Widget,
+        target: &SecretReference,
+        details: &ConnectionDetails,
+    ) -> Result<(), Error> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push(format!("secret {}/{}", target.namespace, target.name));
+        self.secrets.lock().unwrap().push(details.clone());
+        Ok(())
+    }
+    async fn event(&self, _obj: &Widget, reason: &str, _note: String) {
+        self.writes.lock().unwrap().push(format!("event {reason}"));
+    }
+}
+
+fn widget() -> Widget {
+    let mut w = Widget::new(
+        "w1",
+        WidgetSpec {
+            resource: ResourceSpec::default(),
+            for_provider: WidgetParameters::default(),
+        },
+    );
+    w.metadata.generation = Some(1);
+    w.metadata.finalizers = Some(vec![crate::managed::FINALIZER.to_string()]);
+    w
+}
+
+fn deleting(mut w: Widget) -> Widget {
+    w.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        Default::default(),
+    ));
+    w
+}
+
+fn with_policies(mut w: Widget, p: &[ManagementAction]) -> Widget {
+    w.spec.resource.management_policies = p.to_vec();
+    w
+}
+
+fn annotated(mut w: Widget, kv: &[(&str, &str)]) -> Widget {
+    let a = w.metadata.annotations.get_or_insert_with(Default::default);
+    for (k, v) in kv {
+        a.insert(k.to_string(), v.to_string());
+    }
+    w
+}
+
+/// Observe says absent on the first call and `then` afterwards.
+fn absent_then(then: Observation) -> ObserveFn {
+    Box::new(move |n, _| {
+        Ok(if n == 1 {
+            Observation::absent()
+        } else {
+            then.clone()
+        })
+    })
+}
+
+fn always(o: Observation) -> ObserveFn {
+    Box::new(move |_, _| Ok(o.clone()))
+}
+
+/// What a pass should do.
+struct Want {
+    calls: &'static [&'static str],
+    writes: &'static [&'static str],
+    /// `Some((status, reason))` of Ready; `None` when the pass must not set Ready.
+    ready: Option<(&'static str, &'static str)>,
+    synced: Option<(&'static str, &'static str)>,
+    finalizer_removed: bool,
+    provider_error: bool,
+}
+
+const NONE: Want = Want {
+    calls: &[],
+    writes: &[],
+    ready: None,
+    synced: None,
+    finalizer_removed: false,
+    provider_error: false,
+};
+
+struct Case {
+    reason: &'static str,
+    obj: Widget,
+    client: ExternalClientFns,
+    want: Want,
+}
+
+#[tokio::test]
+async fn state_machine_table() {
+    let cases = vec![
+        Case {
+            reason: "an absent resource is created between a pending and a succeeded annotation, then read back",
+            obj: widget(),
+            client: ExternalClientFns::new(absent_then(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe", "create", "observe"],
+                writes: &[
+                    "annotate tessera.dev/external-name,tessera.dev/external-create-pending",
+                    "annotate tessera.dev/external-create-succeeded",
+                    "event Created",
+                ],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a failed create is recorded with the failed annotation and reported",
+            obj: widget(),
+            client: ExternalClientFns {
+                create: Box::new(|| Err(ProviderError::InvalidSpec("bad name".into()))),
+                ..ExternalClientFns::new(always(Observation::absent()))
+            },
+            want: Want {
+                calls: &["observe", "create"],
+                writes: &[
+                    "annotate tessera.dev/external-name,tessera.dev/external-create-pending",
+                    "annotate tessera.dev/external-create-failed",
+                ],
+                provider_error: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a pending annotation newer than any result stops creation instead of creating again",
+            obj: annotated(
+                widget(),
+                &[
+                    (annotations::EXTERNAL_CREATE_PENDING, "2026-01-02T00:00:00.000000Z"),
+                    (annotations::EXTERNAL_CREATE_SUCCEEDED, "2026-01-01T00:00:00.000000Z"),
+                ],
+            ),
+            client: ExternalClientFns::new(always(Observation::absent())),
+            want: Want {
+                calls: &["observe"],
+                writes: &[],
+                ready: Some(("False", "Creating")),
+                synced: Some(("False", "ReconcileError")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a pending annotation older than the failed one allows a new create",
+            obj: annotated(
+                widget(),
+                &[
+                    (annotations::EXTERNAL_CREATE_PENDING, "2026-01-01T00:00:00.000000Z"),
+                    (annotations::EXTERNAL_CREATE_FAILED, "2026-01-02T00:00:00.000000Z"),
+                ],
+            ),
+            client: ExternalClientFns::new(absent_then(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe", "create", "observe"],
+                writes: &[
+                    "annotate tessera.dev/external-name,tessera.dev/external-create-pending",
+                    "annotate tessera.dev/external-create-succeeded",
+                    "event Created",
+                ],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an interrupted create whose resource exists is adopted, not created again",
+            obj: annotated(
+                widget(),
+                &[(annotations::EXTERNAL_CREATE_PENDING, "2026-01-02T00:00:00.000000Z")],
+            ),
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe"],
+                writes: &["annotate tessera.dev/external-create-succeeded"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an Observe-only resource that does not exist is never created",
+            obj: with_policies(widget(), &[ManagementAction::Observe]),
+            client: ExternalClientFns::new(always(Observation::absent())),
+            want: Want {
+                calls: &["observe"],
+                writes: &[],
+                ready: Some(("False", "Unavailable")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a drifted resource is updated and the update is an event",
+            obj: widget(),
+            client: ExternalClientFns::new(always(Observation::drifted("size: want 2, have 1"))),
+            want: Want {
+                calls: &["observe", "update"],
+                writes: &["event Updated"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an Observe-only drifted resource is never updated",
+            obj: with_policies(widget(), &[ManagementAction::Observe]),
+            client: ExternalClientFns::new(always(Observation::drifted("size: want 2, have 1"))),
+            want: Want {
+                calls: &["observe"],
+                writes: &[],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an up-to-date resource in steady state causes no writes at all",
+            obj: widget(),
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe"],
+                writes: &[],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an existing but not yet usable resource is Ready=False Unavailable",
+            obj: widget(),
+            client: ExternalClientFns::new(always(Observation {
+                available: false,
+                ..Observation::up_to_date()
+            })),
+            want: Want {
+                calls: &["observe"],
+                ready: Some(("False", "Unavailable")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an observe error is a provider failure and nothing is written",
+            obj: widget(),
+            client: ExternalClientFns::new(Box::new(|_, _| {
+                Err(ProviderError::Transient("connection refused".into()))
+            })),
+            want: Want {
+                calls: &["observe"],
+                provider_error: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting with policy Delete deletes, confirms it is gone, then drops the finalizer",
+            obj: deleting(widget()),
+            client: ExternalClientFns::new(Box::new(|n, _| {
+                Ok(if n == 1 {
+                    Observation::up_to_date()
+                } else {
+                    Observation::absent()
+                })
+            })),
+            want: Want {
+                calls: &["observe", "delete", "observe"],
+                writes: &["remove-finalizer", "event Deleted"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting keeps the finalizer while the external resource is still there",
+            obj: deleting(widget()),
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe", "delete", "observe"],
+                writes: &[],
+                ready: Some(("False", "Deleting")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting with policy Orphan never calls delete",
+            obj: {
+                let mut w = deleting(widget());
+                w.spec.resource.deletion_policy = crate::api::common::DeletionPolicy::Orphan;
+                w
+            },
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe"],
+                writes: &["remove-finalizer", "event Orphaned"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting without the Delete management policy orphans",
+            obj: deleting(with_policies(
+                widget(),
+                &[ManagementAction::Observe, ManagementAction::Create],
+            )),
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe"],
+                writes: &["remove-finalizer", "event Orphaned"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a failed delete keeps the finalizer and reports the error",
+            obj: deleting(widget()),
+            client: ExternalClientFns {
+                delete: Box::new(|| Err(ProviderError::Transient("role owns objects".into()))),
+                ..ExternalClientFns::new(always(Observation::up_to_date()))
+            },
+            want: Want {
+                calls: &["observe", "delete"],
+                writes: &[],
+                provider_error: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "the connection secret gets what create and observe returned",
+            obj: {
+                let mut w = widget();
+                w.spec.resource.write_connection_secret_to_ref = Some(SecretReference {
+                    name: "conn".into(),
+                    namespace: "apps".into(),
+                });
+                w
+            },
+            client: ExternalClientFns {
+                create: Box::new(|| {
+                    let mut cd = ConnectionDetails::new();
+                    cd.insert("password", "s3cret");
+                    Ok(cd)
+                }),
+                ..ExternalClientFns::new(absent_then(Observation::up_to_date().with_connection({
+                    let mut cd = ConnectionDetails::new();
+                    cd.insert("endpoint", "db");
+                    cd
+                })))
+            },
+            want: Want {
+                calls: &["observe", "create", "observe"],
+                writes: &[
+                    "annotate tessera.dev/external-name,tessera.dev/external-create-pending",
+                    "annotate tessera.dev/external-create-succeeded",
+                    "event Created",
+                    "secret apps/conn",
+                ],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+    ];
+
+    for case in cases {
+        let effects = RecordingEffects::default();
+        let mut mr = case.obj.clone();
+        let result = drive(
+            &effects,
+            &case.client,
+            &case.obj,
+            &mut mr,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(case.client.calls(), case.want.calls, "calls: {}", case.reason);
+        assert_eq!(effects.writes(), case.want.writes, "writes: {}", case.reason);
+        match result {
+            Ok(Step::FinalizerRemoved) => {
+                assert!(case.want.finalizer_removed, "finalizer removed: {}", case.reason)
+            }
+            Ok(Step::Done { outcome, .. }) => {
+                assert!(!case.want.finalizer_removed, "{}", case.reason);
+                assert!(!case.want.provider_error, "{}", case.reason);
+                let ready = outcome
+                    .ready
+                    .as_ref()
+                    .map(|c| (c.status.as_str(), c.reason.as_str()));
+                assert_eq!(ready, case.want.ready, "ready: {}", case.reason);
+                let synced = (outcome.synced.status.as_str(), outcome.synced.reason.as_str());
+                assert_eq!(Some(synced), case.want.synced, "synced: {}", case.reason);
+            }
+            Err(Failure::Provider(_)) => assert!(case.want.provider_error, "{}", case.reason),
+            Err(Failure::Kube(e)) => panic!("{}: unexpected kube error {e}", case.reason),
+        }
+    }
+}
+
+#[tokio::test]
+async fn connection_secret_merges_observed_and_created_details() {
+    let effects = RecordingEffects::default();
+    let mut obj = widget();
+    obj.spec.resource.write_connection_secret_to_ref = Some(SecretReference {
+        name: "conn".into(),
+        namespace: "apps".into(),
+    });
+    let client = ExternalClientFns {
+        create: Box::new(|| {
+            let mut cd = ConnectionDetails::new();
+            cd.insert("password", "s3cret");
+            Ok(cd)
+        }),
+        ..ExternalClientFns::new(absent_then(Observation::up_to_date().with_connection({
+            let mut cd = ConnectionDetails::new();
+            cd.insert("endpoint", "db");
+            cd
+        })))
+    };
+    let mut mr = obj.clone();
+    drive(&effects, &client, &obj, &mut mr, Duration::from_secs(60))
+        .await
+        .map_err(|_| "drive failed")
+        .unwrap();
+    let secrets = effects.secrets.lock().unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].get_str("password"), Some("s3cret"));
+    assert_eq!(secrets[0].get_str("endpoint"), Some("db"));
+}
+
+#[test]
+fn create_incomplete_compares_pending_with_both_results() {
+    let cases = [
+        ("no annotations: nothing pending", vec![], false),
+        (
+            "pending alone is incomplete",
+            vec![(annotations::EXTERNAL_CREATE_PENDING, "2026-01-01T00:00:00.000000Z")],
+            true,
+        ),
+        (
+            "succeeded after pending is complete",
+            vec![
+                (annotations::EXTERNAL_CREATE_PENDING, "2026-01-01T00:00:00.000000Z"),
+                (annotations::EXTERNAL_CREATE_SUCCEEDED, "2026-01-01T00:00:01.000000Z"),
+            ],
+            false,
+        ),
+        (
+            "failed after pending is complete",
+            vec![
+                (annotations::EXTERNAL_CREATE_PENDING, "2026-01-01T00:00:00.000000Z"),
+                (annotations::EXTERNAL_CREATE_FAILED, "2026-01-01T00:00:01.000000Z"),
+            ],
+            false,
+        ),
+        (
+            "a newer pending after an old success is incomplete",
+            vec![
+                (annotations::EXTERNAL_CREATE_PENDING, "2026-01-02T00:00:00.000000Z"),
+                (annotations::EXTERNAL_CREATE_SUCCEEDED, "2026-01-01T00:00:00.000000Z"),
+            ],
+            true,
+        ),
+    ];
+    for (reason, kv, want) in cases {
+        assert_eq!(create_incomplete(&annotated(widget(), &kv)), want, "{reason}");
+    }
+}

@@ -1,0 +1,485 @@
+//! The generic managed reconciler.
+//!
+//! # Expected flow
+//! 1. Paused objects get `Synced=False/ReconcilePaused` and nothing else happens.
+//! 2. The finalizer is added before anything touches the external system.
+//! 3. The provider connects (ProviderConfig + credentials) and observes.
+//! 4. Absent: the external name and the `external-create-pending` annotation are
+//!    persisted, then `create` runs, then `external-create-succeeded` (or `-failed`) is
+//!    persisted. Drifted: `update`. Deleting: `delete` until observe says absent, then the
+//!    finalizer goes.
+//! 5. Connection details go to the connection Secret (only when a value changed), the
+//!    status is written (only when it changed), and the object is polled again after a
+//!    jittered interval.
+//!
+//! # Guarantees
+//! - No external create happens unless `external-create-pending` was persisted first, and
+//!   a pending annotation newer than any result stops creation until a person looks: a
+//!   crash between the create and the result annotation never creates a second copy.
+//!   Because external names are persisted before the create, the next observe finds the
+//!   object the interrupted create made, and the reconciler adopts it.
+//! - Steady state makes no Kubernetes writes: status, annotations and Secrets are written
+//!   only when their content changes; events are published on transitions only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tracing::{debug, instrument, warn};
+
+use crate::api::common::{
+    Condition, ConnectionDetails, ResourceStatus, SecretReference, annotations, condition_type,
+    find_condition, reason, set_condition,
+};
+use crate::managed::machine::{self, Effects, Error, Failure, Outcome, Step};
+use crate::managed::{Connector, Managed, ProviderError, secret};
+
+/// The finalizer every managed resource carries while its external resource may exist.
+pub const FINALIZER: &str = "finalizer.managed.tessera.dev";
+
+/// Settings of the managed controllers.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    /// How often an external resource is read again when nothing else happens.
+    /// Each object can override it with the `tessera.dev/poll-interval` annotation.
+    pub poll_interval: Duration,
+    /// Reconciles running at once per kind.
+    pub max_concurrent_reconciles: u16,
+    /// External calls running at once per ProviderConfig.
+    pub provider_config_concurrency: usize,
+    /// The longest wait between retries after errors.
+    pub max_backoff: Duration,
+    /// Field manager for server-side apply and the controller name in events.
+    pub field_manager: String,
+    /// Crash-safety test hook: exit the process right after a successful external create,
+    /// before its result is recorded (set by `TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE=1`).
+    pub exit_after_external_create: bool,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        ControllerOptions {
+            poll_interval: Duration::from_secs(60),
+            max_concurrent_reconciles: 16,
+            provider_config_concurrency: 10,
+            max_backoff: Duration::from_secs(60),
+            field_manager: "tessera".to_string(),
+            exit_after_external_create: false,
+        }
+    }
+}
+
+struct Ctx<M, C> {
+    client: kube::Client,
+    connector: C,
+    recorder: Recorder,
+    opts: ControllerOptions,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    failures: Mutex<HashMap<String, u32>>,
+    _kind: std::marker::PhantomData<fn() -> M>,
+}
+
+/// Runs the controller of managed kind `M` until the process is asked to stop.
+pub async fn run_controller<M, C>(client: kube::Client, connector: C, opts: ControllerOptions)
+where
+    M: Managed,
+    C: Connector<M>,
+{
+    let api: Api<M> = Api::all(client.clone());
+    let reporter = Reporter {
+        controller: opts.field_manager.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        connector,
+        limits: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
+        opts,
+        _kind: std::marker::PhantomData,
+    });
+    let (reader, writer) = reflector::store();
+    // Status writes do not change any of these, so our own status updates do not
+    // trigger another reconcile; spec, annotation, finalizer and deletion changes do.
+    let trigger = |mr: &M| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        mr.meta().generation.hash(&mut h);
+        mr.annotations().hash(&mut h);
+        mr.finalizers().hash(&mut h);
+        mr.meta().deletion_timestamp.is_some().hash(&mut h);
+        Some(h.finish())
+    };
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger, Default::default());
+    let concurrency = ctx.opts.max_concurrent_reconciles;
+    Controller::for_stream(stream, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .shutdown_on_signal()
+        .run(reconcile::<M, C>, error_policy::<M, C>, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!(error = %e, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+fn error_policy<M: Managed, C: Connector<M>>(
+    mr: Arc<M>,
+    err: &Error,
+    ctx: Arc<Ctx<M, C>>,
+) -> Action {
+    warn!(name = %mr.name_any(), error = %err, "reconcile failed");
+    Action::requeue(ctx.backoff(&mr.name_any()))
+}
+
+impl<M: Managed, C: Connector<M>> Ctx<M, C> {
+    fn api(&self) -> Api<M> {
+        Api::all(self.client.clone())
+    }
+
+    /// The semaphore limiting concurrent external calls through one ProviderConfig.
+    fn limit(&self, provider_config: &str) -> Arc<Semaphore> {
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        limits
+            .entry(provider_config.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.opts.provider_config_concurrency)))
+            .clone()
+    }
+
+    /// Records one more failure of `name` and returns how long to wait: 1s, 2s, 4s, ...
+    /// up to `max_backoff`, with jitter so that many failing objects do not retry at once.
+    fn backoff(&self, name: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(name.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(1u64 << (*n - 1).min(16));
+        jitter(base.min(self.opts.max_backoff), 0.2)
+    }
+
+    fn reset_backoff(&self, name: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(name);
+    }
+
+    fn poll_interval(&self, mr: &M) -> Duration {
+        let interval = mr
+            .annotations()
+            .get(annotations::POLL_INTERVAL)
+            .and_then(|v| parse_duration(v))
+            .unwrap_or(self.opts.poll_interval);
+        jitter(interval, 0.1)
+    }
+
+    async fn publish(&self, mr: &M, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &mr.object_ref(&())).await {
+            warn!(name = %mr.name_any(), error = %e, "failed to publish event");
+        }
+    }
+}
+
+fn jitter(d: Duration, fraction: f64) -> Duration {
+    let f = 1.0 + fraction * (2.0 * rand::random::<f64>() - 1.0);
+    d.mul_f64(f.max(0.0))
+}
+
+/// Parses `90s`, `5m`, `1h` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+#[async_trait]
+impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
+    async fn annotate(&self, obj: &M, values: &[(&str, String)]) -> Result<(), Error> {
+        let annotations: serde_json::Map<String, serde_json::Value> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let patch = json!({ "metadata": { "annotations": annotations } });
+        self.api()
+            .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::WriteAnnotations(obj.name_any(), e))?;
+        Ok(())
+    }
+
+    async fn remove_finalizer(&self, obj: &M) -> Result<(), Error> {
+        let Some(i) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
+            return Ok(());
+        };
+        let path = format!("/metadata/finalizers/{i}");
+        let ops = json!([
+            { "op": "test", "path": path, "value": FINALIZER },
+            { "op": "remove", "path": path },
+        ]);
+        self.patch_json(obj, ops).await
+    }
+
+    async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value) -> Result<(), Error> {
+        let patch = json!({ "spec": { "forProvider": for_provider } });
+        self.api()
+            .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::WriteSpec(obj.name_any(), e))?;
+        Ok(())
+    }
+
+    async fn publish_secret(
+        &self,
+        obj: &M,
+        target: &SecretReference,
+        details: &ConnectionDetails,
+    ) -> Result<(), Error> {
+        secret::publish(&self.client, &self.opts.field_manager, obj, target, details)
+            .await
+            .map_err(|e| Error::WriteSecret(obj.name_any(), e))
+    }
+
+    async fn event(&self, obj: &M, reason: &str, note: String) {
+        self.publish(obj, EventType::Normal, reason, note).await;
+    }
+
+    fn after_external_create(&self) {
+        if self.opts.exit_after_external_create {
+            warn!("exiting after an external create, before recording it (crash-safety test hook)");
+            std::process::exit(86);
+        }
+    }
+}
+
+impl<M: Managed, C: Connector<M>> Ctx<M, C> {
+    async fn add_finalizer(&self, obj: &M) -> Result<(), Error> {
+        // A JSON patch that tests the current list: never drops someone else's finalizer.
+        let ops = if obj.finalizers().is_empty() {
+            json!([
+                { "op": "test", "path": "/metadata/finalizers", "value": null },
+                { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
+            ])
+        } else {
+            json!([
+                { "op": "test", "path": "/metadata/finalizers", "value": obj.finalizers() },
+                { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
+            ])
+        };
+        self.patch_json(obj, ops).await
+    }
+
+    async fn patch_json(&self, obj: &M, ops: serde_json::Value) -> Result<(), Error> {
+        let patch: json_patch::Patch =
+            serde_json::from_value(ops).map_err(|e| Error::Serialize(obj.name_any(), e))?;
+        self.api()
+            .patch::<M>(&obj.name_any(), &PatchParams::default(), &Patch::Json(patch))
+            .await
+            .map_err(|e| Error::Finalizer(obj.name_any(), e))?;
+        Ok(())
+    }
+}
+
+#[instrument(skip_all, fields(kind = %M::kind(&()), name = %obj.name_any()))]
+async fn reconcile<M: Managed, C: Connector<M>>(
+    obj: Arc<M>,
+    ctx: Arc<Ctx<M, C>>,
+) -> Result<Action, Error> {
+    let name = obj.name_any();
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && !has_finalizer {
+        return Ok(Action::await_change());
+    }
+    if obj
+        .annotations()
+        .get(annotations::PAUSED)
+        .is_some_and(|v| v == "true")
+    {
+        let outcome = Outcome {
+            ready: None,
+            synced: Condition::new(
+                condition_type::SYNCED,
+                false,
+                reason::RECONCILE_PAUSED,
+                "Reconciliation is paused by the tessera.dev/paused annotation; remove it to resume",
+            ),
+        };
+        ctx.write_status(&obj, (*obj).clone(), outcome).await?;
+        return Ok(Action::await_change());
+    }
+    if !deleting && !has_finalizer {
+        ctx.add_finalizer(&obj).await?;
+    }
+
+    let mut mr = (*obj).clone();
+    let poll = ctx.poll_interval(&obj);
+    let result = match ctx.connector.connect(&ctx.client, &obj).await {
+        Ok(external) => {
+            let limit = ctx.limit(obj.resource_spec().provider_config_name());
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = limit.acquire_owned().await.ok();
+            machine::drive(ctx.as_ref(), external.as_ref(), &obj, &mut mr, poll).await
+        }
+        Err(e) => Err(Failure::Provider(e)),
+    };
+    match result {
+        Ok(Step::Done { outcome, requeue }) => {
+            ctx.reset_backoff(&name);
+            ctx.write_status(&obj, mr, outcome).await?;
+            Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+        }
+        Ok(Step::FinalizerRemoved) => {
+            ctx.reset_backoff(&name);
+            Ok(Action::await_change())
+        }
+        Err(Failure::Kube(e)) => Err(e),
+        Err(Failure::Provider(e)) => {
+            let requeue = match e {
+                ProviderError::InvalidSpec(_) => poll,
+                ProviderError::Transient(_) | ProviderError::Config(_) => ctx.backoff(&name),
+            };
+            let message = capitalize(&e.to_string());
+            let previous = obj
+                .resource_status()
+                .and_then(|s| find_condition(&s.conditions, condition_type::SYNCED))
+                .map(|c| c.message.clone());
+            if previous.as_deref() != Some(message.as_str()) {
+                ctx.publish(&obj, EventType::Warning, e.category(), message.clone())
+                    .await;
+            }
+            let outcome = Outcome {
+                ready: deleting
+                    .then(|| Condition::new(condition_type::READY, false, reason::DELETING, "")),
+                synced: Condition::new(
+                    condition_type::SYNCED,
+                    false,
+                    reason::RECONCILE_ERROR,
+                    message,
+                ),
+            };
+            // Keep the last good observed state: a failed call may have filled atProvider
+            // partially.
+            ctx.write_status(&obj, (*obj).clone(), outcome).await?;
+            Ok(Action::requeue(requeue))
+        }
+    }
+}
+
+/// Applies the outcome to `mr`'s status and writes it, unless nothing changed.
+impl<M: Managed, C: Connector<M>> Ctx<M, C> {
+async fn write_status(&self, obj: &M, mut mr: M, outcome: Outcome) -> Result<(), Error> {
+    let generation = obj.meta().generation;
+    let now = machine::now();
+    let status: &mut ResourceStatus = mr.resource_status_mut();
+    let mut conditions = status.conditions.clone();
+    let stamp = |mut c: Condition| {
+        c.observed_generation = generation;
+        c
+    };
+    if let Some(ready) = outcome.ready {
+        set_condition(&mut conditions, stamp(ready), &now);
+    } else if find_condition(&conditions, condition_type::READY).is_none() {
+        // The first reconcile always says Ready=False, so GitOps tools never take an
+        // object without status for a healthy one.
+        let ready = Condition::new(condition_type::READY, false, reason::CREATING, "");
+        set_condition(&mut conditions, stamp(ready), &now);
+    }
+    set_condition(&mut conditions, stamp(outcome.synced), &now);
+    status.conditions = conditions;
+    status.observed_generation = generation;
+
+    let value = serde_json::to_value(&mr).map_err(|e| Error::Serialize(obj.name_any(), e))?;
+    let old = serde_json::to_value(obj).map_err(|e| Error::Serialize(obj.name_any(), e))?;
+    let new_status = value.get("status").cloned().unwrap_or_default();
+    if old.get("status") == Some(&new_status) {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": M::api_version(&()),
+        "kind": M::kind(&()),
+        "status": new_status,
+    });
+    self.api()
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(&self.opts.field_manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|e| Error::WriteStatus(obj.name_any(), e))?;
+    Ok(())
+}
+}
+
+/// Condition messages start with a capital letter (DESIGN.md 4).
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_seconds_minutes_and_hours() {
+        let cases = [
+            ("plain number means seconds", "30", Some(30)),
+            ("seconds suffix", "45s", Some(45)),
+            ("minutes suffix", "5m", Some(300)),
+            ("hours suffix", "1h", Some(3600)),
+            ("zero is not a poll interval", "0s", None),
+            ("unknown unit is rejected", "5d", None),
+            ("garbage is rejected", "soon", None),
+        ];
+        for (reason, input, want) in cases {
+            assert_eq!(parse_duration(input).map(|d| d.as_secs()), want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn messages_are_capitalised() {
+        assert_eq!(capitalize("role x failed"), "Role x failed");
+        assert_eq!(capitalize(""), "");
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(100), 0.1);
+            assert!(d >= Duration::from_secs(90) && d <= Duration::from_secs(110), "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Connection-secret publishing: additive (server-side apply owns only our keys),
+//! owner-referenced to the managed resource, written only when a value changed.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::common::{ConnectionDetails, SecretReference};
+
+/// Label on every connection Secret Tessera writes.
+pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "tessera");
+
+/// Whether `secret` already holds every entry of `details` with the same value.
+pub fn holds(secret: &Secret, details: &ConnectionDetails) -> bool {
+    let data = secret.data.as_ref();
+    details.0.iter().all(|(k, v)| {
+        data.and_then(|d| d.get(k))
+            .is_some_and(|have| have.0 == *v)
+    })
+}
+
+/// Writes `details` into the Secret `target`, owned by `owner`, unless it already holds
+/// them. Keys written by others are left alone.
+pub async fn publish<K: Resource<DynamicType = ()>>(
+    client: &kube::Client,
+    field_manager: &str,
+    owner: &K,
+    target: &SecretReference,
+    details: &ConnectionDetails,
+) -> Result<(), kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &target.namespace);
+    if let Some(existing) = api.get_opt(&target.name).await?
+        && holds(&existing, details)
+    {
+        return Ok(());
+    }
+    let data: std::collections::BTreeMap<String, ByteString> = details
+        .0
+        .iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+        .collect();
+    let owner_ref = owner.controller_owner_ref(&()).map(|mut r| {
+        // The owner may be cluster-scoped and the Secret namespaced: a controller
+        // reference is fine; blocking deletion is not needed.
+        r.block_owner_deletion = None;
+        r
+    });
+    let secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": target.name,
+            "namespace": target.namespace,
+            "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1 },
+            "ownerReferences": owner_ref.into_iter().collect::<Vec<_>>(),
+        },
+        "type": "connection.tessera.dev/v1",
+        "data": data,
+    });
+    api.patch(
+        &target.name,
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(&secret),
+    )
+    .await?;
+    tracing::debug!(owner = %owner.name_any(), secret = %target.name, keys = ?details.keys().collect::<Vec<_>>(), "published connection secret");
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `tessera crds`: the CRDs of the engine and of the enabled providers, as YAML.
+//! `crds/` in the repository is this command's output (`tessera crds --out-dir crds`).
+
+use std::path::Path;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+use crate::Provider;
+
+/// A rendered CRD: its file name (`<group>_<plural>.yaml`) and YAML text.
+pub struct CrdFile {
+    pub file_name: String,
+    pub yaml: String,
+}
+
+/// The CRDs of the engine and of `providers`, sorted by file name.
+pub fn render(providers: &[Provider]) -> anyhow::Result<Vec<CrdFile>> {
+    let mut crds: Vec<CustomResourceDefinition> = tessera_engine::api::crds();
+    for p in providers {
+        match p {
+            Provider::Postgresql => crds.extend(tessera_provider_postgresql::crds()),
+        }
+    }
+    let mut files = crds
+        .iter()
+        .map(|crd| {
+            Ok(CrdFile {
+                file_name: format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural),
+                yaml: serde_yaml::to_string(crd)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    files.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    Ok(files)
+}
+
+/// All CRDs as one YAML stream.
+pub fn stream(files: &[CrdFile]) -> String {
+    files
+        .iter()
+        .map(|f| format!("---\n{}", f.yaml))
+        .collect::<String>()
+}
+
+/// Writes one file per CRD into `dir`, removing CRD files that are no longer generated.
+pub fn write_dir(dir: &Path, files: &[CrdFile]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let stale = path.extension().is_some_and(|e| e == "yaml")
+            && !files
+                .iter()
+                .any(|f| path.file_name().is_some_and(|n| n == f.file_name.as_str()));
+        if stale {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    for f in files {
+        std::fs::write(dir.join(&f.file_name), &f.yaml)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_crds_match_the_generated_ones() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+        let files = render(&Provider::all()).unwrap();
+        let fix = "run `cargo run -- crds --out-dir crds` and commit the result";
+        let mut committed: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}; {fix}", dir.display()))
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect();
+        committed.sort();
+        let generated: Vec<String> = files.iter().map(|f| f.file_name.clone()).collect();
+        assert_eq!(committed, generated, "crds/ has other files than `tessera crds` generates; {fix}");
+        for f in &files {
+            let on_disk = std::fs::read_to_string(dir.join(&f.file_name)).unwrap();
+            assert!(on_disk == f.yaml, "crds/{} differs from `tessera crds`; {fix}", f.file_name);
+        }
+    }
+
+    #[test]
+    fn every_crd_has_tessera_category_and_a_dev_group() {
+        for f in render(&Provider::all()).unwrap() {
+            assert!(f.file_name.contains("tessera.dev_"), "{}", f.file_name);
+            assert!(f.yaml.contains("- tessera"), "{} lacks category tessera", f.file_name);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The `tessera` binary: wiring only. Everything it runs lives in the engine and provider crates.
+#![forbid(unsafe_code)]
+
+mod crds;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tessera_engine::managed::ControllerOptions;
+
+/// Tessera: a composition engine for external resources.
+#[derive(Parser)]
+#[command(name = "tessera", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// A provider compiled into this binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    /// PostgreSQL roles, databases and grants (`postgresql.sql.tessera.dev`).
+    Postgresql,
+}
+
+impl Provider {
+    fn all() -> Vec<Provider> {
+        vec![Provider::Postgresql]
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controllers of the engine and of the enabled providers.
+    Controller(ControllerArgs),
+    /// Print the CRDs of the engine and the enabled providers as a YAML stream.
+    Crds {
+        /// Providers whose CRDs to include (default: all compiled in).
+        #[arg(long, value_delimiter = ',')]
+        providers: Option<Vec<Provider>>,
+        /// Write one file per CRD into this directory instead of printing them.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// Providers to run (default: all compiled in).
+    #[arg(long, value_delimiter = ',', env = "TESSERA_PROVIDERS")]
+    providers: Option<Vec<Provider>>,
+    /// How often each external resource is read again when nothing else happens, in
+    /// seconds. Objects can override it with the `tessera.dev/poll-interval` annotation.
+    #[arg(long, default_value_t = 60, env = "TESSERA_POLL_INTERVAL")]
+    poll_interval: u64,
+    /// Reconciles running at once per kind.
+    #[arg(long, default_value_t = 16)]
+    max_concurrent_reconciles: u16,
+    /// External calls running at once per ProviderConfig.
+    #[arg(long, default_value_t = 10)]
+    provider_config_concurrency: usize,
+    /// The longest wait between retries after errors, in seconds.
+    #[arg(long, default_value_t = 60, env = "TESSERA_MAX_BACKOFF")]
+    max_backoff: u64,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TESSERA_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds { providers, out_dir } => {
+            let providers = providers.unwrap_or_else(Provider::all);
+            let files = crds::render(&providers)?;
+            match out_dir {
+                Some(dir) => crds::write_dir(&dir, &files)?,
+                None => print!("{}", crds::stream(&files)),
+            }
+            Ok(())
+        }
+        Command::Controller(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(controller(args)),
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format);
+    let client = kube::Client::try_default().await?;
+    let opts = ControllerOptions {
+        poll_interval: Duration::from_secs(args.poll_interval.max(1)),
+        max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
+        provider_config_concurrency: args.provider_config_concurrency.max(1),
+        max_backoff: Duration::from_secs(args.max_backoff.max(1)),
+        exit_after_external_create: std::env::var("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE")
+            .is_ok_and(|v| v == "1"),
+        ..ControllerOptions::default()
+    };
+    let providers = args.providers.unwrap_or_else(Provider::all);
+    tracing::info!(?providers, "starting controllers");
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in providers {
+        match p {
+            Provider::Postgresql => {
+                tasks.spawn(tessera_provider_postgresql::run(client.clone(), opts.clone()));
+            }
+        }
+    }
+    while let Some(res) = tasks.join_next().await {
+        res?;
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! Helpers shared by the integration tests: the testenv's env file, clients for its real
+//! servers, CRD installation, and running `tessera controller` in-process or as a process.
+//!
+//! Every test talks to the real servers started by `testenv/up`; none is mocked.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Config};
+
+/// The values `testenv/up` wrote into its env file.
+#[derive(Clone, Debug)]
+pub struct TestEnv {
+    vars: HashMap<String, String>,
+}
+
+impl TestEnv {
+    /// Reads `${TESSERA_TESTENV_DIR:-/tmp/tessera-testenv}/env`.
+    pub fn load() -> TestEnv {
+        let dir = std::env::var("TESSERA_TESTENV_DIR")
+            .unwrap_or_else(|_| "/tmp/tessera-testenv".to_string());
+        let path = Path::new(&dir).join("env");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {}: {e}; start the test servers with testenv/up (scripts/test does)",
+                path.display()
+            )
+        });
+        let vars = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            .collect();
+        TestEnv { vars }
+    }
+
+    /// A value of the env file; panics with the key's name when it is missing.
+    pub fn get(&self, key: &str) -> &str {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("testenv env file has no {key}; re-run testenv/up"))
+    }
+
+    /// A kube client for the test cluster's admin.
+    pub async fn kube(&self) -> Client {
+        self.kube_from(self.get("KUBECONFIG")).await
+    }
+
+    /// A kube client from a kubeconfig file of the test cluster.
+    pub async fn kube_from(&self, kubeconfig: &str) -> Client {
+        let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kubeconfig");
+        Client::try_from(config).expect("kube client")
+    }
+
+    /// A connection to the test PostgreSQL server as its superuser.
+    pub async fn postgres(&self) -> tokio_postgres::Client {
+        self.postgres_url(self.get("POSTGRES_URL")).await
+    }
+
+    /// A connection to PostgreSQL with the given URL; the connection task is spawned.
+    pub async fn postgres_url(&self, url: &str) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to PostgreSQL: {e}"));
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+}
+
+/// The repository root (where `crds/` lives).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Reads every CRD in `crds/`.
+pub fn committed_crds() -> Vec<CustomResourceDefinition> {
+    let dir = repo_root().join("crds");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read crds/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("read CRD file");
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
+/// Applies every CRD of `crds/` with server-side apply and waits until all are Established.
+pub async fn install_crds(client: &Client) -> anyhow::Result<Vec<String>> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for crd in committed_crds() {
+        let name = crd.metadata.name.clone().context("CRD without name")?;
+        api.patch(
+            &name,
+            &PatchParams::apply("tessera-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("apply CRD {name}"))?;
+        names.push(name);
+    }
+    for name in &names {
+        wait_for(Duration::from_secs(60), || async {
+            let crd = api.get(name).await.ok()?;
+            let established = crd
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established.then_some(())
+        })
+        .await
+        .with_context(|| format!("CRD {name} never became Established"))?;
+    }
+    Ok(names)
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or fails after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Creates a namespace (if needed) and returns its name.
+pub async fn namespace(client: &Client, name: &str) -> String {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name }
+    }))
+    .expect("namespace");
+    api.patch(
+        name,
+        &PatchParams::apply("tessera-tests").force(),
+        &Patch::Apply(&ns),
+    )
+    .await
+    .expect("create namespace");
+    name.to_string()
+}
+
+/// A name unique to this test run, for objects of tests that run in parallel.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() % 1_000_000)
+        .unwrap_or(0);
+    format!("{prefix}-{}-{t}-{n}", std::process::id() % 10_000)
+}
+
+/// The path of the `tessera` binary built next to the test binaries.
+pub fn tessera_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/tessera
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("tessera"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} does not exist; build it first with `cargo build --bin tessera` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `tessera controller` process against the test cluster, killed when dropped.
+pub struct ControllerProcess {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl ControllerProcess {
+    /// Starts `tessera controller` with the given extra environment variables; its output
+    /// goes to a log file whose path [`ControllerProcess::log`] returns.
+    pub fn spawn(env: &TestEnv, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let log = std::env::temp_dir().join(format!("{}.log", unique("tessera-controller")));
+        let out = std::fs::File::create(&log)?;
+        let mut cmd = std::process::Command::new(tessera_bin());
+        cmd.arg("controller")
+            .args(["--poll-interval", "5", "--max-backoff", "5"])
+            .env("KUBECONFIG", env.get("KUBECONFIG"))
+            .env("RUST_LOG", "info,tessera_engine=debug")
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().context("spawn tessera controller")?;
+        Ok(ControllerProcess { child, log })
+    }
+
+    /// Waits for the process to exit on its own, returning its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<i32>> {
+        wait_for(timeout, || {
+            let status = self.child.try_wait().ok().flatten();
+            async move { status.map(|s| s.code()) }
+        })
+        .await
+    }
+
+    /// The controller's log file.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the controllers in this test process, once per test binary, on a runtime of their
+/// own (tests each have their own runtime, which ends with the test). Poll interval and
+/// backoff are short so that drift repair and recovery are seen within seconds.
+pub fn start_controller_in_process(env: &TestEnv) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let env = env.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("controller runtime");
+            rt.block_on(async move {
+                let client = env.kube().await;
+                let opts = tessera_engine::managed::ControllerOptions {
+                    poll_interval: Duration::from_secs(5),
+                    max_backoff: Duration::from_secs(5),
+                    ..Default::default()
+                };
+                tessera_provider_postgresql::run(client, opts).await;
+            });
+        });
+    });
+}
