@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # variables are used by the scripts that source this file
+# Common settings for testenv/build, testenv/up and testenv/down (sourced, not run).
+
+TESTENV_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=versions
+. "$TESTENV_SRC/versions"
+
+CACHE_ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/tessera
+K8S_BIN_DIR=$CACHE_ROOT/bin/kubernetes-$KUBERNETES_VERSION
+ETCD_BIN_DIR=$CACHE_ROOT/bin/etcd-$ETCD_VERSION
+BAO_BIN_DIR=$CACHE_ROOT/bin/openbao-$OPENBAO_VERSION
+MOTO_VENV=$CACHE_ROOT/venv/moto-$MOTO_VERSION
+
+STATE=${TESSERA_TESTENV_DIR:-/tmp/tessera-testenv}
+
+# Fixed, uncommon loopback ports.
+ETCD_CLIENT_PORT=23790
+ETCD_PEER_PORT=23800
+APISERVER_PORT=16443
+KCM_PORT=16257
+POSTGRES_PORT=15432
+BAO_PORT=18200
+MOTO_PORT=15000
+
+# Order in which `up` starts the servers (`down` stops them in reverse).
+SERVERS=(etcd kube-apiserver kube-controller-manager postgres openbao moto)
+
+log() { printf '[testenv] %s\n' "$*" >&2; }
+die() { printf '[testenv] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Directory holding the PostgreSQL server binaries (initdb, pg_ctl, postgres), or empty.
+pg_bin_dir() {
+	local d
+	if [[ -x /usr/lib/postgresql/$POSTGRES_MAJOR/bin/postgres ]]; then
+		echo "/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
+		return
+	fi
+	for d in /usr/lib/postgresql/*/bin; do
+		if [[ -x $d/postgres ]]; then
+			echo "$d"
+			return
+		fi
+	done
+}
+
+pidfile() { echo "$STATE/pids/$1.pid"; }
+
+# Prints the pid of a server started by `up` if that process is still alive.
+server_pid() {
+	local f pid
+	f=$(pidfile "$1")
+	[[ -s $f ]] || return 1
+	pid=$(<"$f")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	echo "$pid"
+}
