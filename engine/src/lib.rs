@@ -10,4 +10,5 @@
 #![deny(rust_2018_idioms)]
 
 pub mod api;
+pub mod compose;
 pub mod managed;
