@@ -1,0 +1,79 @@
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tessera_engine::api::common::ProviderCredentials;
+
+/// How to reach a PostgreSQL server and as whom.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "postgresql.sql.tessera.dev",
+    version = "v1alpha1",
+    kind = "ProviderConfig",
+    plural = "providerconfigs",
+    singular = "providerconfig",
+    category = "tessera",
+    category = "providerconfig",
+    derive = "PartialEq",
+    doc = "A ProviderConfig tells the PostgreSQL provider how to reach a PostgreSQL server and \
+           with which credentials. Managed resources name it in spec.providerConfigRef; the one \
+           named `default` is used when they do not.",
+    printcolumn(
+        name = "SECRET",
+        type_ = "string",
+        json_path = ".spec.credentials.secretRef.name"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderConfigSpec {
+    /// The Secret with the server address and the credentials of an administrative role
+    /// (a superuser, or a role with CREATEROLE and CREATEDB). Keys: `endpoint` (host name
+    /// or IP address), `port` (optional, default 5432), `username` and `password`. A change
+    /// of the Secret is picked up at the next reconcile of each managed resource.
+    pub credentials: ProviderCredentials,
+
+    /// Whether the connection is encrypted, as libpq's sslmode: `disable` never uses TLS;
+    /// `prefer` (the default, as in libpq) uses TLS when the server offers it; `require`
+    /// fails when the server does not offer TLS. Neither `prefer` nor `require` verifies
+    /// the server's certificate (libpq does not either for these modes): they protect
+    /// against eavesdropping, not against a server impersonating yours.
+    #[serde(default)]
+    pub ssl_mode: SslMode,
+
+    /// The database the provider connects to; CREATE DATABASE, DROP DATABASE and role
+    /// statements run there. Default `postgres`.
+    #[serde(default = "default_database")]
+    pub default_database: String,
+}
+
+fn default_database() -> String {
+    "postgres".to_string()
+}
+
+/// Whether the connection to PostgreSQL is encrypted (libpq's sslmode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SslMode {
+    /// Never use TLS.
+    Disable,
+    /// Use TLS when the server offers it, without verifying its certificate.
+    #[default]
+    Prefer,
+    /// Always use TLS, without verifying the server's certificate; fail when the server does not offer it.
+    Require,
+}
+
+impl SslMode {
+    /// The name used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Roles: `CREATE ROLE`, `ALTER ROLE`, `DROP ROLE`, observed through pg_roles.
+//!
+//! Password lifecycle (see [`password`]):
+//!
+//! ```text
+//!  create: read source ─ generated and missing? ─▶ generate, store Secret ─▶ CREATE ROLE ... PASSWORD <verifier>
+//!  observe: source password fingerprint ≠ atProvider.passwordFingerprint  ─▶ drift "password: ..."
+//!           tessera.dev/rotate-password ≠ atProvider.passwordRotationToken ─▶ drift "password: rotation requested"
+//!  update: (generated and rotating or missing? ─▶ generate, store Secret) ─▶ ALTER ROLE ... PASSWORD <verifier>
+//! ```
+//!
+//! The Secret is written before the role's password is changed, so a crash in between
+//! leaves a Secret whose fingerprint differs from status, and the next reconcile sets it.
+
+mod password;
+pub(crate) mod plan;
+
+use async_trait::async_trait;
+use kube::Resource;
+use tessera_engine::api::common::ConnectionDetails;
+use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
+use tokio_postgres::error::SqlState;
+
+use crate::api::{ROTATE_PASSWORD_ANNOTATION, Role, RoleObservation};
+use crate::connector::{PostgresClient, deleting, external_name};
+use crate::error::role_still_referenced;
+use crate::sql::{ident, validate_identifier};
+use password::{Password, Source};
+use plan::RoleRow;
+
+const SELECT_ROLE: &str = "SELECT rolcanlogin, rolcreatedb, rolcreaterole, rolinherit, \
+     rolreplication, rolbypassrls, rolsuper, rolconnlimit, COALESCE(rolconfig, '{}') \
+     FROM pg_catalog.pg_roles WHERE rolname = $1";
+
+impl PostgresClient {
+    async fn read_role(&self, name: &str) -> Result<Option<RoleRow>, ProviderError> {
+        let row = self
+            .session
+            .query_opt(&format!("read role {name:?}"), SELECT_ROLE, &[&name])
+            .await?;
+        Ok(row.map(|r| RoleRow {
+            login: r.get(0),
+            create_db: r.get(1),
+            create_role: r.get(2),
+            inherit: r.get(3),
+            replication: r.get(4),
+            bypass_rls: r.get(5),
+            super_user: r.get(6),
+            connection_limit: r.get(7),
+            configuration_parameters: plan::parse_rolconfig(&r.get::<_, Vec<String>>(8)),
+        }))
+    }
+
+    fn connection(&self, name: &str, password: Option<&Password>) -> ConnectionDetails {
+        let mut c = ConnectionDetails::new();
+        c.insert("username", name);
+        c.insert("endpoint", self.session.endpoint());
+        c.insert("port", self.session.port().to_string());
+        if let Some(p) = password {
+            c.insert("password", p.expose());
+        }
+        c
+    }
+
+    /// The password to set on create: the referenced one, the generated one already in
+    /// its Secret (from an earlier attempt), or a new one stored before it is used.
+    async fn password_for_create(
+        &self,
+        role: &Role,
+        source: &Source,
+    ) -> Result<Password, ProviderError> {
+        if let Some(p) = source.read(&self.kube).await? {
+            return Ok(p);
+        }
+        match source {
+            Source::Reference(_) => Err(missing_reference(source)),
+            Source::Generated { .. } => {
+                let p = Password::generate();
+                source.store(&self.kube, role, &p).await?;
+                Ok(p)
+            }
+        }
+    }
+}
+
+fn missing_reference(source: &Source) -> ProviderError {
+    // Transient, not InvalidSpec: Secrets are not watched, and the Secret may simply not
+    // have been created yet.
+    ProviderError::Transient(format!(
+        "the password {} does not exist; create it or change passwordSecretRef",
+        source.describe()
+    ))
+}
+
+fn rotation_token(role: &Role) -> Option<String> {
+    role.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ROTATE_PASSWORD_ANNOTATION))
+        .cloned()
+}
+
+fn recorded(role: &Role) -> RoleObservation {
+    role.status
+        .as_ref()
+        .and_then(|s| s.at_provider.clone())
+        .unwrap_or_default()
+}
+
+fn uid(role: &Role) -> &str {
+    role.meta().uid.as_deref().unwrap_or_default()
+}
+
+fn observation(row: &RoleRow, previous: RoleObservation) -> RoleObservation {
+    RoleObservation {
+        privileges: row.privileges(),
+        connection_limit: Some(row.connection_limit),
+        configuration_parameters: row.configuration_parameters.clone(),
+        ..previous
+    }
+}
+
+/// Records the password just set, and the rotation token it answers.
+fn remember_password(role: &mut Role, password: &Password) {
+    let fingerprint = password.fingerprint(uid(role));
+    let token = rotation_token(role);
+    let status = role.status.get_or_insert_with(Default::default);
+    let at = status.at_provider.get_or_insert_with(Default::default);
+    at.password_fingerprint = Some(fingerprint);
+    at.password_rotation_token = token;
+}
+
+#[async_trait]
+impl ExternalClient<Role> for PostgresClient {
+    async fn observe(&self, mr: &mut Role) -> Result<Observation, ProviderError> {
+        let name = external_name(mr);
+        validate_identifier("role name", &name)?;
+        if deleting(mr) {
+            return Ok(match self.read_role(&name).await? {
+                Some(_) => Observation::up_to_date(),
+                None => Observation::absent(),
+            });
+        }
+        plan::validate(&mr.spec.for_provider)?;
+        let Some(row) = self.read_role(&name).await? else {
+            return Ok(Observation::absent());
+        };
+        let previous = recorded(mr);
+        let mut diff = plan::diff(&mr.spec.for_provider, &row);
+
+        let mut password = None;
+        if let Some(source) = Source::for_role(mr, &self.password_namespace) {
+            match source.read(&self.kube).await? {
+                // Reported as drift, not as an error: update says what is missing.
+                None => match source {
+                    Source::Reference(_) => diff.push(format!(
+                        "password: the {} does not exist",
+                        source.describe()
+                    )),
+                    Source::Generated { .. } => diff.push(format!(
+                        "password: the generated {} is missing; a new password will be set",
+                        source.describe()
+                    )),
+                },
+                Some(p) => {
+                    if previous.password_fingerprint.as_deref() != Some(&p.fingerprint(uid(mr))) {
+                        diff.push(format!(
+                            "password: the password in {} is not the one last set",
+                            source.describe()
+                        ));
+                    } else {
+                        password = Some(p);
+                    }
+                }
+            }
+            let token = rotation_token(mr);
+            if token.is_some() && token != previous.password_rotation_token {
+                diff.push(format!(
+                    "password: rotation requested ({ROTATE_PASSWORD_ANNOTATION}: {})",
+                    token.unwrap_or_default()
+                ));
+            }
+        }
+
+        mr.status.get_or_insert_with(Default::default).at_provider =
+            Some(observation(&row, previous));
+        let connection = self.connection(&name, password.as_ref());
+        Ok(if diff.is_empty() {
+            Observation::up_to_date().with_connection(connection)
+        } else {
+            Observation::drifted(diff.join("; ")).with_connection(connection)
+        })
+    }
+
+    async fn create(&self, mr: &mut Role) -> Result<ConnectionDetails, ProviderError> {
+        let name = external_name(mr);
+        validate_identifier("role name", &name)?;
+        plan::validate(&mr.spec.for_provider)?;
+        let source = Source::for_role(mr, &self.password_namespace);
+        let password = match &source {
+            Some(s) => Some(self.password_for_create(mr, s).await?),
+            None => None,
+        };
+        let verifier = password.as_ref().map(Password::scram_verifier);
+        let sql = plan::create_statements(&name, &mr.spec.for_provider, verifier.as_deref());
+        let action = format!("create role {name:?}");
+        match self.session.batch(&action, &sql).await? {
+            Ok(()) => {}
+            // Created by an earlier attempt whose result was lost, or by someone else:
+            // make it match the spec instead.
+            Err(db) if *db.code() == SqlState::DUPLICATE_OBJECT => return self.update(mr).await,
+            Err(db) => return Err(self.session.origin().db_error(&action, &db)),
+        }
+        if let Some(p) = &password {
+            remember_password(mr, p);
+        }
+        Ok(self.connection(&name, password.as_ref()))
+    }
+
+    async fn update(&self, mr: &mut Role) -> Result<ConnectionDetails, ProviderError> {
+        let name = external_name(mr);
+        validate_identifier("role name", &name)?;
+        plan::validate(&mr.spec.for_provider)?;
+        let Some(row) = self.read_role(&name).await? else {
+            return Err(ProviderError::Transient(format!(
+                "role {name:?} disappeared before it could be updated"
+            )));
+        };
+        let previous = recorded(mr);
+
+        let mut password = None;
+        let mut set_password = false;
+        if let Some(source) = Source::for_role(mr, &self.password_namespace) {
+            let token = rotation_token(mr);
+            let rotate = token.is_some() && token != previous.password_rotation_token;
+            let current = source.read(&self.kube).await?;
+            let p = match (&source, current) {
+                (Source::Reference(_), None) => return Err(missing_reference(&source)),
+                (Source::Generated { .. }, Some(p)) if !rotate => p,
+                (Source::Generated { .. }, _) => {
+                    let p = Password::generate();
+                    source.store(&self.kube, mr, &p).await?;
+                    p
+                }
+                (Source::Reference(_), Some(p)) => p,
+            };
+            set_password =
+                rotate || previous.password_fingerprint.as_deref() != Some(&p.fingerprint(uid(mr)));
+            password = Some(p);
+        }
+
+        let verifier = password
+            .as_ref()
+            .filter(|_| set_password)
+            .map(Password::scram_verifier);
+        let sql = plan::update_statements(&name, &mr.spec.for_provider, &row, verifier.as_deref());
+        if !sql.is_empty() {
+            self.session
+                .execute(&format!("update role {name:?}"), &sql)
+                .await?;
+        }
+        if let Some(p) = password.as_ref().filter(|_| set_password) {
+            remember_password(mr, p);
+        }
+        Ok(self.connection(&name, password.as_ref()))
+    }
+
+    async fn delete(&self, mr: &Role) -> Result<(), ProviderError> {
+        let name = external_name(mr);
+        validate_identifier("role name", &name)?;
+        let action = format!("drop role {name:?}");
+        let sql = format!("DROP ROLE IF EXISTS {}", ident(&name));
+        match self.session.batch(&action, &sql).await? {
+            Ok(()) => Ok(()),
+            // The runtime backs off: someone must delete or reassign the objects first.
+            Err(db) if *db.code() == SqlState::DEPENDENT_OBJECTS_STILL_EXIST => Err(
+                ProviderError::Transient(role_still_referenced(&name, db.detail())),
+            ),
+            Err(db) => Err(self.session.origin().db_error(&action, &db)),
+        }
+    }
+}

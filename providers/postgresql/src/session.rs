@@ -1,0 +1,229 @@
+//! One connection to a PostgreSQL server, made from a ProviderConfig and its credentials.
+//!
+//! tokio-postgres pipelines concurrent queries over one connection, so all managed
+//! resources of a ProviderConfig share one [`Session`]. Statements never use explicit
+//! transactions (which would need the connection to themselves); a multi-statement
+//! [`Session::batch`] runs as one implicit transaction instead.
+
+use std::time::Duration;
+
+use tessera_engine::managed::ProviderError;
+use tessera_engine::managed::credentials::Credentials;
+use tokio_postgres::error::{DbError, SqlState};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use tracing::{debug, warn};
+
+use crate::api::{ProviderConfigSpec, SslMode};
+use crate::error::{Origin, error_text};
+use crate::tls::MakeUnverifiedTls;
+
+/// How long connecting may take before it counts as a transient failure.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one statement may take; catalog reads and DDL are quick unless blocked by a lock.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to PostgreSQL as the administrative user of one ProviderConfig.
+pub struct Session {
+    pg: tokio_postgres::Client,
+    origin: Origin,
+    endpoint: String,
+    port: u16,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("provider_config", &self.origin.provider_config)
+            .field("username", &self.origin.username)
+            .field("endpoint", &self.endpoint)
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl Session {
+    /// Connects with the credentials of the ProviderConfig named `provider_config`.
+    ///
+    /// # Errors
+    ///
+    /// [`ProviderError::Config`] when the Secret lacks a key, the port is not a number,
+    /// PostgreSQL rejects the credentials, the default database does not exist, or TLS is
+    /// required but not offered; [`ProviderError::Transient`] when the server cannot be
+    /// reached.
+    pub async fn connect(
+        provider_config: &str,
+        spec: &ProviderConfigSpec,
+        creds: &Credentials,
+    ) -> Result<Session, ProviderError> {
+        let endpoint = creds.require("endpoint")?;
+        let username = creds.require("username")?;
+        let password = creds.require("password")?;
+        let port = match creds.optional("port")? {
+            None => 5432,
+            Some(p) => p.trim().parse::<u16>().map_err(|_| {
+                ProviderError::Config(format!(
+                    "ProviderConfig {provider_config:?}: key \"port\" of its credentials Secret \
+                     is {p:?}, not a port number"
+                ))
+            })?,
+        };
+        let origin = Origin {
+            provider_config: provider_config.to_string(),
+            username: username.clone(),
+        };
+
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&endpoint)
+            .port(port)
+            .user(&username)
+            .password(password.as_bytes())
+            .dbname(&spec.default_database)
+            .application_name("tessera-provider-postgresql")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .keepalives(true)
+            .ssl_mode(match spec.ssl_mode {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Require => tokio_postgres::config::SslMode::Require,
+            });
+
+        let action = format!("connect to PostgreSQL at {endpoint}:{port}");
+        let connected = match spec.ssl_mode {
+            SslMode::Disable => config.connect(NoTls).await.map(|(client, conn)| {
+                spawn_connection(provider_config, conn);
+                client
+            }),
+            SslMode::Prefer | SslMode::Require => {
+                let tls = MakeUnverifiedTls::new().map_err(|e| {
+                    ProviderError::Transient(format!("cannot set up TLS for {action}: {e}"))
+                })?;
+                config.connect(tls).await.map(|(client, conn)| {
+                    spawn_connection(provider_config, conn);
+                    client
+                })
+            }
+        };
+        let pg = connected.map_err(|e| {
+            if let Some(db) = e.as_db_error()
+                && *db.code() == SqlState::UNDEFINED_DATABASE
+            {
+                return ProviderError::Config(format!(
+                    "ProviderConfig {provider_config:?}: database {:?} does not exist; \
+                     create it or set spec.defaultDatabase",
+                    spec.default_database
+                ));
+            }
+            if spec.ssl_mode == SslMode::Require
+                && error_text(&e).contains("server does not support TLS")
+            {
+                return ProviderError::Config(format!(
+                    "ProviderConfig {provider_config:?}: sslMode is require, but PostgreSQL at \
+                     {endpoint}:{port} does not offer TLS"
+                ));
+            }
+            origin.error(&action, &e)
+        })?;
+        debug!(provider_config, %endpoint, port, "connected to PostgreSQL");
+        Ok(Session {
+            pg,
+            origin,
+            endpoint,
+            port,
+        })
+    }
+
+    /// Whether the connection is gone and a new session is needed.
+    pub fn is_closed(&self) -> bool {
+        self.pg.is_closed()
+    }
+
+    /// The server's host name or address, from the credentials Secret.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Runs a parameterised query; `action` says what it is for in error messages.
+    pub(crate) async fn query(
+        &self,
+        action: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, ProviderError> {
+        match tokio::time::timeout(STATEMENT_TIMEOUT, self.pg.query(sql, params)).await {
+            Ok(result) => result.map_err(|e| self.origin.error(action, &e)),
+            Err(_) => Err(timed_out(action)),
+        }
+    }
+
+    /// Runs a parameterised query that returns at most one row.
+    pub(crate) async fn query_opt(
+        &self,
+        action: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, ProviderError> {
+        match tokio::time::timeout(STATEMENT_TIMEOUT, self.pg.query_opt(sql, params)).await {
+            Ok(result) => result.map_err(|e| self.origin.error(action, &e)),
+            Err(_) => Err(timed_out(action)),
+        }
+    }
+
+    /// Runs statements built with [`crate::sql`] quoting; several statements separated by
+    /// `;` run as one implicit transaction. PostgreSQL's own errors come back as
+    /// `Ok(Err(db_error))` for callers that treat some codes specially (a role that already
+    /// exists, a role that still owns objects); every other failure is classified.
+    pub(crate) async fn batch(
+        &self,
+        action: &str,
+        sql: &str,
+    ) -> Result<Result<(), DbError>, ProviderError> {
+        match tokio::time::timeout(STATEMENT_TIMEOUT, self.pg.batch_execute(sql)).await {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(e)) => match e.as_db_error() {
+                Some(db) => Ok(Err(db.clone())),
+                None => Err(self.origin.error(action, &e)),
+            },
+            // Dropping the future does not cancel the statement on the server; statements
+            // are idempotent DDL, so the next reconcile copes with either outcome.
+            Err(_) => Err(timed_out(action)),
+        }
+    }
+
+    /// Like [`Session::batch`], classifying every error.
+    pub(crate) async fn execute(&self, action: &str, sql: &str) -> Result<(), ProviderError> {
+        self.batch(action, sql)
+            .await?
+            .map_err(|db| self.origin.db_error(action, &db))
+    }
+}
+
+fn timed_out(action: &str) -> ProviderError {
+    ProviderError::Transient(format!(
+        "cannot {action}: PostgreSQL did not answer within {}s",
+        STATEMENT_TIMEOUT.as_secs()
+    ))
+}
+
+fn spawn_connection<S, T>(provider_config: &str, conn: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let provider_config = provider_config.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            warn!(%provider_config, error = %e, "PostgreSQL connection ended");
+        }
+    });
+}
