@@ -78,10 +78,17 @@ mod tests {
             .collect();
         committed.sort();
         let generated: Vec<String> = files.iter().map(|f| f.file_name.clone()).collect();
-        assert_eq!(committed, generated, "crds/ has other files than `tessera crds` generates; {fix}");
+        assert_eq!(
+            committed, generated,
+            "crds/ has other files than `tessera crds` generates; {fix}"
+        );
         for f in &files {
             let on_disk = std::fs::read_to_string(dir.join(&f.file_name)).unwrap();
-            assert!(on_disk == f.yaml, "crds/{} differs from `tessera crds`; {fix}", f.file_name);
+            assert!(
+                on_disk == f.yaml,
+                "crds/{} differs from `tessera crds`; {fix}",
+                f.file_name
+            );
         }
     }
 
@@ -89,7 +96,11 @@ mod tests {
     fn every_crd_has_tessera_category_and_a_dev_group() {
         for f in render(&Provider::all()).unwrap() {
             assert!(f.file_name.contains("tessera.dev_"), "{}", f.file_name);
-            assert!(f.yaml.contains("- tessera"), "{} lacks category tessera", f.file_name);
+            assert!(
+                f.yaml.contains("- tessera"),
+                "{} lacks category tessera",
+                f.file_name
+            );
         }
     }
 }

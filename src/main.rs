@@ -105,6 +105,9 @@ fn init_tracing(format: LogFormat) {
 
 async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
+    // One TLS stack for every client: ring (kube's), chosen explicitly because linked
+    // SDKs may bring a second provider and rustls then refuses to guess.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default().await?;
     let opts = ControllerOptions {
         poll_interval: Duration::from_secs(args.poll_interval.max(1)),
@@ -121,7 +124,10 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     for p in providers {
         match p {
             Provider::Postgresql => {
-                tasks.spawn(tessera_provider_postgresql::run(client.clone(), opts.clone()));
+                tasks.spawn(tessera_provider_postgresql::run(
+                    client.clone(),
+                    opts.clone(),
+                ));
             }
         }
     }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::ApiResource;
 use kube::{Api, Client, Config};
 
 /// The values `testenv/up` wrote into its env file.
@@ -23,6 +24,7 @@ pub struct TestEnv {
 impl TestEnv {
     /// Reads `${TESSERA_TESTENV_DIR:-/tmp/tessera-testenv}/env`.
     pub fn load() -> TestEnv {
+        install_crypto_provider();
         let dir = std::env::var("TESSERA_TESTENV_DIR")
             .unwrap_or_else(|_| "/tmp/tessera-testenv".to_string());
         let path = Path::new(&dir).join("env");
@@ -78,6 +80,12 @@ impl TestEnv {
         });
         client
     }
+}
+
+/// Picks ring as the process's TLS crypto provider (the AWS SDK also links aws-lc-rs, and
+/// rustls refuses to guess between two).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The repository root (where `crds/` lives).
@@ -273,4 +281,233 @@ pub fn start_controller_in_process(env: &TestEnv) {
             });
         });
     });
+}
+
+/// Group/version of the PostgreSQL provider's kinds.
+pub const PG_API: &str = "postgresql.sql.tessera.dev/v1alpha1";
+
+fn api_for(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// Server-side applies an object given as JSON (as `kubectl apply --server-side` would),
+/// cluster-scoped unless it has `metadata.namespace`.
+pub async fn apply(client: &Client, obj: serde_json::Value) -> DynamicObject {
+    let api_version = obj["apiVersion"].as_str().expect("apiVersion").to_string();
+    let kind = obj["kind"].as_str().expect("kind").to_string();
+    let name = obj["metadata"]["name"].as_str().expect("name").to_string();
+    let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+    let api = api_for(client, &api_version, &kind, ns.as_deref());
+    api.patch(
+        &name,
+        &PatchParams::apply("tessera-tests").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"))
+}
+
+/// Reads an object, `None` when it does not exist.
+pub async fn get(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+) -> Option<DynamicObject> {
+    api_for(client, api_version, kind, None)
+        .get_opt(name)
+        .await
+        .unwrap_or_else(|e| panic!("get {kind} {name}: {e}"))
+}
+
+/// Deletes a cluster-scoped object (no error when it is already gone).
+pub async fn delete(client: &Client, api_version: &str, kind: &str, name: &str) {
+    match api_for(client, api_version, kind, None)
+        .delete(name, &Default::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => panic!("delete {kind} {name}: {e}"),
+    }
+}
+
+/// A condition of an object's status.
+pub fn condition(
+    obj: &DynamicObject,
+    type_: &str,
+) -> Option<tessera_engine::api::common::Condition> {
+    let conditions = obj.data.pointer("/status/conditions")?.as_array()?;
+    conditions
+        .iter()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+}
+
+/// Waits until `check` holds for the object; on timeout panics with its last status.
+pub async fn wait_object(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&DynamicObject) -> bool,
+) -> DynamicObject {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let obj = get(client, api_version, kind, name).await;
+        if let Some(o) = &obj
+            && check(o)
+        {
+            return o.clone();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let status = obj.map(|o| o.data["status"].clone());
+            panic!("{kind} {name}: {what} not seen within {timeout:?}; last status: {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the object is Ready=True and Synced=True.
+pub async fn wait_ready(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+) -> DynamicObject {
+    wait_object(
+        client,
+        api_version,
+        kind,
+        name,
+        Duration::from_secs(60),
+        "Ready and Synced",
+        |o| {
+            condition(o, "Ready").is_some_and(|c| c.is_true())
+                && condition(o, "Synced").is_some_and(|c| c.is_true())
+        },
+    )
+    .await
+}
+
+/// Waits until the object's Synced condition is False with a message containing `needle`.
+pub async fn wait_sync_error(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    needle: &str,
+) -> tessera_engine::api::common::Condition {
+    let o = wait_object(
+        client,
+        api_version,
+        kind,
+        name,
+        Duration::from_secs(60),
+        needle,
+        |o| condition(o, "Synced").is_some_and(|c| !c.is_true() && c.message.contains(needle)),
+    )
+    .await;
+    condition(&o, "Synced").expect("Synced")
+}
+
+/// Waits until the object is gone.
+pub async fn wait_gone(client: &Client, api_version: &str, kind: &str, name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Some(o) = get(client, api_version, kind, name).await {
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "{kind} {name} still exists after 60s: {:?}",
+                o.data["status"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The namespace in which tests keep ProviderConfig credentials and connection Secrets.
+pub const TEST_NAMESPACE: &str = "tessera-tests";
+
+/// Creates a PostgreSQL ProviderConfig named `name` (and its credentials Secret) pointing at
+/// the testenv server with the given password.
+pub async fn pg_provider_config(env: &TestEnv, client: &Client, name: &str, password: &str) {
+    namespace(client, TEST_NAMESPACE).await;
+    // Where the controller keeps generated passwords of Roles without a connection secret.
+    namespace(
+        client,
+        tessera_provider_postgresql::DEFAULT_PASSWORD_NAMESPACE,
+    )
+    .await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": format!("{name}-creds"), "namespace": TEST_NAMESPACE },
+            "stringData": {
+                "endpoint": env.get("POSTGRES_HOST"),
+                "port": env.get("POSTGRES_PORT"),
+                "username": env.get("POSTGRES_USER"),
+                "password": password,
+            }
+        }),
+    )
+    .await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": PG_API, "kind": "ProviderConfig",
+            "metadata": { "name": name },
+            "spec": {
+                "credentials": { "source": "Secret",
+                    "secretRef": { "name": format!("{name}-creds"), "namespace": TEST_NAMESPACE } },
+                "sslMode": "disable"
+            }
+        }),
+    )
+    .await;
+}
+
+/// Reads a Secret's data as UTF-8 strings.
+pub async fn secret_data(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Option<HashMap<String, String>> {
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    let s = api.get_opt(name).await.expect("read secret")?;
+    Some(
+        s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+    )
+}
+
+/// Runs a `kubectl` of the test cluster and returns its stdout.
+pub fn kubectl(env: &TestEnv, args: &[&str]) -> String {
+    let out = std::process::Command::new(env.get("KUBECTL"))
+        .arg("--kubeconfig")
+        .arg(env.get("KUBECONFIG"))
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

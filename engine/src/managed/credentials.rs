@@ -30,11 +30,7 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// Builds credentials from already-read Secret data (used by tests and by callers
     /// that read the Secret themselves).
-    pub fn from_data(
-        provider_config: &str,
-        secret: &str,
-        data: BTreeMap<String, Vec<u8>>,
-    ) -> Self {
+    pub fn from_data(provider_config: &str, secret: &str, data: BTreeMap<String, Vec<u8>>) -> Self {
         Credentials {
             provider_config: provider_config.to_string(),
             secret: secret.to_string(),

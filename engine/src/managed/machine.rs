@@ -38,8 +38,7 @@ pub trait Effects<M>: Send + Sync {
     /// Removes the managed finalizer, letting Kubernetes delete the object.
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error>;
     /// Writes late-initialized `spec.forProvider` fields (only called when they changed).
-    async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value)
-    -> Result<(), Error>;
+    async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value) -> Result<(), Error>;
     /// Writes the connection Secret, unless it already holds these values.
     async fn publish_secret(
         &self,
@@ -67,7 +66,7 @@ pub struct Outcome {
 pub enum Step {
     /// Write these conditions, then requeue after the given time (`None`: wait for a change).
     Done {
-        outcome: Outcome,
+        outcome: Box<Outcome>,
         requeue: Option<Duration>,
     },
     /// The finalizer was removed; Kubernetes deletes the object.
@@ -81,6 +80,9 @@ pub enum Failure {
     Kube(Error),
     /// The provider failed; becomes Synced=False.
     Provider(ProviderError),
+    /// Deletion could not reach the external system, but nothing was ever created there:
+    /// the finalizer was removed (see [`release_uncreated`]).
+    Released,
 }
 
 impl From<ProviderError> for Failure {
@@ -121,17 +123,55 @@ pub fn create_incomplete<M: kube::Resource>(mr: &M) -> bool {
         && newer_than(annotations::EXTERNAL_CREATE_FAILED)
 }
 
+/// Whether Tessera ever started an external create for this object.
+pub fn create_attempted<M: kube::Resource>(mr: &M) -> bool {
+    mr.meta()
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(annotations::EXTERNAL_CREATE_PENDING))
+}
+
 /// The current time in the format of the create annotations.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// Handles a failure to connect or observe. An object being deleted whose spec cannot name
+/// or reach an external resource (invalid spec, broken ProviderConfig) and for which
+/// Tessera never started a create holds nothing of ours: its finalizer is released instead
+/// of blocking deletion forever. Anything else stays a failure (transient errors are retried).
+pub async fn release_uncreated<M: Managed>(
+    effects: &dyn Effects<M>,
+    obj: &M,
+    error: ProviderError,
+) -> Failure {
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    let permanent = matches!(
+        error,
+        ProviderError::InvalidSpec(_) | ProviderError::Config(_)
+    );
+    if !(deleting && permanent && !create_attempted(obj)) {
+        return Failure::Provider(error);
+    }
+    if let Err(e) = effects.remove_finalizer(obj).await {
+        return Failure::Kube(e);
+    }
+    effects
+        .event(
+            obj,
+            "Released",
+            format!("Tessera never created an external resource for this object, so there is nothing to delete ({error})"),
+        )
+        .await;
+    Failure::Released
+}
+
 fn success(ready: Condition, requeue: Duration) -> Step {
     Step::Done {
-        outcome: Outcome {
+        outcome: Box::new(Outcome {
             ready: Some(ready),
             synced: Condition::new(condition_type::SYNCED, true, reason::RECONCILE_SUCCESS, ""),
-        },
+        }),
         requeue: Some(requeue),
     }
 }
@@ -148,11 +188,14 @@ pub async fn drive<M: Managed>(
 ) -> Result<Step, Failure> {
     let spec = obj.resource_spec().clone();
     let deleting = obj.meta().deletion_timestamp.is_some();
-    let observation = external.observe(mr).await?;
+    let observation = match external.observe(mr).await {
+        Ok(o) => o,
+        Err(e) => return Err(release_uncreated(effects, obj, e).await),
+    };
 
     if deleting {
-        let delete = spec.deletion_policy == DeletionPolicy::Delete
-            && spec.allows(ManagementAction::Delete);
+        let delete =
+            spec.deletion_policy == DeletionPolicy::Delete && spec.allows(ManagementAction::Delete);
         if delete && observation.exists {
             external.delete(mr).await?;
             if external.observe(mr).await?.exists {
@@ -189,7 +232,7 @@ pub async fn drive<M: Managed>(
         observation
     } else if create_incomplete(obj) {
         return Ok(Step::Done {
-            outcome: Outcome {
+            outcome: Box::new(Outcome {
                 ready: Some(Condition::new(
                     condition_type::READY,
                     false,
@@ -208,7 +251,7 @@ pub async fn drive<M: Managed>(
                         annotations::EXTERNAL_CREATE_PENDING
                     ),
                 ),
-            },
+            }),
             requeue: None,
         });
     } else {
@@ -277,7 +320,9 @@ async fn create<M: Managed>(
     obj: &M,
     mr: &mut M,
 ) -> Result<ConnectionDetails, Failure> {
-    let ext_name = external_name(obj);
+    // From `mr`: observe may have derived the external name from the spec (a Grant's
+    // name encodes its role and database).
+    let ext_name = external_name(mr);
     effects
         .annotate(
             obj,

@@ -39,7 +39,8 @@ pub struct WidgetStatus {
 
 crate::impl_managed!(Widget);
 
-type ObserveFn = Box<dyn Fn(usize, &mut Widget) -> Result<Observation, ProviderError> + Send + Sync>;
+type ObserveFn =
+    Box<dyn Fn(usize, &mut Widget) -> Result<Observation, ProviderError> + Send + Sync>;
 type ResultFn = Box<dyn Fn() -> Result<ConnectionDetails, ProviderError> + Send + Sync>;
 
 /// The fake provider: closures per call, and a log of the calls made.
@@ -258,8 +259,14 @@ async fn state_machine_table() {
             obj: annotated(
                 widget(),
                 &[
-                    (annotations::EXTERNAL_CREATE_PENDING, "2026-01-02T00:00:00.000000Z"),
-                    (annotations::EXTERNAL_CREATE_SUCCEEDED, "2026-01-01T00:00:00.000000Z"),
+                    (
+                        annotations::EXTERNAL_CREATE_PENDING,
+                        "2026-01-02T00:00:00.000000Z",
+                    ),
+                    (
+                        annotations::EXTERNAL_CREATE_SUCCEEDED,
+                        "2026-01-01T00:00:00.000000Z",
+                    ),
                 ],
             ),
             client: ExternalClientFns::new(always(Observation::absent())),
@@ -276,8 +283,14 @@ async fn state_machine_table() {
             obj: annotated(
                 widget(),
                 &[
-                    (annotations::EXTERNAL_CREATE_PENDING, "2026-01-01T00:00:00.000000Z"),
-                    (annotations::EXTERNAL_CREATE_FAILED, "2026-01-02T00:00:00.000000Z"),
+                    (
+                        annotations::EXTERNAL_CREATE_PENDING,
+                        "2026-01-01T00:00:00.000000Z",
+                    ),
+                    (
+                        annotations::EXTERNAL_CREATE_FAILED,
+                        "2026-01-02T00:00:00.000000Z",
+                    ),
                 ],
             ),
             client: ExternalClientFns::new(absent_then(Observation::up_to_date())),
@@ -297,7 +310,10 @@ async fn state_machine_table() {
             reason: "an interrupted create whose resource exists is adopted, not created again",
             obj: annotated(
                 widget(),
-                &[(annotations::EXTERNAL_CREATE_PENDING, "2026-01-02T00:00:00.000000Z")],
+                &[(
+                    annotations::EXTERNAL_CREATE_PENDING,
+                    "2026-01-02T00:00:00.000000Z",
+                )],
             ),
             client: ExternalClientFns::new(always(Observation::up_to_date())),
             want: Want {
@@ -455,6 +471,38 @@ async fn state_machine_table() {
             },
         },
         Case {
+            reason: "deleting an object whose spec never named a valid external resource releases it",
+            obj: deleting(widget()),
+            client: ExternalClientFns::new(Box::new(|_, _| {
+                Err(ProviderError::InvalidSpec("name too long".into()))
+            })),
+            want: Want {
+                calls: &["observe"],
+                writes: &["remove-finalizer", "event Released"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting with an invalid spec after a create was attempted keeps the finalizer",
+            obj: annotated(
+                deleting(widget()),
+                &[(
+                    annotations::EXTERNAL_CREATE_PENDING,
+                    "2026-01-01T00:00:00.000000Z",
+                )],
+            ),
+            client: ExternalClientFns::new(Box::new(|_, _| {
+                Err(ProviderError::InvalidSpec("encoding cannot change".into()))
+            })),
+            want: Want {
+                calls: &["observe"],
+                writes: &[],
+                provider_error: true,
+                ..NONE
+            },
+        },
+        Case {
             reason: "the connection secret gets what create and observe returned",
             obj: {
                 let mut w = widget();
@@ -502,11 +550,25 @@ async fn state_machine_table() {
             Duration::from_secs(60),
         )
         .await;
-        assert_eq!(case.client.calls(), case.want.calls, "calls: {}", case.reason);
-        assert_eq!(effects.writes(), case.want.writes, "writes: {}", case.reason);
+        assert_eq!(
+            case.client.calls(),
+            case.want.calls,
+            "calls: {}",
+            case.reason
+        );
+        assert_eq!(
+            effects.writes(),
+            case.want.writes,
+            "writes: {}",
+            case.reason
+        );
         match result {
             Ok(Step::FinalizerRemoved) => {
-                assert!(case.want.finalizer_removed, "finalizer removed: {}", case.reason)
+                assert!(
+                    case.want.finalizer_removed,
+                    "finalizer removed: {}",
+                    case.reason
+                )
             }
             Ok(Step::Done { outcome, .. }) => {
                 assert!(!case.want.finalizer_removed, "{}", case.reason);
@@ -516,10 +578,16 @@ async fn state_machine_table() {
                     .as_ref()
                     .map(|c| (c.status.as_str(), c.reason.as_str()));
                 assert_eq!(ready, case.want.ready, "ready: {}", case.reason);
-                let synced = (outcome.synced.status.as_str(), outcome.synced.reason.as_str());
+                let synced = (
+                    outcome.synced.status.as_str(),
+                    outcome.synced.reason.as_str(),
+                );
                 assert_eq!(Some(synced), case.want.synced, "synced: {}", case.reason);
             }
             Err(Failure::Provider(_)) => assert!(case.want.provider_error, "{}", case.reason),
+            Err(Failure::Released) => {
+                assert!(case.want.finalizer_removed, "released: {}", case.reason)
+            }
             Err(Failure::Kube(e)) => panic!("{}: unexpected kube error {e}", case.reason),
         }
     }
@@ -562,35 +630,60 @@ fn create_incomplete_compares_pending_with_both_results() {
         ("no annotations: nothing pending", vec![], false),
         (
             "pending alone is incomplete",
-            vec![(annotations::EXTERNAL_CREATE_PENDING, "2026-01-01T00:00:00.000000Z")],
+            vec![(
+                annotations::EXTERNAL_CREATE_PENDING,
+                "2026-01-01T00:00:00.000000Z",
+            )],
             true,
         ),
         (
             "succeeded after pending is complete",
             vec![
-                (annotations::EXTERNAL_CREATE_PENDING, "2026-01-01T00:00:00.000000Z"),
-                (annotations::EXTERNAL_CREATE_SUCCEEDED, "2026-01-01T00:00:01.000000Z"),
+                (
+                    annotations::EXTERNAL_CREATE_PENDING,
+                    "2026-01-01T00:00:00.000000Z",
+                ),
+                (
+                    annotations::EXTERNAL_CREATE_SUCCEEDED,
+                    "2026-01-01T00:00:01.000000Z",
+                ),
             ],
             false,
         ),
         (
             "failed after pending is complete",
             vec![
-                (annotations::EXTERNAL_CREATE_PENDING, "2026-01-01T00:00:00.000000Z"),
-                (annotations::EXTERNAL_CREATE_FAILED, "2026-01-01T00:00:01.000000Z"),
+                (
+                    annotations::EXTERNAL_CREATE_PENDING,
+                    "2026-01-01T00:00:00.000000Z",
+                ),
+                (
+                    annotations::EXTERNAL_CREATE_FAILED,
+                    "2026-01-01T00:00:01.000000Z",
+                ),
             ],
             false,
         ),
         (
             "a newer pending after an old success is incomplete",
             vec![
-                (annotations::EXTERNAL_CREATE_PENDING, "2026-01-02T00:00:00.000000Z"),
-                (annotations::EXTERNAL_CREATE_SUCCEEDED, "2026-01-01T00:00:00.000000Z"),
+                (
+                    annotations::EXTERNAL_CREATE_PENDING,
+                    "2026-01-02T00:00:00.000000Z",
+                ),
+                (
+                    annotations::EXTERNAL_CREATE_SUCCEEDED,
+                    "2026-01-01T00:00:00.000000Z",
+                ),
             ],
             true,
         ),
     ];
     for (reason, kv, want) in cases {
-        assert_eq!(create_incomplete(&annotated(widget(), &kv)), want, "{reason}");
+        assert_eq!(
+            create_incomplete(&annotated(widget(), &kv)),
+            want,
+            "{reason}"
+        );
     }
 }

@@ -230,7 +230,11 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
             .collect();
         let patch = json!({ "metadata": { "annotations": annotations } });
         self.api()
-            .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &obj.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .map_err(|e| Error::WriteAnnotations(obj.name_any(), e))?;
         Ok(())
@@ -251,7 +255,11 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
     async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value) -> Result<(), Error> {
         let patch = json!({ "spec": { "forProvider": for_provider } });
         self.api()
-            .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &obj.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .map_err(|e| Error::WriteSpec(obj.name_any(), e))?;
         Ok(())
@@ -301,7 +309,11 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
         let patch: json_patch::Patch =
             serde_json::from_value(ops).map_err(|e| Error::Serialize(obj.name_any(), e))?;
         self.api()
-            .patch::<M>(&obj.name_any(), &PatchParams::default(), &Patch::Json(patch))
+            .patch::<M>(
+                &obj.name_any(),
+                &PatchParams::default(),
+                &Patch::Json(patch),
+            )
             .await
             .map_err(|e| Error::Finalizer(obj.name_any(), e))?;
         Ok(())
@@ -349,15 +361,15 @@ async fn reconcile<M: Managed, C: Connector<M>>(
             let _permit = limit.acquire_owned().await.ok();
             machine::drive(ctx.as_ref(), external.as_ref(), &obj, &mut mr, poll).await
         }
-        Err(e) => Err(Failure::Provider(e)),
+        Err(e) => Err(machine::release_uncreated(ctx.as_ref(), &obj, e).await),
     };
     match result {
         Ok(Step::Done { outcome, requeue }) => {
             ctx.reset_backoff(&name);
-            ctx.write_status(&obj, mr, outcome).await?;
+            ctx.write_status(&obj, mr, *outcome).await?;
             Ok(requeue.map_or_else(Action::await_change, Action::requeue))
         }
-        Ok(Step::FinalizerRemoved) => {
+        Ok(Step::FinalizerRemoved) | Err(Failure::Released) => {
             ctx.reset_backoff(&name);
             Ok(Action::await_change())
         }
@@ -396,48 +408,48 @@ async fn reconcile<M: Managed, C: Connector<M>>(
 
 /// Applies the outcome to `mr`'s status and writes it, unless nothing changed.
 impl<M: Managed, C: Connector<M>> Ctx<M, C> {
-async fn write_status(&self, obj: &M, mut mr: M, outcome: Outcome) -> Result<(), Error> {
-    let generation = obj.meta().generation;
-    let now = machine::now();
-    let status: &mut ResourceStatus = mr.resource_status_mut();
-    let mut conditions = status.conditions.clone();
-    let stamp = |mut c: Condition| {
-        c.observed_generation = generation;
-        c
-    };
-    if let Some(ready) = outcome.ready {
-        set_condition(&mut conditions, stamp(ready), &now);
-    } else if find_condition(&conditions, condition_type::READY).is_none() {
-        // The first reconcile always says Ready=False, so GitOps tools never take an
-        // object without status for a healthy one.
-        let ready = Condition::new(condition_type::READY, false, reason::CREATING, "");
-        set_condition(&mut conditions, stamp(ready), &now);
-    }
-    set_condition(&mut conditions, stamp(outcome.synced), &now);
-    status.conditions = conditions;
-    status.observed_generation = generation;
+    async fn write_status(&self, obj: &M, mut mr: M, outcome: Outcome) -> Result<(), Error> {
+        let generation = obj.meta().generation;
+        let now = machine::now();
+        let status: &mut ResourceStatus = mr.resource_status_mut();
+        let mut conditions = status.conditions.clone();
+        let stamp = |mut c: Condition| {
+            c.observed_generation = generation;
+            c
+        };
+        if let Some(ready) = outcome.ready {
+            set_condition(&mut conditions, stamp(ready), &now);
+        } else if find_condition(&conditions, condition_type::READY).is_none() {
+            // The first reconcile always says Ready=False, so GitOps tools never take an
+            // object without status for a healthy one.
+            let ready = Condition::new(condition_type::READY, false, reason::CREATING, "");
+            set_condition(&mut conditions, stamp(ready), &now);
+        }
+        set_condition(&mut conditions, stamp(outcome.synced), &now);
+        status.conditions = conditions;
+        status.observed_generation = generation;
 
-    let value = serde_json::to_value(&mr).map_err(|e| Error::Serialize(obj.name_any(), e))?;
-    let old = serde_json::to_value(obj).map_err(|e| Error::Serialize(obj.name_any(), e))?;
-    let new_status = value.get("status").cloned().unwrap_or_default();
-    if old.get("status") == Some(&new_status) {
-        return Ok(());
+        let value = serde_json::to_value(&mr).map_err(|e| Error::Serialize(obj.name_any(), e))?;
+        let old = serde_json::to_value(obj).map_err(|e| Error::Serialize(obj.name_any(), e))?;
+        let new_status = value.get("status").cloned().unwrap_or_default();
+        if old.get("status") == Some(&new_status) {
+            return Ok(());
+        }
+        let patch = json!({
+            "apiVersion": M::api_version(&()),
+            "kind": M::kind(&()),
+            "status": new_status,
+        });
+        self.api()
+            .patch_status(
+                &obj.name_any(),
+                &PatchParams::apply(&self.opts.field_manager).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|e| Error::WriteStatus(obj.name_any(), e))?;
+        Ok(())
     }
-    let patch = json!({
-        "apiVersion": M::api_version(&()),
-        "kind": M::kind(&()),
-        "status": new_status,
-    });
-    self.api()
-        .patch_status(
-            &obj.name_any(),
-            &PatchParams::apply(&self.opts.field_manager).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(|e| Error::WriteStatus(obj.name_any(), e))?;
-    Ok(())
-}
 }
 
 /// Condition messages start with a capital letter (DESIGN.md 4).
@@ -479,7 +491,10 @@ mod tests {
     fn jitter_stays_within_its_fraction() {
         for _ in 0..100 {
             let d = jitter(Duration::from_secs(100), 0.1);
-            assert!(d >= Duration::from_secs(90) && d <= Duration::from_secs(110), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(90) && d <= Duration::from_secs(110),
+                "{d:?}"
+            );
         }
     }
 }

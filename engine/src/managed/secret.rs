@@ -15,10 +15,10 @@ pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "tes
 /// Whether `secret` already holds every entry of `details` with the same value.
 pub fn holds(secret: &Secret, details: &ConnectionDetails) -> bool {
     let data = secret.data.as_ref();
-    details.0.iter().all(|(k, v)| {
-        data.and_then(|d| d.get(k))
-            .is_some_and(|have| have.0 == *v)
-    })
+    details
+        .0
+        .iter()
+        .all(|(k, v)| data.and_then(|d| d.get(k)).is_some_and(|have| have.0 == *v))
 }
 
 /// Writes `details` into the Secret `target`, owned by `owner`, unless it already holds
