@@ -12,3 +12,4 @@
 pub mod api;
 pub mod compose;
 pub mod managed;
+pub mod xr;

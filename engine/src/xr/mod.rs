@@ -1,0 +1,115 @@
+//! What the XRD, composite and claim controllers share: options, the deterministic
+//! composite name of a claim, and the API resources an XRD defines.
+//!
+//! ```text
+//!  xrd controller ──▶ composite CRD + claim CRD ──▶ starts per XRD:
+//!       composite::run (XR kind)   claim::run (claim kind)
+//!  claim ──SSA──▶ XR (cluster, name = claim_composite_name) ──SSA──▶ composed MRs
+//!    ▲ status          │ status, connection Secret written straight into the claim namespace
+//!    └─────────────────┘
+//! ```
+
+use std::time::Duration;
+
+use kube::discovery::ApiResource;
+use sha2::{Digest, Sha256};
+
+use crate::api::xrd::CompositeResourceDefinition;
+
+/// Settings of the composition controllers.
+#[derive(Clone, Debug)]
+pub struct CompositionOptions {
+    /// Prefix of field managers; composed resources are applied with
+    /// `<field_manager>/composite/<xr name>`.
+    pub field_manager: String,
+    /// How often composites and claims are reconciled when nothing else happens.
+    pub poll_interval: Duration,
+    /// Reconciles running at once per composite or claim kind.
+    pub max_concurrent_reconciles: u16,
+}
+
+impl Default for CompositionOptions {
+    fn default() -> Self {
+        CompositionOptions {
+            field_manager: "tessera".to_string(),
+            poll_interval: Duration::from_secs(60),
+            max_concurrent_reconciles: 16,
+        }
+    }
+}
+
+/// Finalizer of composites and claims.
+pub const FINALIZER: &str = "finalizer.apiextensions.tessera.dev";
+
+/// The composite of a claim: `<claim name>-<first 8 hex digits of sha256("<ns>/<name>")>`,
+/// so two namespaces never collide and a crash never creates a second composite. Names
+/// that would pass 63 characters are cut before the suffix.
+pub fn claim_composite_name(namespace: &str, name: &str) -> String {
+    let digest = Sha256::digest(format!("{namespace}/{name}").as_bytes());
+    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let keep = name.len().min(63 - 9);
+    let mut base = name[..floor_char_boundary(name, keep)].to_string();
+    while base.ends_with(['-', '.']) {
+        base.pop();
+    }
+    format!("{base}-{hex}")
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The API resource of the composite (XR) kind an XRD defines, at its referenceable version.
+pub fn composite_resource(xrd: &CompositeResourceDefinition) -> Option<ApiResource> {
+    let version = xrd.spec.referenceable_version()?.name.clone();
+    let names = &xrd.spec.names;
+    Some(ApiResource {
+        group: xrd.spec.group.clone(),
+        version: version.clone(),
+        api_version: format!("{}/{}", xrd.spec.group, version),
+        kind: names.kind.clone(),
+        plural: names.plural.clone(),
+    })
+}
+
+/// The API resource of the claim kind an XRD defines, if it offers claims.
+pub fn claim_resource(xrd: &CompositeResourceDefinition) -> Option<ApiResource> {
+    let version = xrd.spec.referenceable_version()?.name.clone();
+    let names = xrd.spec.claim_names.as_ref()?;
+    Some(ApiResource {
+        group: xrd.spec.group.clone(),
+        version: version.clone(),
+        api_version: format!("{}/{}", xrd.spec.group, version),
+        kind: names.kind.clone(),
+        plural: names.plural.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_composite_names_are_deterministic_and_namespace_specific() {
+        let a = claim_composite_name("team-a", "orders-db");
+        assert_eq!(
+            a,
+            claim_composite_name("team-a", "orders-db"),
+            "deterministic"
+        );
+        assert_ne!(
+            a,
+            claim_composite_name("team-b", "orders-db"),
+            "namespaces differ"
+        );
+        assert!(
+            a.starts_with("orders-db-") && a.len() == "orders-db-".len() + 8,
+            "{a}"
+        );
+        let long = claim_composite_name("ns", &"x".repeat(80));
+        assert!(long.len() <= 63, "{long}");
+    }
+}
