@@ -9,6 +9,18 @@ use tessera_tests::{
     start_controller_in_process, unique, wait_gone, wait_ready, wait_sync_error,
 };
 
+/// Starts whatever testenv server is down when dropped, so that a failing assertion never
+/// leaves PostgreSQL stopped for the tests that run after this one.
+struct RestartOnDrop(String);
+
+impl Drop for RestartOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo_root().join("testenv/up"))
+            .env("TESSERA_TESTENV_DIR", &self.0)
+            .status();
+    }
+}
+
 #[tokio::test]
 async fn postgresql_stopped_and_restarted_is_reported_then_converges() {
     let env = TestEnv::load();
@@ -29,19 +41,21 @@ async fn postgresql_stopped_and_restarted_is_reported_then_converges() {
 
     // Fast shutdown of the postmaster (SIGINT), the way an operator's restart looks.
     let state = env.get("TESSERA_TESTENV_DIR").to_string();
+    let _restart = RestartOnDrop(state.clone());
     let pid = std::fs::read_to_string(format!("{state}/pids/postgres.pid")).expect("postgres pid");
     let status = std::process::Command::new("kill")
         .args(["-INT", pid.trim()])
         .status()
         .unwrap();
     assert!(status.success());
+    // Stopped when the postmaster process is gone (it closes its port earlier).
     tessera_tests::wait_for(Duration::from_secs(30), || async {
-        std::net::TcpStream::connect((
-            "127.0.0.1",
-            env.get("POSTGRES_PORT").parse::<u16>().unwrap(),
-        ))
-        .is_err()
-        .then_some(())
+        let alive = std::process::Command::new("kill")
+            .args(["-0", pid.trim()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        (!alive).then_some(())
     })
     .await
     .expect("PostgreSQL stopped");
