@@ -13,14 +13,20 @@ pub struct CrdFile {
     pub yaml: String,
 }
 
-/// The CRDs of the engine and of `providers`, sorted by file name.
-pub fn render(providers: &[Provider]) -> anyhow::Result<Vec<CrdFile>> {
+/// The CRDs of the engine and of `providers`.
+pub fn definitions(providers: &[Provider]) -> Vec<CustomResourceDefinition> {
     let mut crds: Vec<CustomResourceDefinition> = tessera_engine::api::crds();
     for p in providers {
         match p {
             Provider::Postgresql => crds.extend(tessera_provider_postgresql::crds()),
         }
     }
+    crds
+}
+
+/// The CRDs of the engine and of `providers`, sorted by file name.
+pub fn render(providers: &[Provider]) -> anyhow::Result<Vec<CrdFile>> {
+    let crds = definitions(providers);
     let mut files = crds
         .iter()
         .map(|crd| {

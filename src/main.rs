@@ -2,12 +2,15 @@
 #![forbid(unsafe_code)]
 
 mod crds;
+mod offline;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tessera_engine::managed::ControllerOptions;
+use tessera_engine::xr::CompositionOptions;
 
 /// Tessera: a composition engine for external resources.
 #[derive(Parser)]
@@ -43,6 +46,12 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Offline: print the composite and the composed resources that a claim (or composite)
+    /// becomes with a Composition, as the controllers would apply them.
+    Render(offline::RenderArgs),
+    /// Offline: check claims, composites, XRDs and Compositions against their schemas
+    /// (patch paths exist, values fit, required fields are set).
+    Validate(offline::ValidateArgs),
 }
 
 #[derive(clap::Args)]
@@ -74,7 +83,7 @@ enum LogFormat {
     Json,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { providers, out_dir } => {
@@ -84,12 +93,15 @@ fn main() -> anyhow::Result<()> {
                 Some(dir) => crds::write_dir(&dir, &files)?,
                 None => print!("{}", crds::stream(&files)),
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Controller(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(controller(args)),
+            .block_on(controller(args))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Render(args) => Ok(offline::render(args)),
+        Command::Validate(args) => Ok(offline::validate(args)),
     }
 }
 
@@ -121,6 +133,15 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     let providers = args.providers.unwrap_or_else(Provider::all);
     tracing::info!(?providers, "starting controllers");
     let mut tasks = tokio::task::JoinSet::new();
+    let composition = CompositionOptions {
+        field_manager: opts.field_manager.clone(),
+        poll_interval: opts.poll_interval,
+        max_concurrent_reconciles: opts.max_concurrent_reconciles,
+    };
+    tasks.spawn(tessera_engine::xr::run_controllers(
+        client.clone(),
+        composition,
+    ));
     for p in providers {
         match p {
             Provider::Postgresql => {

@@ -10,6 +10,11 @@
 #![deny(rust_2018_idioms)]
 
 pub mod api;
+pub mod claim;
 pub mod compose;
+pub mod composite;
 pub mod managed;
+pub mod offline;
+pub mod revisions;
 pub mod xr;
+pub mod xrd;

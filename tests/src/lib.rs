@@ -511,3 +511,286 @@ pub fn kubectl(env: &TestEnv, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Options of the composition controllers in tests: a short poll interval, so that
+/// safety-net requeues happen within the tests' timeouts.
+pub fn composition_test_options() -> tessera_engine::xr::CompositionOptions {
+    tessera_engine::xr::CompositionOptions {
+        poll_interval: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+/// Runs the composition controllers in this test process, once per test binary, on a
+/// runtime of their own: the XRD controller, which starts the composite and claim
+/// controllers of every XRD.
+pub fn start_composition_controllers_in_process(env: &TestEnv) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let env = env.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("composition controller runtime");
+            rt.block_on(async move {
+                let client = env.kube().await;
+                tessera_engine::xr::run_controllers(client, composition_test_options()).await;
+            });
+        });
+    });
+}
+
+/// Waits until the CRD `name` exists and is Established.
+pub async fn wait_crd_established(client: &Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    wait_for(Duration::from_secs(60), || async {
+        let crd = api.get_opt(name).await.ok()??;
+        crd.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+            .then_some(())
+    })
+    .await
+    .with_context(|| format!("CRD {name} never became Established"))
+}
+
+/// Reads a namespaced object, `None` when it does not exist.
+pub async fn get_in(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<DynamicObject> {
+    api_for(client, api_version, kind, Some(namespace))
+        .get_opt(name)
+        .await
+        .unwrap_or_else(|e| panic!("get {kind} {namespace}/{name}: {e}"))
+}
+
+/// Deletes a namespaced object (no error when it is already gone).
+pub async fn delete_in(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) {
+    match api_for(client, api_version, kind, Some(namespace))
+        .delete(name, &Default::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => panic!("delete {kind} {namespace}/{name}: {e}"),
+    }
+}
+
+/// Waits until `check` holds for a namespaced object; on timeout panics with its last status.
+pub async fn wait_object_in(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&DynamicObject) -> bool,
+) -> DynamicObject {
+    let timeout = Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let obj = get_in(client, api_version, kind, namespace, name).await;
+        if let Some(o) = &obj
+            && check(o)
+        {
+            return o.clone();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let status = obj.map(|o| o.data["status"].clone());
+            panic!(
+                "{kind} {namespace}/{name}: {what} not seen within {timeout:?}; last status: {status:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until a namespaced object is gone.
+pub async fn wait_gone_in(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Some(o) = get_in(client, api_version, kind, namespace, name).await {
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "{kind} {namespace}/{name} still exists after 60s: {:?}",
+                o.data["status"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The events about an object, as (type, reason, note). Events of cluster-scoped objects
+/// live in `default`.
+pub async fn events_about(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Vec<(String, String, String)> {
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
+    let params = kube::api::ListParams::default().fields(&format!("involvedObject.name={name}"));
+    api.list(&params)
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Runs the composite controller of the XR kind `xrd` defines, and the CompositionRevision
+/// controller, in this test process, once per test binary, on a runtime of their own (the
+/// tests' runtimes end with each test). Without the XRD controller: the test installs the
+/// composite CRD itself.
+pub fn start_composite_controller_in_process(
+    env: &TestEnv,
+    xrd: tessera_engine::api::xrd::CompositeResourceDefinition,
+) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let env = env.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("composite controller runtime");
+            rt.block_on(async move {
+                let client = env.kube().await;
+                let opts = tessera_engine::xr::CompositionOptions {
+                    poll_interval: Duration::from_secs(5),
+                    ..Default::default()
+                };
+                let xr = tessera_engine::xr::composite_resource(&xrd)
+                    .expect("the XRD has a referenceable version");
+                let revisions =
+                    tessera_engine::revisions::run_revisions(client.clone(), opts.clone());
+                let composites =
+                    tessera_engine::composite::run(client, std::sync::Arc::new(xrd), xr, opts);
+                tokio::join!(revisions, composites);
+            });
+        });
+    });
+}
+
+/// apiVersion of CompositeResourceDefinitions.
+pub const XRD_API_VERSION: &str = "apiextensions.tessera.dev/v1";
+
+/// Composite and claim kinds of one test, from an XRD of its own: `XWidget<n>` and
+/// `Widget<n>` in the group `t<n>.tests.tessera.dev`, so tests running in parallel never
+/// see each other's objects.
+#[derive(Clone, Debug)]
+pub struct TestKinds {
+    /// API group of both kinds.
+    pub group: String,
+    /// `<group>/v1`.
+    pub api_version: String,
+    /// Kind of the composite.
+    pub xr_kind: String,
+    /// Plural of the composite.
+    pub xr_plural: String,
+    /// Kind of the claim.
+    pub claim_kind: String,
+    /// Plural of the claim.
+    pub claim_plural: String,
+}
+
+impl TestKinds {
+    /// New kinds, unique to this test run.
+    pub fn new() -> TestKinds {
+        let n: String = unique("k").chars().filter(char::is_ascii_digit).collect();
+        let group = format!("t{n}.tests.tessera.dev");
+        TestKinds {
+            api_version: format!("{group}/v1"),
+            group,
+            xr_kind: format!("XWidget{n}"),
+            xr_plural: format!("xwidget{n}s"),
+            claim_kind: format!("Widget{n}"),
+            claim_plural: format!("widget{n}s"),
+        }
+    }
+
+    /// Name of the XRD: `<xr plural>.<group>`.
+    pub fn xrd_name(&self) -> String {
+        format!("{}.{}", self.xr_plural, self.group)
+    }
+
+    /// The XRD, with `spec.parameters.size` (small or large, required) and `status.endpoint`.
+    pub fn xrd(&self) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": XRD_API_VERSION,
+            "kind": "CompositeResourceDefinition",
+            "metadata": { "name": self.xrd_name() },
+            "spec": {
+                "group": self.group,
+                "names": { "kind": self.xr_kind, "plural": self.xr_plural },
+                "claimNames": { "kind": self.claim_kind, "plural": self.claim_plural },
+                "versions": [{
+                    "name": "v1", "served": true, "referenceable": true,
+                    "schema": { "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["parameters"],
+                                "properties": { "parameters": {
+                                    "type": "object",
+                                    "description": "What kind of widget.",
+                                    "required": ["size"],
+                                    "properties": { "size": { "type": "string", "enum": ["small", "large"] } },
+                                } },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": { "endpoint": { "type": "string" } },
+                            },
+                        },
+                    } },
+                }],
+            },
+        })
+    }
+
+    /// A claim of `size`, asking for a connection Secret named `<name>-conn`.
+    pub fn claim(&self, namespace: &str, name: &str, size: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": self.api_version,
+            "kind": self.claim_kind,
+            "metadata": { "name": name, "namespace": namespace },
+            "spec": {
+                "parameters": { "size": size },
+                "writeConnectionSecretToRef": { "name": format!("{name}-conn") },
+            },
+        })
+    }
+}
+
+impl Default for TestKinds {
+    fn default() -> Self {
+        TestKinds::new()
+    }
+}

@@ -3,6 +3,7 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -30,18 +31,43 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     target: &SecretReference,
     details: &ConnectionDetails,
 ) -> Result<(), kube::Error> {
+    let owner_ref = owner.controller_owner_ref(&());
+    publish_owned(
+        client,
+        field_manager,
+        owner_ref,
+        &owner.name_any(),
+        target,
+        details,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Writes `details` into the Secret `target` with `owner` as its controller, unless it
+/// already holds them; the form of [`publish`] for owners of any type (e.g. a composite
+/// resource as a `DynamicObject`). Keys written by others are left alone. Returns whether
+/// the Secret was written.
+pub async fn publish_owned(
+    client: &kube::Client,
+    field_manager: &str,
+    owner: Option<OwnerReference>,
+    owner_name: &str,
+    target: &SecretReference,
+    details: &ConnectionDetails,
+) -> Result<bool, kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &target.namespace);
     if let Some(existing) = api.get_opt(&target.name).await?
         && holds(&existing, details)
     {
-        return Ok(());
+        return Ok(false);
     }
     let data: std::collections::BTreeMap<String, ByteString> = details
         .0
         .iter()
         .map(|(k, v)| (k.clone(), ByteString(v.clone())))
         .collect();
-    let owner_ref = owner.controller_owner_ref(&()).map(|mut r| {
+    let owner_ref = owner.map(|mut r| {
         // The owner may be cluster-scoped and the Secret namespaced: a controller
         // reference is fine; blocking deletion is not needed.
         r.block_owner_deletion = None;
@@ -65,6 +91,6 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
         &Patch::Apply(&secret),
     )
     .await?;
-    tracing::debug!(owner = %owner.name_any(), secret = %target.name, keys = ?details.keys().collect::<Vec<_>>(), "published connection secret");
-    Ok(())
+    tracing::debug!(owner = %owner_name, secret = %target.name, keys = ?details.keys().collect::<Vec<_>>(), "published connection secret");
+    Ok(true)
 }

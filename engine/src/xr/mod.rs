@@ -9,6 +9,10 @@
 //!    └─────────────────┘
 //! ```
 
+mod claim_to_composite;
+
+pub use claim_to_composite::{ClaimToCompositeError, claim_to_composite};
+
 use std::time::Duration;
 
 use kube::discovery::ApiResource;
@@ -86,6 +90,15 @@ pub fn claim_resource(xrd: &CompositeResourceDefinition) -> Option<ApiResource> 
         kind: names.kind.clone(),
         plural: names.plural.clone(),
     })
+}
+
+/// Runs every composition controller: XRDs (which start the composite and claim
+/// controllers of each XRD) and Composition revisions, until the process is asked to stop.
+pub async fn run_controllers(client: kube::Client, opts: CompositionOptions) {
+    futures::join!(
+        crate::xrd::run(client.clone(), opts.clone()),
+        crate::revisions::run_revisions(client, opts),
+    );
 }
 
 #[cfg(test)]

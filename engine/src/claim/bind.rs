@@ -1,0 +1,224 @@
+//! The claim's decisions as pure functions: the composite a claim asks for, whether an
+//! existing composite belongs to it, and the claim's conditions and events derived from
+//! its composite.
+
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::discovery::ApiResource;
+use kube::runtime::events::EventType;
+use serde_json::{Value, json};
+
+use crate::api::common::{Condition, condition_type, find_condition, reason};
+use crate::api::xrd::CompositeResourceDefinitionSpec;
+use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
+use crate::xr::{ClaimToCompositeError, claim_to_composite};
+
+/// Event reasons of claims. PascalCase and stable.
+pub mod reasons {
+    /// The claim was bound to its composite.
+    pub const BOUND: &str = "Bound";
+    /// The claim became ready.
+    pub const READY: &str = "Ready";
+}
+
+/// The composite a claim asks for, as a server-side apply body: [`claim_to_composite`]
+/// (the same function `tessera render` uses), so the claim's spec, `spec.claimRef`, the
+/// claim labels, and the claim's Secret reference pointing into the claim's own namespace.
+///
+/// Labels are left out when the claim's name is too long for a label value (63
+/// characters); `claimRef` always identifies the claim.
+pub fn desired_composite(
+    claim: &DynamicObject,
+    xrd: &CompositeResourceDefinitionSpec,
+) -> Result<Value, ClaimToCompositeError> {
+    let value = serde_json::to_value(claim).unwrap_or_default();
+    let mut xr = claim_to_composite(&value, xrd)?;
+    if claim.name_any().len() > 63
+        && let Some(meta) = xr.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.remove("labels");
+    }
+    Ok(xr)
+}
+
+/// The claim (namespace, name) a composite was created for, from `spec.claimRef` or else
+/// the claim labels.
+pub fn claim_of(xr: &DynamicObject) -> Option<(String, String)> {
+    let from_ref = xr.data.pointer("/spec/claimRef").and_then(|r| {
+        let ns = r.get("namespace")?.as_str()?;
+        let name = r.get("name")?.as_str()?;
+        Some((ns.to_string(), name.to_string()))
+    });
+    from_ref.or_else(|| {
+        let labels = xr.labels();
+        Some((
+            labels.get(LABEL_CLAIM_NAMESPACE)?.clone(),
+            labels.get(LABEL_CLAIM_NAME)?.clone(),
+        ))
+    })
+}
+
+/// Why the composite with the claim's name cannot be used, or `None` when it does not
+/// exist or belongs to the claim.
+pub fn conflict(namespace: &str, name: &str, xr: Option<&DynamicObject>) -> Option<String> {
+    let xr = xr?;
+    match claim_of(xr) {
+        Some((ns, n)) if ns == namespace && n == name => None,
+        Some((ns, n)) => Some(format!(
+            "Composite {} already exists and belongs to claim {ns}/{n}; rename this claim",
+            xr.name_any()
+        )),
+        None => Some(format!(
+            "Composite {} already exists and was not created for a claim; delete it or rename this claim",
+            xr.name_any()
+        )),
+    }
+}
+
+/// The claim's `status.resourceRef` for its composite.
+pub fn resource_ref(xr_ar: &ApiResource, xr_name: &str) -> Value {
+    json!({ "apiVersion": xr_ar.api_version, "kind": xr_ar.kind, "name": xr_name })
+}
+
+/// The claim's Ready and Synced conditions, following its composite's: messages carry the
+/// composite's name and failure text, so that `kubectl describe` of the claim explains it.
+///
+/// The composite's Ready counts only once it describes the composite's current generation
+/// (when it says which generation it describes): until then the claim is not ready, so
+/// GitOps tools do not report a changed claim healthy before the change is applied.
+/// Synced is the outcome of the composite's last reconcile and is copied as it is.
+pub fn conditions_from(xr: &DynamicObject) -> (Condition, Condition) {
+    let name = xr.name_any();
+    let conditions: Vec<Condition> = xr
+        .data
+        .pointer("/status/conditions")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    let generation = xr.metadata.generation;
+    let stale =
+        |c: &Condition| matches!((c.observed_generation, generation), (Some(o), Some(g)) if o < g);
+
+    let ready = match find_condition(&conditions, condition_type::READY) {
+        None => Condition::new(
+            condition_type::READY,
+            false,
+            reason::CREATING,
+            format!("Waiting for composite {name} to become ready"),
+        ),
+        Some(c) if stale(c) => Condition::new(
+            condition_type::READY,
+            false,
+            reason::CREATING,
+            format!("Waiting for composite {name} to apply its latest spec"),
+        ),
+        Some(c) if c.is_true() => {
+            Condition::new(condition_type::READY, true, reason::AVAILABLE, "")
+        }
+        Some(c) => Condition {
+            status: c.status.clone(),
+            ..Condition::new(
+                condition_type::READY,
+                false,
+                or(&c.reason, reason::CREATING),
+                explain(
+                    &name,
+                    &c.message,
+                    "Waiting for composite {} to become ready",
+                ),
+            )
+        },
+    };
+    let synced = match find_condition(&conditions, condition_type::SYNCED) {
+        Some(c) if !c.is_true() => Condition {
+            status: c.status.clone(),
+            ..Condition::new(
+                condition_type::SYNCED,
+                false,
+                or(&c.reason, reason::RECONCILE_ERROR),
+                explain(&name, &c.message, "Composite {} is not synced"),
+            )
+        },
+        _ => Condition::new(condition_type::SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+    };
+    (ready, synced)
+}
+
+/// The claim's conditions while its composite is being deleted.
+pub fn deleting_conditions(xr: &DynamicObject) -> (Condition, Condition) {
+    let name = xr.name_any();
+    let (_, synced) = conditions_from(xr);
+    let message = if synced.is_true() {
+        format!("Waiting for composite {name} to be deleted")
+    } else {
+        synced.message.clone()
+    };
+    let ready = Condition::new(condition_type::READY, false, reason::DELETING, message);
+    (ready, synced)
+}
+
+fn or<'a>(value: &'a str, default: &'a str) -> &'a str {
+    if value.is_empty() { default } else { value }
+}
+
+/// `Composite <name>: <message>`, or the fallback (with `{}` for the name) when the
+/// composite gave no message.
+fn explain(name: &str, message: &str, fallback: &str) -> String {
+    if message.is_empty() {
+        return fallback.replace("{}", name);
+    }
+    format!("Composite {name}: {}", decapitalize(message))
+}
+
+/// Lower-cases the first letter of a sentence, but not of an acronym (`CRD`, `SQL`).
+fn decapitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(a), Some(b)) if a.is_uppercase() && b.is_lowercase() => {
+            a.to_lowercase().chain(s.chars().skip(1)).collect()
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// The events a claim's status change deserves: `Bound` when the claim gets (or changes)
+/// its composite, a warning with the cause when Synced turns False or its message changes,
+/// and `Ready` when it becomes ready. Nothing in steady state.
+pub fn events(
+    xr_name: &str,
+    old: &[Condition],
+    new: &[Condition],
+    old_ref: Option<&Value>,
+    new_ref: Option<&Value>,
+) -> Vec<(EventType, String, String)> {
+    let mut out = Vec::new();
+    if let Some(r) = new_ref
+        && old_ref != Some(r)
+    {
+        out.push((
+            EventType::Normal,
+            reasons::BOUND.to_string(),
+            format!("Bound to composite {xr_name}"),
+        ));
+    }
+    if let Some(s) = find_condition(new, condition_type::SYNCED)
+        && !s.is_true()
+        && find_condition(old, condition_type::SYNCED)
+            .is_none_or(|o| o.is_true() || o.message != s.message)
+    {
+        out.push((EventType::Warning, s.reason.clone(), s.message.clone()));
+    }
+    if let Some(r) = find_condition(new, condition_type::READY)
+        && r.is_true()
+        && !find_condition(old, condition_type::READY).is_some_and(Condition::is_true)
+    {
+        out.push((
+            EventType::Normal,
+            reasons::READY.to_string(),
+            format!("Composite {xr_name} is ready"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

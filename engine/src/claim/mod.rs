@@ -1,0 +1,23 @@
+//! The claim controller: binds each claim to its composite and reflects the composite's
+//! state back onto the claim.
+//!
+//! ```text
+//!  claim (namespace team-a) ──SSA──▶ composite <claim>-<hash8> (cluster)
+//!    spec (owned by Git,              spec = claim spec + claimRef + claim labels
+//!     never written)                  + writeConnectionSecretToRef {name, namespace: team-a}
+//!    status.resourceRef ◀──────────── status: Ready, Synced (messages copied, prefixed
+//!    status.conditions                        "Composite <name>: ...")
+//! ```
+//!
+//! The composite reconciler writes the connection Secret straight into the claim's
+//! namespace (one hop, not Crossplane's copy from the composite's Secret) and owns it, so
+//! the Secret goes when the composite goes.
+//!
+//! - `bind`: the decisions as pure functions (desired composite, ownership, conditions,
+//!   events).
+//! - `reconciler`: the Kubernetes side ([`run`]).
+
+pub mod bind;
+mod reconciler;
+
+pub use reconciler::{Error, run};

@@ -1,0 +1,373 @@
+//! The Kubernetes side of the claim controller: watches, finalizer, applying the
+//! composite, status and events.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{debug, instrument, warn};
+
+use super::bind;
+use crate::api::common::{Condition, condition_type, find_condition, reason, set_condition};
+use crate::api::xrd::CompositeResourceDefinition;
+use crate::xr::{CompositionOptions, FINALIZER, claim_composite_name};
+use crate::xrd::support::{self, Backoff, capitalize};
+
+/// Kubernetes failures of the claim controller. Problems a person has to fix become
+/// conditions and events instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Adding or removing the finalizer failed.
+    #[error("failed to update finalizers of claim {0}: {1}")]
+    Finalizer(String, #[source] kube::Error),
+    /// Reading, applying or deleting the composite failed.
+    #[error("failed to {0} composite {1}: {2}")]
+    Composite(&'static str, String, #[source] kube::Error),
+    /// Writing the claim's status failed.
+    #[error("failed to write status of claim {0}: {1}")]
+    WriteStatus(String, #[source] kube::Error),
+}
+
+struct Ctx {
+    client: kube::Client,
+    recorder: Recorder,
+    opts: CompositionOptions,
+    manager: String,
+    xrd: Arc<CompositeResourceDefinition>,
+    claim: ApiResource,
+    xr: ApiResource,
+    composites: Store<DynamicObject>,
+    backoff: Backoff,
+}
+
+/// Runs the controller of one claim kind until it is aborted or the process is asked to stop.
+///
+/// # Expected flow
+/// 1. The claim gets [`FINALIZER`].
+/// 2. Its composite, named [`claim_composite_name`], is server-side applied (field manager
+///    `<opts.field_manager>/claim`) with the claim's spec, `spec.claimRef`, the claim labels
+///    and a `writeConnectionSecretToRef` pointing into the claim's namespace. A composite of
+///    that name that belongs to something else is never touched.
+/// 3. The claim's status gets `resourceRef` and the composite's Ready and Synced
+///    conditions (with the composite's messages), written only when they changed.
+/// 4. On deletion the composite is deleted and the finalizer stays until it is gone: the
+///    composite deletes its composed resources (in dependsOn-reverse order) and, through
+///    its owner reference, the connection Secret.
+///
+/// # Guarantees
+/// - The claim's spec is never written: Git owns it.
+/// - Composites are watched, so a composite's status change reaches its claim at once.
+/// - Steady state makes no writes: the composite apply is a no-op on the API server, the
+///   status is written only when it changed, events only on transitions.
+pub async fn run(
+    client: kube::Client,
+    xrd: Arc<CompositeResourceDefinition>,
+    claim: ApiResource,
+    xr: ApiResource,
+    opts: CompositionOptions,
+) {
+    let manager = format!("{}/claim", opts.field_manager);
+    let reporter = Reporter {
+        controller: manager.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let claim_writer = reflector::store::Writer::new(claim.clone());
+    let claim_reader = claim_writer.as_reader();
+    // Our own status writes change none of these, so they do not trigger a reconcile.
+    let trigger = |c: &DynamicObject| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        c.meta().generation.hash(&mut h);
+        c.finalizers().hash(&mut h);
+        c.meta().deletion_timestamp.is_some().hash(&mut h);
+        Some(h.finish())
+    };
+    let claims = watcher(
+        Api::<DynamicObject>::all_with(client.clone(), &claim),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(claim_writer)
+    .applied_objects()
+    .predicate_filter(trigger, Default::default());
+
+    let xr_writer = reflector::store::Writer::new(xr.clone());
+    let composites = xr_writer.as_reader();
+    let xr_events = watcher(
+        Api::<DynamicObject>::all_with(client.clone(), &xr),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(xr_writer)
+    .touched_objects();
+    let claim_ar = claim.clone();
+    let to_claim = move |x: DynamicObject| {
+        bind::claim_of(&x)
+            .map(|(ns, name)| ObjectRef::new_with(&name, claim_ar.clone()).within(&ns))
+    };
+
+    tracing::info!(xrd = %xrd.name_any(), kind = %claim.kind, "claim controller starting");
+    let concurrency = opts.max_concurrent_reconciles;
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        opts,
+        manager,
+        xrd,
+        claim: claim.clone(),
+        xr: xr.clone(),
+        composites,
+        backoff: Backoff::default(),
+    });
+    Controller::for_stream_with(claims, claim_reader, claim)
+        .watches_stream_with(xr_events, to_claim, xr)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!(error = %e, "claim reconcile loop");
+            }
+        })
+        .await;
+}
+
+fn error_policy(claim: Arc<DynamicObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    warn!(name = %claim.name_any(), namespace = ?claim.namespace(), error = %err, "claim reconcile failed");
+    Action::requeue(ctx.backoff.next(&key(&claim), Duration::from_secs(60)))
+}
+
+fn key(claim: &DynamicObject) -> String {
+    format!(
+        "{}/{}",
+        claim.namespace().unwrap_or_default(),
+        claim.name_any()
+    )
+}
+
+#[instrument(skip(claim, ctx), fields(kind = %ctx.claim.kind, name = %claim.name_any(), namespace = ?claim.namespace()))]
+async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let namespace = claim.namespace().unwrap_or_default();
+    let name = claim.name_any();
+    let xr_name = claim_composite_name(&namespace, &name);
+    let claims: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &ctx.claim);
+    if claim.meta().deletion_timestamp.is_some() {
+        if !claim.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        return ctx.finalize(&claims, &claim, &xr_name).await;
+    }
+    support::add_finalizer(&claims, &claim, FINALIZER)
+        .await
+        .map_err(|e| Error::Finalizer(key(&claim), e))?;
+
+    let poll = support::jitter(ctx.opts.poll_interval, 0.1);
+    let existing = ctx.composite(&xr_name, false).await?;
+    if let Some(message) = bind::conflict(&namespace, &name, existing.as_ref()) {
+        let ready = Condition::new(condition_type::READY, false, reason::UNAVAILABLE, &message);
+        let synced = Condition::new(
+            condition_type::SYNCED,
+            false,
+            reason::RECONCILE_ERROR,
+            message,
+        );
+        ctx.write_status(&claim, &xr_name, ready, synced, None)
+            .await?;
+        return Ok(Action::requeue(poll));
+    }
+
+    let desired = match bind::desired_composite(&claim, &ctx.xrd.spec) {
+        Ok(desired) => desired,
+        Err(e) => {
+            let message = capitalize(&e.to_string());
+            let ready = Condition::new(condition_type::READY, false, reason::CREATING, &message);
+            let synced = Condition::new(
+                condition_type::SYNCED,
+                false,
+                reason::RECONCILE_ERROR,
+                message,
+            );
+            ctx.write_status(&claim, &xr_name, ready, synced, None)
+                .await?;
+            return Ok(Action::requeue(poll));
+        }
+    };
+    let params = PatchParams::apply(&ctx.manager).force();
+    let applied = match ctx
+        .xr_api()
+        .patch(&xr_name, &params, &Patch::Apply(&desired))
+        .await
+    {
+        Ok(xr) => xr,
+        // The API server refused the composite (e.g. a field the schema forbids): the
+        // claim has to change.
+        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => {
+            let message = format!("Cannot apply composite {xr_name}: {}", s.message);
+            let ready = Condition::new(condition_type::READY, false, reason::CREATING, &message);
+            let synced = Condition::new(
+                condition_type::SYNCED,
+                false,
+                reason::RECONCILE_ERROR,
+                message,
+            );
+            let rref = existing
+                .as_ref()
+                .map(|_| bind::resource_ref(&ctx.xr, &xr_name));
+            ctx.write_status(&claim, &xr_name, ready, synced, rref)
+                .await?;
+            return Ok(Action::requeue(poll));
+        }
+        Err(e) => return Err(Error::Composite("apply", xr_name, e)),
+    };
+    let (ready, synced) = bind::conditions_from(&applied);
+    let rref = Some(bind::resource_ref(&ctx.xr, &xr_name));
+    ctx.write_status(&claim, &xr_name, ready, synced, rref)
+        .await?;
+    ctx.backoff.reset(&key(&claim));
+    Ok(Action::requeue(poll))
+}
+
+impl Ctx {
+    fn xr_api(&self) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), &self.xr)
+    }
+
+    /// The composite: from the watch cache when `fresh` is false and it is there, else
+    /// read from the API server.
+    async fn composite(&self, name: &str, fresh: bool) -> Result<Option<DynamicObject>, Error> {
+        if !fresh
+            && let Some(xr) = self
+                .composites
+                .get(&ObjectRef::new_with(name, self.xr.clone()))
+        {
+            return Ok(Some((*xr).clone()));
+        }
+        self.xr_api()
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::Composite("read", name.to_string(), e))
+    }
+
+    /// Deletes the claim's composite and keeps the finalizer until the composite is gone.
+    async fn finalize(
+        &self,
+        claims: &Api<DynamicObject>,
+        claim: &DynamicObject,
+        xr_name: &str,
+    ) -> Result<Action, Error> {
+        let namespace = claim.namespace().unwrap_or_default();
+        // Fresh, not cached: a stale "gone" would orphan the composite.
+        let xr = self.composite(xr_name, true).await?;
+        let ours = xr
+            .as_ref()
+            .filter(|x| bind::conflict(&namespace, &claim.name_any(), Some(x)).is_none());
+        let Some(xr) = ours else {
+            support::remove_finalizer(claims, claim, FINALIZER)
+                .await
+                .map_err(|e| Error::Finalizer(key(claim), e))?;
+            return Ok(Action::await_change());
+        };
+        if xr.meta().deletion_timestamp.is_none() {
+            // Background: the composite's own finalizer deletes its composed resources in
+            // dependsOn-reverse order; foreground deletion would let the garbage collector
+            // delete them all at once.
+            match self
+                .xr_api()
+                .delete(xr_name, &DeleteParams::background())
+                .await
+            {
+                Ok(_) => debug!(composite = %xr_name, "deleting composite of deleted claim"),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::Composite("delete", xr_name.to_string(), e)),
+            }
+        }
+        let (ready, synced) = bind::deleting_conditions(xr);
+        let rref = Some(bind::resource_ref(&self.xr, xr_name));
+        self.write_status(claim, xr_name, ready, synced, rref)
+            .await?;
+        // The composite watch re-queues when it is gone; the requeue is a safety net.
+        Ok(Action::requeue(
+            self.opts.poll_interval.min(Duration::from_secs(5)),
+        ))
+    }
+
+    /// Writes Ready, Synced, `resourceRef` and `observedGeneration` to the claim's status
+    /// with server-side apply, only when something changed, and publishes the events of
+    /// the transitions.
+    async fn write_status(
+        &self,
+        claim: &DynamicObject,
+        xr_name: &str,
+        ready: Condition,
+        synced: Condition,
+        resource_ref: Option<Value>,
+    ) -> Result<(), Error> {
+        let generation = claim.metadata.generation;
+        let old: Vec<Condition> = claim
+            .data
+            .pointer("/status/conditions")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default();
+        let old_ref = claim.data.pointer("/status/resourceRef");
+        let old_generation = claim
+            .data
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64);
+        let mut conditions = old.clone();
+        let now = support::now();
+        let mut changed = false;
+        for c in [ready, synced] {
+            let c = Condition {
+                observed_generation: generation,
+                ..c
+            };
+            changed |= set_condition(&mut conditions, c, &now);
+        }
+        if !changed && old_ref == resource_ref.as_ref() && old_generation == generation {
+            return Ok(());
+        }
+        // Only our two conditions: the list is a map keyed by type, so conditions that
+        // others own stay.
+        let ours: Vec<&Condition> = [condition_type::READY, condition_type::SYNCED]
+            .iter()
+            .filter_map(|t| find_condition(&conditions, t))
+            .collect();
+        let mut status = json!({ "conditions": ours, "observedGeneration": generation });
+        if let Some(r) = &resource_ref {
+            status["resourceRef"] = r.clone();
+        }
+        let patch = json!({
+            "apiVersion": self.claim.api_version,
+            "kind": self.claim.kind,
+            "status": status,
+        });
+        let claims: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &claim.namespace().unwrap_or_default(),
+            &self.claim,
+        );
+        claims
+            .patch_status(
+                &claim.name_any(),
+                &PatchParams::apply(&self.manager).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|e| Error::WriteStatus(key(claim), e))?;
+        for (type_, reason, note) in
+            bind::events(xr_name, &old, &conditions, old_ref, resource_ref.as_ref())
+        {
+            support::publish(&self.recorder, claim, &self.claim, type_, &reason, note).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,284 @@
+//! Errors of the composite reconciler. Their messages become the composite's `Synced`
+//! condition (capitalised there), so they name the resource and what to change, and
+//! never contain secret values.
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+
+use super::select::SelectError;
+use crate::compose::ComposeError;
+
+/// Why reconciling a composite failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The composite's spec does not have the engine's fields in their expected shape.
+    #[error("cannot read the composite's spec: {0}")]
+    ReadSpec(#[source] serde_json::Error),
+
+    /// No usable Composition or revision.
+    #[error(transparent)]
+    Select(#[from] SelectError),
+
+    /// Rendering or observing failed (a patch, a transform, a readiness check, ...).
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+
+    /// The kind of a composed resource is not served by the API server.
+    #[error("resource '{resource}': {api_version} {kind} is not served by the API server ({})", Msg(.source))]
+    Discover {
+        /// The `resources[].name`.
+        resource: String,
+        /// The base's apiVersion.
+        api_version: String,
+        /// The base's kind.
+        kind: String,
+        /// What discovery said.
+        source: Box<kube::Error>,
+    },
+
+    /// The API server refused a composed resource.
+    #[error("cannot apply {kind} {name:?} (resource '{resource}'): {}", Msg(.source))]
+    Apply {
+        /// The `resources[].name`.
+        resource: String,
+        /// The composed resource's apiVersion.
+        api_version: String,
+        /// The composed resource's kind.
+        kind: String,
+        /// The composed resource's name.
+        name: String,
+        /// What the API server said.
+        source: Box<kube::Error>,
+    },
+
+    /// Deleting a composed resource failed.
+    #[error("cannot delete {kind} {name:?}: {}", Msg(.source))]
+    Delete {
+        /// The composed resource's kind.
+        kind: String,
+        /// The composed resource's name.
+        name: String,
+        /// What the API server said.
+        source: Box<kube::Error>,
+    },
+
+    /// Listing composed resources failed.
+    #[error("cannot list the composed {kind} resources: {}", Msg(.source))]
+    List {
+        /// The kind listed.
+        kind: String,
+        /// What the API server said.
+        source: Box<kube::Error>,
+    },
+
+    /// Reading a composed resource's connection Secret failed.
+    #[error("cannot read connection Secret {namespace}/{name} of resource '{resource}': {}", Msg(.source))]
+    ReadSecret {
+        /// The `resources[].name`.
+        resource: String,
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// What the API server said.
+        source: Box<kube::Error>,
+    },
+
+    /// Writing the composite's connection Secret failed.
+    #[error("cannot write connection Secret {namespace}/{name}: {}", Msg(.source))]
+    WriteSecret {
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// What the API server said.
+        source: Box<kube::Error>,
+    },
+
+    /// Recording the composition, revision or resource references failed.
+    #[error("failed to write spec of composite {name}: {}", Msg(.source))]
+    WriteSpec {
+        /// The composite's name.
+        name: String,
+        /// What the API server said.
+        source: Box<kube::Error>,
+    },
+
+    /// Writing the composite's status failed.
+    #[error("failed to write status of composite {name}: {}", Msg(.source))]
+    WriteStatus {
+        /// The composite's name.
+        name: String,
+        /// What the API server said.
+        source: Box<kube::Error>,
+    },
+
+    /// Adding or removing the finalizer failed.
+    #[error("failed to update the finalizer of composite {name}: {}", Msg(.source))]
+    Finalizer {
+        /// The composite's name.
+        name: String,
+        /// What the API server said.
+        source: Box<kube::Error>,
+    },
+}
+
+impl Error {
+    /// The PascalCase action that failed, for events.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Error::ReadSpec(_) => "ReadSpec",
+            Error::Select(_) => "SelectComposition",
+            Error::Compose(_) => "ComposeResources",
+            Error::Discover { .. } => "DiscoverKind",
+            Error::Apply { .. } => "ApplyResource",
+            Error::Delete { .. } => "DeleteResource",
+            Error::List { .. } => "ListResources",
+            Error::ReadSecret { .. } => "ReadConnectionSecret",
+            Error::WriteSecret { .. } => "PublishConnectionSecret",
+            Error::WriteSpec { .. } => "WriteSpec",
+            Error::WriteStatus { .. } => "WriteStatus",
+            Error::Finalizer { .. } => "UpdateFinalizer",
+        }
+    }
+
+    /// The composed resource the error is about, for events.
+    pub fn related(&self) -> Option<ObjectReference> {
+        match self {
+            Error::Apply {
+                api_version,
+                kind,
+                name,
+                ..
+            } => Some(ObjectReference {
+                api_version: Some(api_version.clone()),
+                kind: Some(kind.clone()),
+                name: Some(name.clone()),
+                ..ObjectReference::default()
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether the API server says the object is gone.
+    pub fn is_not_found(&self) -> bool {
+        let source = match self {
+            Error::Finalizer { source, .. }
+            | Error::WriteSpec { source, .. }
+            | Error::WriteStatus { source, .. } => source,
+            _ => return false,
+        };
+        matches!(source.as_ref(), kube::Error::Api(s) if s.code == 404)
+    }
+
+    /// Whether retrying soon may help (server or network trouble), as opposed to an error
+    /// that waits for someone to change a spec (then the composite is polled normally).
+    pub fn is_transient(&self) -> bool {
+        let kube = match self {
+            Error::ReadSpec(_) | Error::Select(_) | Error::Compose(_) => return false,
+            Error::Discover { source, .. }
+            | Error::Apply { source, .. }
+            | Error::Delete { source, .. }
+            | Error::List { source, .. }
+            | Error::ReadSecret { source, .. }
+            | Error::WriteSecret { source, .. }
+            | Error::WriteSpec { source, .. }
+            | Error::WriteStatus { source, .. }
+            | Error::Finalizer { source, .. } => source,
+        };
+        match kube.as_ref() {
+            // Server-side apply reports a value of the wrong type as an internal error.
+            kube::Error::Api(s) if s.message.starts_with("failed to create typed patch object") => {
+                false
+            }
+            kube::Error::Api(s) => s.code >= 500 || s.code == 429 || s.code == 409,
+            kube::Error::Discovery(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// A kube error as a sentence: the API server's own message when there is one (it names
+/// the object and the field), without the debug dump of kube's `Display`.
+struct Msg<'a>(&'a kube::Error);
+
+impl fmt::Display for Msg<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            kube::Error::Api(s) if !s.message.is_empty() => f.write_str(&s.message),
+            kube::Error::Api(s) => write!(f, "{} ({})", s.reason, s.code),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            message: message.to_string(),
+            reason: "Invalid".to_string(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn apply_errors_carry_the_api_servers_message_and_the_resource() {
+        let e = Error::Apply {
+            resource: "role".into(),
+            api_version: "postgresql.sql.tessera.dev/v1alpha1".into(),
+            kind: "Role".into(),
+            name: "orders-role".into(),
+            source: Box::new(api_error(
+                422,
+                "Role.postgresql.sql.tessera.dev \"orders-role\" is invalid: spec.forProvider.connectionLimit: Invalid value: \"string\"",
+            )),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot apply Role \"orders-role\" (resource 'role'): Role.postgresql.sql.tessera.dev \"orders-role\" is invalid: spec.forProvider.connectionLimit: Invalid value: \"string\""
+        );
+        assert!(
+            !e.is_transient(),
+            "an invalid object waits for a spec change"
+        );
+    }
+
+    #[test]
+    fn server_trouble_is_transient_and_spec_trouble_is_not() {
+        let apply = |code| Error::Apply {
+            resource: "r".into(),
+            api_version: "g/v1".into(),
+            kind: "K".into(),
+            name: "n".into(),
+            source: Box::new(api_error(code, "m")),
+        };
+        assert!(apply(500).is_transient());
+        assert!(apply(429).is_transient());
+        assert!(apply(409).is_transient(), "a conflict is retried");
+        assert!(!apply(403).is_transient());
+        let typed = Error::Apply {
+            resource: "r".into(),
+            api_version: "g/v1".into(),
+            kind: "K".into(),
+            name: "n".into(),
+            source: Box::new(api_error(
+                500,
+                "failed to create typed patch object (/n; g/v1, Kind=K): .spec.x: expected numeric (int or float), got string",
+            )),
+        };
+        assert!(
+            !typed.is_transient(),
+            "a wrong type waits for a spec change"
+        );
+        assert_eq!(typed.action(), "ApplyResource");
+        assert_eq!(typed.related().and_then(|r| r.name).as_deref(), Some("n"));
+        let select = Error::Select(SelectError::NotFound { name: "x".into() });
+        assert!(!select.is_transient());
+        assert_eq!(select.to_string(), "Composition \"x\" does not exist");
+    }
+}

@@ -1,0 +1,448 @@
+//! The composite (XR) reconciler: one controller per composite kind, started by the XRD
+//! controller through [`run`].
+//!
+//! ```text
+//!  XR ──select──▶ Composition ──revision──▶ CompositionRevision spec
+//!   │                                            │ compose::render (same code as `tessera render`)
+//!   │                                            ▼
+//!   │   SSA, in dependsOn order, only what changed: composed resources (owned, labelled)
+//!   │                                            │ watched: a child's change re-queues the XR
+//!   ▼                                            ▼
+//!  status ◀── compose::observe: readiness, to-composite patches, connection details ──▶ Secret
+//! ```
+//!
+//! # Expected flow
+//! 1. The finalizer is added; the first status written says `Ready=False`.
+//! 2. A Composition is selected ([`select::select_composition`]) and a revision chosen by
+//!    the update policy ([`select::select_revision`]); both are recorded in the
+//!    composite's `spec.compositionRef` / `spec.compositionRevisionRef`.
+//! 3. The revision's spec is rendered. A resource is created only once every resource it
+//!    `dependsOn` is ready; a resource is applied only when the live object differs from the
+//!    rendered one ([`plan::needs_apply`]). Composed resources no longer rendered are
+//!    deleted. The composed resources are recorded in `spec.resourceRefs`.
+//! 4. The composed resources are observed: readiness, to-composite patches onto the
+//!    status, connection details published to the composite's connection Secret.
+//! 5. `Ready`, `Synced` and `observedGeneration` are written when they changed; events are
+//!    published on transitions.
+//! 6. On deletion the composed resources are deleted in reverse `dependsOn` order, each
+//!    layer gone before the next; then the finalizer is removed.
+//!
+//! # Guarantees
+//! - The steady state makes no Kubernetes writes: composed resources, the composite's
+//!   spec and status, and the connection Secret are written only when they would change.
+//! - Composed resource names are deterministic, so a crash never creates a second copy.
+//! - Every failure reaches the composite's `Synced` condition in words that say what to
+//!   change; the claim controller carries it on to the claim.
+
+mod children;
+mod delete;
+mod error;
+pub mod plan;
+pub mod select;
+pub mod status;
+mod sync;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::controller::{Action, Config};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{debug, instrument, warn};
+
+pub use error::Error;
+
+use self::children::Kinds;
+use self::select::XrSpec;
+use self::status::{EventSpec, StatusUpdate, next_status, synced_condition, transition_events};
+use self::watch::ChildWatches;
+use crate::api::common::Condition;
+use crate::api::composition::{Composition, CompositionRevision, LABEL_COMPOSITION_NAME};
+use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
+use crate::managed::machine::now;
+use crate::xr::{CompositionOptions, FINALIZER};
+
+/// How soon a composite being deleted is looked at again while its resources go (their
+/// deletion events usually re-queue it sooner).
+const DELETE_RECHECK: Duration = Duration::from_secs(2);
+/// The longest wait between retries after transient errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+struct Ctx {
+    client: kube::Client,
+    xrd: Arc<CompositeResourceDefinition>,
+    xr: ApiResource,
+    xr_type: TypeReference,
+    opts: CompositionOptions,
+    recorder: Recorder,
+    compositions: Store<Composition>,
+    revisions: Store<CompositionRevision>,
+    /// Whether the Composition and revision caches hold their first full list.
+    caches_ready: [tokio::sync::watch::Receiver<bool>; 2],
+    kinds: Kinds,
+    watches: ChildWatches,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// Runs the reconciler of the composite kind `xr` defined by `xrd` until the process is
+/// asked to stop (or the future is dropped, which also stops its watches).
+///
+/// Composites are reconciled when their spec, labels, annotations, finalizers or deletion
+/// change; when a composed resource changes; when a Composition or CompositionRevision
+/// they use changes; and every `opts.poll_interval` (jittered).
+pub async fn run(
+    client: kube::Client,
+    xrd: Arc<CompositeResourceDefinition>,
+    xr: ApiResource,
+    opts: CompositionOptions,
+) {
+    // Selection reads these caches. Readiness is signalled through `watch` channels: a
+    // store's own `wait_until_ready` wakes only one of several concurrent waiters.
+    let (compositions, comp_writer) = reflector::store::<Composition>();
+    let (comp_ready_tx, comp_ready) = tokio::sync::watch::channel(false);
+    let comp_events = watcher(Api::<Composition>::all(client.clone()), Default::default())
+        .default_backoff()
+        .reflect(comp_writer)
+        .inspect(move |e| {
+            if matches!(e, Ok(watcher::Event::InitDone)) {
+                comp_ready_tx.send_replace(true);
+            }
+        })
+        .touched_objects()
+        .filter_map(|e| async move { e.ok().map(|c| c.name_any()) });
+    let (revisions, rev_writer) = reflector::store::<CompositionRevision>();
+    let (rev_ready_tx, rev_ready) = tokio::sync::watch::channel(false);
+    let rev_events = watcher(
+        Api::<CompositionRevision>::all(client.clone()),
+        Default::default(),
+    )
+    .default_backoff()
+    .reflect(rev_writer)
+    .inspect(move |e| {
+        if matches!(e, Ok(watcher::Event::InitDone)) {
+            rev_ready_tx.send_replace(true);
+        }
+    })
+    .touched_objects()
+    .filter_map(|e| async move {
+        e.ok()
+            .and_then(|r| r.labels().get(LABEL_COMPOSITION_NAME).cloned())
+    });
+
+    let xr_writer = reflector::store::Writer::<DynamicObject>::new(xr.clone());
+    let xrs = xr_writer.as_reader();
+    // Our own status writes change none of these, so they do not trigger a reconcile.
+    let trigger = |o: &DynamicObject| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        o.meta().generation.hash(&mut h);
+        o.labels().hash(&mut h);
+        o.annotations().hash(&mut h);
+        o.finalizers().hash(&mut h);
+        o.meta().deletion_timestamp.is_some().hash(&mut h);
+        Some(h.finish())
+    };
+    let xr_stream = watcher(
+        Api::all_with(client.clone(), &xr),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(xr_writer)
+    .applied_objects()
+    .predicate_filter(trigger, Default::default());
+
+    let (watches, child_events) = ChildWatches::new(client.clone(), xr.clone());
+    let reporter = Reporter {
+        controller: opts.field_manager.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let concurrency = opts.max_concurrent_reconciles;
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), reporter),
+        kinds: Kinds::new(client.clone()),
+        xr_type: TypeReference {
+            api_version: xr.api_version.clone(),
+            kind: xr.kind.clone(),
+        },
+        client,
+        xrd,
+        xr: xr.clone(),
+        opts,
+        compositions,
+        revisions,
+        caches_ready: [comp_ready, rev_ready],
+        watches,
+        failures: Mutex::new(HashMap::new()),
+    });
+    let composition_changes = stream::select(comp_events, rev_events).flat_map({
+        let (xrs, xr) = (xrs.clone(), xr.clone());
+        move |composition| stream::iter(using_composition(&xrs, &xr, &composition))
+    });
+    Controller::for_stream_with(xr_stream, xrs, xr)
+        .with_config(Config::default().concurrency(concurrency))
+        .reconcile_on(child_events)
+        .reconcile_on(composition_changes)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!(error = %e, "composite reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// The composites that use Composition `name`, or have none recorded yet (a new
+/// Composition may be the one they select).
+fn using_composition(
+    xrs: &Store<DynamicObject>,
+    xr: &ApiResource,
+    name: &str,
+) -> Vec<ObjectRef<DynamicObject>> {
+    xrs.state()
+        .iter()
+        .filter(|o| match o.data.pointer("/spec/compositionRef/name") {
+            Some(Value::String(n)) => n == name,
+            _ => true,
+        })
+        .map(|o| ObjectRef::from_obj_with(o.as_ref(), xr.clone()))
+        .collect()
+}
+
+fn error_policy(xr: Arc<DynamicObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    warn!(name = %xr.name_any(), error = %err, "composite reconcile failed");
+    Action::requeue(ctx.backoff(&xr.name_any()))
+}
+
+#[instrument(skip_all, fields(kind = %ctx.xr.kind, name = %xr.name_any()))]
+async fn reconcile(xr: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    // Selection reads the Composition and revision caches: wait for their first list.
+    for ready in &ctx.caches_ready {
+        let _ = ready.clone().wait_for(|r| *r).await;
+    }
+    let mut xr_json = serde_json::to_value(xr.as_ref()).unwrap_or_default();
+    if let Some(obj) = xr_json.as_object_mut() {
+        obj.insert("apiVersion".into(), json!(ctx.xr.api_version));
+        obj.insert("kind".into(), json!(ctx.xr.kind));
+    }
+    let has_finalizer = xr.finalizers().iter().any(|f| f == FINALIZER);
+    if xr.meta().deletion_timestamp.is_some() {
+        if !has_finalizer {
+            return Ok(Action::await_change());
+        }
+        return finalize(&xr, &xr_json, &ctx).await;
+    }
+    if !has_finalizer {
+        match ctx.add_finalizer(&xr).await {
+            // Deleted since the cache saw it: nothing left to do.
+            Err(e) if e.is_not_found() => return Ok(Action::await_change()),
+            other => other?,
+        }
+    }
+    let report = sync::sync(&xr, &xr_json, &ctx).await;
+    let transient = report.errors.iter().any(Error::is_transient);
+    let message = report.errors.first().map(ToString::to_string);
+    let update = StatusUpdate {
+        generation: xr.meta().generation,
+        synced: Some(synced_condition(message.as_deref())),
+        ..report.status
+    };
+    ctx.write_status(&xr, &xr_json, update, report.errors.first(), report.events)
+        .await?;
+    Ok(ctx.next_action(&xr, transient))
+}
+
+/// Deletes the composed resources layer by layer; removes the finalizer when all are gone.
+async fn finalize(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Result<Action, Error> {
+    let spec: XrSpec = serde_json::from_value(xr_json.get("spec").cloned().unwrap_or_default())
+        .unwrap_or_default();
+    let (progress, error) = match delete::delete_composed(xr, &spec, ctx).await {
+        Ok(mut p) => {
+            let error = (!p.errors.is_empty()).then(|| p.errors.remove(0));
+            (Some(p), error)
+        }
+        Err(e) => (None, Some(e)),
+    };
+    if let Some(p) = &progress
+        && p.remaining.is_empty()
+    {
+        return match ctx.remove_finalizer(xr).await {
+            // A stale cached copy: the composite is gone already.
+            Err(e) if e.is_not_found() => Ok(Action::await_change()),
+            other => other.map(|()| Action::await_change()),
+        };
+    }
+    let remaining: Vec<&str> = progress
+        .iter()
+        .flat_map(|p| p.remaining.iter().map(String::as_str))
+        .collect();
+    let update = StatusUpdate {
+        generation: xr.meta().generation,
+        ready: Some(status::deleting_condition(&remaining)),
+        synced: Some(synced_condition(
+            error.as_ref().map(ToString::to_string).as_deref(),
+        )),
+        ..StatusUpdate::default()
+    };
+    let events = progress.map(|p| p.events).unwrap_or_default();
+    ctx.write_status(xr, xr_json, update, error.as_ref(), events)
+        .await?;
+    Ok(match error {
+        Some(e) if e.is_transient() => Action::requeue(ctx.backoff(&xr.name_any())),
+        _ => Action::requeue(DELETE_RECHECK),
+    })
+}
+
+impl Ctx {
+    fn api(&self) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), &self.xr)
+    }
+
+    /// After a reconcile: back off on transient errors, else poll (jittered).
+    fn next_action(&self, xr: &DynamicObject, transient: bool) -> Action {
+        if transient {
+            return Action::requeue(self.backoff(&xr.name_any()));
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(&xr.name_any());
+        Action::requeue(jitter(self.opts.poll_interval, 0.1))
+    }
+
+    /// Records one more failure of `name` and returns how long to wait: 1s, 2s, 4s, ...
+    /// up to a minute, jittered so that many failing composites do not retry at once.
+    fn backoff(&self, name: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(name.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(1u64 << (*n - 1).min(16));
+        jitter(base.min(MAX_BACKOFF), 0.2)
+    }
+
+    /// Folds `update` into the composite's status and writes it (server-side apply) when
+    /// it changed; publishes the events of condition transitions (a `Synced` failure
+    /// described by `error`) and `extra`.
+    async fn write_status(
+        &self,
+        xr: &DynamicObject,
+        xr_json: &Value,
+        update: StatusUpdate,
+        error: Option<&Error>,
+        extra: Vec<EventSpec>,
+    ) -> Result<(), Error> {
+        let old = xr_json.get("status").cloned().unwrap_or(Value::Null);
+        let new = next_status(&old, update, &now());
+        if new != old {
+            let body = json!({
+                "apiVersion": self.xr.api_version,
+                "kind": self.xr.kind,
+                "status": new,
+            });
+            self.api()
+                .patch_status(
+                    &xr.name_any(),
+                    &PatchParams::apply(&format!("{}/composite", self.opts.field_manager)).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map_err(|e| Error::WriteStatus {
+                    name: xr.name_any(),
+                    source: Box::new(e),
+                })?;
+        }
+        let conditions = |v: &Value| -> Vec<Condition> {
+            v.get("conditions")
+                .and_then(|c| serde_json::from_value(c.clone()).ok())
+                .unwrap_or_default()
+        };
+        let mut events = transition_events(&conditions(&old), &conditions(&new));
+        if let Some(error) = error {
+            for e in events.iter_mut().filter(|e| e.warning) {
+                e.action = error.action();
+                e.related = error.related();
+            }
+        }
+        for e in events.into_iter().chain(extra) {
+            self.publish(xr, e).await;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, xr: &DynamicObject, e: EventSpec) {
+        let event = Event {
+            type_: if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: e.reason.to_string(),
+            note: Some(e.note),
+            action: e.action.to_string(),
+            secondary: e.related,
+        };
+        if let Err(err) = self
+            .recorder
+            .publish(&event, &xr.object_ref(&self.xr))
+            .await
+        {
+            warn!(name = %xr.name_any(), error = %err, "failed to publish event");
+        }
+    }
+
+    async fn add_finalizer(&self, xr: &DynamicObject) -> Result<(), Error> {
+        // A JSON patch that tests the current list: never drops someone else's finalizer.
+        let ops = if xr.finalizers().is_empty() {
+            json!([
+                { "op": "test", "path": "/metadata/finalizers", "value": null },
+                { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
+            ])
+        } else {
+            json!([
+                { "op": "test", "path": "/metadata/finalizers", "value": xr.finalizers() },
+                { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
+            ])
+        };
+        self.patch_json(xr, ops).await
+    }
+
+    async fn remove_finalizer(&self, xr: &DynamicObject) -> Result<(), Error> {
+        let Some(i) = xr.finalizers().iter().position(|f| f == FINALIZER) else {
+            return Ok(());
+        };
+        let path = format!("/metadata/finalizers/{i}");
+        let ops = json!([
+            { "op": "test", "path": path, "value": FINALIZER },
+            { "op": "remove", "path": path },
+        ]);
+        self.patch_json(xr, ops).await
+    }
+
+    async fn patch_json(&self, xr: &DynamicObject, ops: Value) -> Result<(), Error> {
+        let patch: json_patch::Patch =
+            serde_json::from_value(ops).unwrap_or_else(|_| json_patch::Patch(Vec::new()));
+        self.api()
+            .patch(
+                &xr.name_any(),
+                &PatchParams::default(),
+                &Patch::<()>::Json(patch),
+            )
+            .await
+            .map_err(|e| Error::Finalizer {
+                name: xr.name_any(),
+                source: Box::new(e),
+            })?;
+        Ok(())
+    }
+}
+
+fn jitter(d: Duration, fraction: f64) -> Duration {
+    let f = 1.0 + fraction * (2.0 * rand::random::<f64>() - 1.0);
+    d.mul_f64(f.max(0.0))
+}

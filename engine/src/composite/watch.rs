@@ -1,0 +1,145 @@
+//! Realtime re-queueing: composed resources are watched, so a child's change (it became
+//! Ready, its status moved, it was deleted) re-queues its composite at once instead of
+//! at the next poll.
+//!
+//! ```text
+//!  reconcile renders kind K ──ensure(K)──▶ first time: spawn watcher(K, label tessera.dev/composite)
+//!                                               │ event on a child
+//!                                               ▼ controller owner reference (our XR kind)
+//!  Controller::reconcile_on ◀── ObjectRef<XR> ──┘
+//! ```
+//!
+//! One label-selected watch per composed kind, started the first time a render produces
+//! the kind, and stopped when the registry is dropped (when the composite controller
+//! stops).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures::channel::mpsc;
+use futures::{Stream, StreamExt};
+use kube::api::DynamicObject;
+use kube::discovery::ApiResource;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use crate::compose::LABEL_COMPOSITE;
+
+/// The watches of composed kinds of one composite kind.
+pub struct ChildWatches {
+    client: kube::Client,
+    xr: ApiResource,
+    tx: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+    started: Mutex<HashMap<(String, String), JoinHandle<()>>>,
+}
+
+impl ChildWatches {
+    /// A registry for composites of kind `xr`, and the stream of composites to re-queue.
+    pub fn new(
+        client: kube::Client,
+        xr: ApiResource,
+    ) -> (
+        Self,
+        impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
+    ) {
+        let (tx, rx) = mpsc::unbounded();
+        let watches = ChildWatches {
+            client,
+            xr,
+            tx,
+            started: Mutex::new(HashMap::new()),
+        };
+        (watches, rx)
+    }
+
+    /// Starts watching composed kind `child` unless it is watched already (any version of
+    /// the kind will do: events carry the owner, whatever the version).
+    pub fn ensure(&self, child: &ApiResource) {
+        let key = (child.group.clone(), child.kind.clone());
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if started.contains_key(&key) {
+            return;
+        }
+        debug!(group = %child.group, kind = %child.kind, "watching composed resources");
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), child);
+        let xr = self.xr.clone();
+        let tx = self.tx.clone();
+        let task = tokio::spawn(async move {
+            let events = watcher(api, watcher::Config::default().labels(LABEL_COMPOSITE))
+                .default_backoff()
+                .touched_objects();
+            futures::pin_mut!(events);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(obj) => {
+                        for owner in owners(&obj, &xr) {
+                            if tx.unbounded_send(owner).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "watch of composed resources"),
+                }
+            }
+        });
+        started.insert(key, task);
+    }
+}
+
+impl Drop for ChildWatches {
+    fn drop(&mut self) {
+        let started = self.started.get_mut().unwrap_or_else(|e| e.into_inner());
+        for task in started.values() {
+            task.abort();
+        }
+    }
+}
+
+/// The composites of kind `xr` that control `obj` (at most one).
+pub fn owners(obj: &DynamicObject, xr: &ApiResource) -> Vec<ObjectRef<DynamicObject>> {
+    obj.owner_references()
+        .iter()
+        .filter(|r| r.controller == Some(true) && r.kind == xr.kind)
+        .filter(|r| r.api_version.rsplit_once('/').map_or("", |(g, _)| g) == xr.group)
+        .map(|r| ObjectRef::new_with(&r.name, xr.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_map_to_the_controlling_composite_of_our_kind_only() {
+        let xr = ApiResource {
+            group: "platform.example.org".into(),
+            version: "v1alpha1".into(),
+            api_version: "platform.example.org/v1alpha1".into(),
+            kind: "XPostgresDatabase".into(),
+            plural: "xpostgresdatabases".into(),
+        };
+        let child = |owners: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "postgresql.sql.tessera.dev/v1alpha1", "kind": "Role",
+                "metadata": {"name": "c", "ownerReferences": owners},
+            }))
+            .expect("object")
+        };
+        let ours = child(serde_json::json!([
+            {"apiVersion": "platform.example.org/v1alpha1", "kind": "XPostgresDatabase", "name": "orders", "uid": "u", "controller": true},
+        ]));
+        let names: Vec<String> = owners(&ours, &xr).into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["orders"]);
+        let other_kind = child(serde_json::json!([
+            {"apiVersion": "platform.example.org/v1alpha1", "kind": "XRedis", "name": "orders", "uid": "u", "controller": true},
+        ]));
+        assert!(owners(&other_kind, &xr).is_empty());
+        let not_controller = child(serde_json::json!([
+            {"apiVersion": "platform.example.org/v1alpha1", "kind": "XPostgresDatabase", "name": "orders", "uid": "u"},
+        ]));
+        assert!(owners(&not_controller, &xr).is_empty());
+    }
+}

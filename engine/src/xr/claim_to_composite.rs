@@ -1,0 +1,232 @@
+//! From a claim to the composite resource (XR) that the claim controller applies for it,
+//! as a pure function: `tessera render` and the claim controller build the same object.
+//!
+//! ```text
+//!  PostgresDatabase shop/orders-db            XPostgresDatabase orders-db-1a2b3c4d
+//!    spec: {connectionLimit: 20,        ──▶     labels: tessera.dev/claim-name, -namespace
+//!           writeConnectionSecretToRef:         spec: {connectionLimit: 20,
+//!             {name: orders-db}}                       claimRef: {.., namespace: shop, name: orders-db},
+//!                                                      writeConnectionSecretToRef:
+//!                                                        {name: orders-db, namespace: shop}}
+//! ```
+
+use serde_json::{Map, Value, json};
+
+use super::claim_composite_name;
+use crate::api::xrd::CompositeResourceDefinitionSpec;
+use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
+
+/// Claim spec fields that are not copied to the composite: the Secret reference is
+/// rewritten to point into the claim's namespace, and the binding fields are Tessera's.
+const NOT_COPIED: [&str; 4] = [
+    "writeConnectionSecretToRef",
+    "resourceRef",
+    "claimRef",
+    "resourceRefs",
+];
+
+/// Why a claim cannot be turned into a composite resource. Messages are lower-case.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimToCompositeError {
+    /// The claim lacks a field the composite is built from.
+    #[error("the claim has no {field}")]
+    Missing {
+        /// The missing field, e.g. `metadata.namespace`.
+        field: &'static str,
+    },
+    /// The claim is not of the XRD's claim kind.
+    #[error("{kind} in {api_version} is not the claim kind of this XRD ({expected})")]
+    NotAClaim {
+        /// The claim's kind.
+        kind: String,
+        /// The claim's apiVersion.
+        api_version: String,
+        /// The claim kind the XRD defines, or a note that it defines none.
+        expected: String,
+    },
+    /// The XRD has no referenceable version, so the composite has no apiVersion.
+    #[error("the XRD has no referenceable version")]
+    NoReferenceableVersion,
+    /// The claim's `spec` is not an object.
+    #[error("the claim's spec must be an object")]
+    SpecNotAnObject,
+}
+
+/// The composite resource of `claim`, for the XRD `xrd` that defines both kinds.
+///
+/// - `apiVersion`/`kind`: the XRD's composite kind at its referenceable version;
+/// - `metadata.name`: [`claim_composite_name`] of the claim's namespace and name;
+/// - `metadata.labels`: `tessera.dev/claim-name` and `tessera.dev/claim-namespace`;
+/// - `spec`: a copy of the claim's spec without the binding fields (`resourceRef`,
+///   `resourceRefs`, `claimRef`), plus `claimRef` (apiVersion, kind, namespace, name of
+///   the claim) and, when the claim names a connection Secret,
+///   `writeConnectionSecretToRef: {name: <claim's>, namespace: <claim's namespace>}`, so
+///   that the composite writes the claim's Secret straight into the claim's namespace.
+///
+/// The result holds only what the claim determines; the composite controller adds the
+/// rest (e.g. `compositionRef`, `resourceRefs`). Values of the claim are copied as they
+/// are: apply the claim CRD's schema defaults first, as the API server would have.
+pub fn claim_to_composite(
+    claim: &Value,
+    xrd: &CompositeResourceDefinitionSpec,
+) -> Result<Value, ClaimToCompositeError> {
+    let str_at = |pointer: &str| {
+        claim
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let missing = |field| ClaimToCompositeError::Missing { field };
+    let api_version = str_at("/apiVersion").ok_or(missing("apiVersion"))?;
+    let kind = str_at("/kind").ok_or(missing("kind"))?;
+    let name = str_at("/metadata/name").ok_or(missing("metadata.name"))?;
+    let namespace = str_at("/metadata/namespace").ok_or(missing("metadata.namespace"))?;
+
+    let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
+    let claim_kind = xrd.claim_names.as_ref().map(|n| n.kind.as_str());
+    if claim_kind != Some(kind) || group != xrd.group {
+        return Err(ClaimToCompositeError::NotAClaim {
+            kind: kind.to_string(),
+            api_version: api_version.to_string(),
+            expected: match claim_kind {
+                Some(k) => format!("{k} in group {}", xrd.group),
+                None => "it offers no claim".to_string(),
+            },
+        });
+    }
+    let composite_type = xrd
+        .composite_type()
+        .ok_or(ClaimToCompositeError::NoReferenceableVersion)?;
+
+    let mut spec = match claim.get("spec") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(spec)) => spec.clone(),
+        Some(_) => return Err(ClaimToCompositeError::SpecNotAnObject),
+    };
+    let secret_name = claim
+        .pointer("/spec/writeConnectionSecretToRef/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty());
+    for field in NOT_COPIED {
+        spec.remove(field);
+    }
+    if let Some(secret_name) = secret_name {
+        // One hop: the composite writes the Secret straight into the claim's namespace.
+        spec.insert(
+            "writeConnectionSecretToRef".into(),
+            json!({"name": secret_name, "namespace": namespace}),
+        );
+    }
+    spec.insert(
+        "claimRef".into(),
+        json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "name": name,
+            "namespace": namespace,
+        }),
+    );
+
+    Ok(json!({
+        "apiVersion": composite_type.api_version,
+        "kind": composite_type.kind,
+        "metadata": {
+            "name": claim_composite_name(namespace, name),
+            "labels": {
+                LABEL_CLAIM_NAME: name,
+                LABEL_CLAIM_NAMESPACE: namespace,
+            },
+        },
+        "spec": spec,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn xrd() -> CompositeResourceDefinitionSpec {
+        serde_json::from_value(json!({
+            "group": "platform.tessera.dev",
+            "names": {"kind": "XPostgresDatabase", "plural": "xpostgresdatabases"},
+            "claimNames": {"kind": "PostgresDatabase", "plural": "postgresdatabases"},
+            "versions": [{"name": "v1alpha1", "served": true, "referenceable": true}],
+        }))
+        .expect("xrd parses")
+    }
+
+    fn claim() -> Value {
+        json!({
+            "apiVersion": "platform.tessera.dev/v1alpha1",
+            "kind": "PostgresDatabase",
+            "metadata": {"name": "orders-db", "namespace": "shop", "labels": {"team": "a"}},
+            "spec": {
+                "connectionLimit": 20,
+                "compositionRef": {"name": "postgres-shared"},
+                "writeConnectionSecretToRef": {"name": "orders-db"},
+                "resourceRef": {"name": "someone-elses"},
+            },
+        })
+    }
+
+    #[test]
+    fn claim_becomes_a_composite_bound_to_it_with_its_secret_in_the_claim_namespace() {
+        let xr = claim_to_composite(&claim(), &xrd()).expect("converts");
+        let name = claim_composite_name("shop", "orders-db");
+        assert_eq!(
+            xr,
+            json!({
+                "apiVersion": "platform.tessera.dev/v1alpha1",
+                "kind": "XPostgresDatabase",
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        "tessera.dev/claim-name": "orders-db",
+                        "tessera.dev/claim-namespace": "shop",
+                    },
+                },
+                "spec": {
+                    "connectionLimit": 20,
+                    "compositionRef": {"name": "postgres-shared"},
+                    "claimRef": {
+                        "apiVersion": "platform.tessera.dev/v1alpha1",
+                        "kind": "PostgresDatabase",
+                        "name": "orders-db",
+                        "namespace": "shop",
+                    },
+                    "writeConnectionSecretToRef": {"name": "orders-db", "namespace": "shop"},
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn claim_without_secret_or_spec_gets_only_a_claim_ref() {
+        let mut c = claim();
+        c.as_object_mut().expect("object").remove("spec");
+        let xr = claim_to_composite(&c, &xrd()).expect("converts");
+        let spec = xr["spec"].as_object().expect("spec");
+        assert_eq!(spec.keys().collect::<Vec<_>>(), ["claimRef"]);
+    }
+
+    #[test]
+    fn claim_of_another_kind_or_without_namespace_is_refused() {
+        let mut other = claim();
+        other["kind"] = json!("RedisCache");
+        assert!(matches!(
+            claim_to_composite(&other, &xrd()),
+            Err(ClaimToCompositeError::NotAClaim { .. })
+        ));
+        let mut no_ns = claim();
+        no_ns["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .remove("namespace");
+        assert_eq!(
+            claim_to_composite(&no_ns, &xrd()).unwrap_err().to_string(),
+            "the claim has no metadata.namespace"
+        );
+    }
+}

@@ -1,0 +1,541 @@
+//! The XRD controller: applies the CRDs of each XRD, runs the composite and claim
+//! controllers of its kinds, and refuses deletion while composites or claims exist.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, instrument, warn};
+
+use super::conditions::{CrdState, Observation, next_status, transitions};
+use super::crd::{ANNOTATION_XRD, LABEL_XRD_CRD, claim_crd, composite_crd};
+use super::support::{self, Backoff, capitalize};
+use crate::api::xrd::CompositeResourceDefinition;
+use crate::xr::{CompositionOptions, FINALIZER, claim_resource, composite_resource};
+
+/// Kubernetes failures of the XRD controller. Problems with the XRD itself are not
+/// errors here: they become conditions and events.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Adding or removing the finalizer failed.
+    #[error("failed to update finalizers of XRD {0}: {1}")]
+    Finalizer(String, #[source] kube::Error),
+    /// Writing the XRD's status failed.
+    #[error("failed to write status of XRD {0}: {1}")]
+    WriteStatus(String, #[source] kube::Error),
+    /// Listing the composites or claims of a deleted XRD failed.
+    #[error("failed to list {0} of XRD {1}: {2}")]
+    List(String, String, #[source] kube::Error),
+    /// Reading or deleting a generated CRD failed.
+    #[error("failed to read or delete CRD {0}: {1}")]
+    Crd(String, #[source] kube::Error),
+}
+
+/// The per-XRD controllers that run, and what they were started from.
+struct Running {
+    fingerprint: u64,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct Ctx {
+    client: kube::Client,
+    recorder: Recorder,
+    opts: CompositionOptions,
+    running: Mutex<HashMap<String, Running>>,
+    backoff: Backoff,
+}
+
+/// Runs the XRD controller until the process is asked to stop.
+///
+/// For every XRD it adds [`FINALIZER`], server-side applies the composite and claim CRDs
+/// (field manager `opts.field_manager`), and once the API server reports them Established
+/// starts `composite::run` and `claim::run` for the XRD's kinds, restarting them when what
+/// they were started from changes (kinds, referenceable version, connection secret keys,
+/// composition defaults). `revisions::run_revisions` runs beside it, started by the caller.
+///
+/// Deleting an XRD never cascades: while a composite or claim of its kinds exists, the
+/// finalizer stays and the XRD says why; afterwards the controllers stop, the CRDs are
+/// deleted and the finalizer is removed.
+pub async fn run(client: kube::Client, opts: CompositionOptions) {
+    let reporter = Reporter {
+        controller: format!("{}/xrd", opts.field_manager),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        opts,
+        running: Mutex::new(HashMap::new()),
+        backoff: Backoff::default(),
+    });
+    let (reader, writer) = reflector::store();
+    // Our own status writes change none of these, so they do not trigger a reconcile.
+    let trigger = |x: &CompositeResourceDefinition| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        x.meta().generation.hash(&mut h);
+        x.finalizers().hash(&mut h);
+        x.meta().deletion_timestamp.is_some().hash(&mut h);
+        Some(h.finish())
+    };
+    let xrds: Api<CompositeResourceDefinition> = Api::all(client.clone());
+    let stream = watcher(xrds, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger, Default::default());
+    // A generated CRD becoming Established (or being changed by someone) re-queues its XRD.
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    Controller::for_stream(stream, reader)
+        .watches(
+            crds,
+            watcher::Config::default().labels(LABEL_XRD_CRD),
+            |crd| {
+                crd.annotations()
+                    .get(ANNOTATION_XRD)
+                    .map(|name| ObjectRef::new(name))
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!(error = %e, "xrd reconcile loop");
+            }
+        })
+        .await;
+}
+
+fn error_policy(xrd: Arc<CompositeResourceDefinition>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    warn!(name = %xrd.name_any(), error = %err, "xrd reconcile failed");
+    Action::requeue(ctx.backoff.next(&xrd.name_any(), Duration::from_secs(60)))
+}
+
+#[instrument(skip(xrd, ctx), fields(kind = "CompositeResourceDefinition", name = %xrd.name_any()))]
+async fn reconcile(xrd: Arc<CompositeResourceDefinition>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let name = xrd.name_any();
+    let api: Api<CompositeResourceDefinition> = Api::all(ctx.client.clone());
+    if xrd.meta().deletion_timestamp.is_some() {
+        if !xrd.finalizers().iter().any(|f| f == FINALIZER) {
+            ctx.stop(&name);
+            return Ok(Action::await_change());
+        }
+        return ctx.finalize(&xrd).await;
+    }
+    support::add_finalizer(&api, &xrd, FINALIZER)
+        .await
+        .map_err(|e| Error::Finalizer(name.clone(), e))?;
+
+    let (observation, requeue) = match ctx.apply_crds(&xrd).await? {
+        Ok((composite, claim)) => {
+            let established = composite.established && claim.as_ref().is_none_or(|c| c.established);
+            let running = established && ctx.ensure_running(&xrd);
+            ctx.backoff.reset(&name);
+            // The CRD watch re-queues as soon as they are Established; the requeue is a
+            // safety net.
+            let requeue = if running {
+                None
+            } else {
+                Some(Duration::from_secs(2))
+            };
+            let obs = Observation::Applied {
+                composite,
+                claim,
+                running,
+            };
+            (obs, requeue)
+        }
+        Err(message) => {
+            let wait = ctx.backoff.next(&name, ctx.opts.poll_interval);
+            (Observation::Failed { message }, Some(wait))
+        }
+    };
+    ctx.write_status(&xrd, &observation).await?;
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+impl Ctx {
+    /// Applies the XRD's CRDs. The outer error is a Kubernetes failure; the inner one a
+    /// problem with the XRD (or its CRDs) that a person has to fix, as a message.
+    async fn apply_crds(
+        &self,
+        xrd: &CompositeResourceDefinition,
+    ) -> Result<Result<(CrdState, Option<CrdState>), String>, Error> {
+        let generated = composite_crd(xrd).and_then(|c| Ok((c, claim_crd(xrd)?)));
+        let (composite, claim) = match generated {
+            Ok(crds) => crds,
+            Err(e) => return Ok(Err(capitalize(&e.to_string()))),
+        };
+        let composite = match self.apply_crd(xrd, &composite).await? {
+            Ok(state) => state,
+            Err(message) => return Ok(Err(message)),
+        };
+        let claim = match claim {
+            None => None,
+            Some(crd) => match self.apply_crd(xrd, &crd).await? {
+                Ok(state) => Some(state),
+                Err(message) => return Ok(Err(message)),
+            },
+        };
+        Ok(Ok((composite, claim)))
+    }
+
+    async fn apply_crd(
+        &self,
+        xrd: &CompositeResourceDefinition,
+        crd: &CustomResourceDefinition,
+    ) -> Result<Result<CrdState, String>, Error> {
+        let name = crd.name_any();
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let existing = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| Error::Crd(name.clone(), e))?;
+        if let Some(existing) = existing
+            && existing.annotations().get(ANNOTATION_XRD) != Some(&xrd.name_any())
+        {
+            // Never take over a CRD someone else defined (a provider's, or another XRD's).
+            let owner = existing
+                .annotations()
+                .get(ANNOTATION_XRD)
+                .map_or_else(|| "not by an XRD".to_string(), |o| format!("by XRD {o}"));
+            return Ok(Err(format!(
+                "CRD {name} already exists and is defined {owner}; choose other names for this XRD"
+            )));
+        }
+        let params = PatchParams::apply(&self.opts.field_manager).force();
+        match api.patch(&name, &params, &Patch::Apply(crd)).await {
+            Ok(applied) => {
+                let established = applied
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                Ok(Ok(CrdState { name, established }))
+            }
+            // The API server refused the CRD (e.g. a schema that is not structural):
+            // the XRD has to change.
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => Ok(Err(format!(
+                "The API server refused CRD {name}: {}",
+                s.message
+            ))),
+            Err(e) => Err(Error::Crd(name, e)),
+        }
+    }
+
+    /// Starts the composite and claim controllers of the XRD unless they already run with
+    /// the same inputs. Returns whether they run.
+    fn ensure_running(&self, xrd: &CompositeResourceDefinition) -> bool {
+        let Some(xr) = composite_resource(xrd) else {
+            return false;
+        };
+        let name = xrd.name_any();
+        let fingerprint = fingerprint(xrd);
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = running.get(&name)
+            && r.fingerprint == fingerprint
+            && r.tasks.iter().all(|t| !t.is_finished())
+        {
+            return true;
+        }
+        // Dropping the old entry aborts its tasks before the new ones start.
+        let restarted = running.remove(&name).is_some();
+        let shared = Arc::new(xrd.clone());
+        let mut tasks = vec![tokio::spawn(crate::composite::run(
+            self.client.clone(),
+            shared.clone(),
+            xr.clone(),
+            self.opts.clone(),
+        ))];
+        if let Some(claim) = claim_resource(xrd) {
+            tasks.push(tokio::spawn(crate::claim::run(
+                self.client.clone(),
+                shared,
+                claim,
+                xr.clone(),
+                self.opts.clone(),
+            )));
+        }
+        info!(xrd = %name, kind = %xr.kind, restarted, "started composite and claim controllers");
+        running.insert(name, Running { fingerprint, tasks });
+        true
+    }
+
+    /// Stops the XRD's controllers (aborts their tasks).
+    fn stop(&self, name: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.remove(name).is_some() {
+            info!(xrd = %name, "stopped composite and claim controllers");
+        }
+    }
+
+    /// Deletion: refuse while composites or claims exist; otherwise stop the controllers,
+    /// delete the CRDs and remove the finalizer.
+    async fn finalize(&self, xrd: &CompositeResourceDefinition) -> Result<Action, Error> {
+        let name = xrd.name_any();
+        let composites = self.count(&name, composite_resource(xrd)).await?;
+        let claims = self.count(&name, claim_resource(xrd)).await?;
+        if let Some(message) = blocked_message(xrd, composites, claims) {
+            // Claims being deleted need their controllers, even after a restart.
+            self.ensure_running(xrd);
+            self.write_status(xrd, &Observation::DeletionBlocked { message })
+                .await?;
+            return Ok(Action::requeue(
+                self.opts.poll_interval.min(Duration::from_secs(10)),
+            ));
+        }
+        self.stop(&name);
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let generated = [composite_crd(xrd).ok(), claim_crd(xrd).ok().flatten()];
+        for crd in generated.into_iter().flatten() {
+            let crd_name = crd.name_any();
+            let existing = api
+                .get_opt(&crd_name)
+                .await
+                .map_err(|e| Error::Crd(crd_name.clone(), e))?;
+            // Only the CRDs this XRD defined.
+            if existing.is_some_and(|c| c.annotations().get(ANNOTATION_XRD) == Some(&name)) {
+                match api.delete(&crd_name, &Default::default()).await {
+                    Ok(_) => info!(xrd = %name, crd = %crd_name, "deleted CRD"),
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(Error::Crd(crd_name, e)),
+                }
+            }
+        }
+        let xrds: Api<CompositeResourceDefinition> = Api::all(self.client.clone());
+        support::remove_finalizer(&xrds, xrd, FINALIZER)
+            .await
+            .map_err(|e| Error::Finalizer(name, e))?;
+        Ok(Action::await_change())
+    }
+
+    /// How many objects of a kind exist (0 when the kind is not served).
+    async fn count(&self, xrd: &str, kind: Option<ApiResource>) -> Result<usize, Error> {
+        let Some(ar) = kind else { return Ok(0) };
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+        match api.list_metadata(&ListParams::default()).await {
+            Ok(list) => Ok(list.items.len()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(0),
+            Err(e) => Err(Error::List(ar.plural, xrd.to_string(), e)),
+        }
+    }
+
+    /// Writes the status the observation implies, only when it changed, and publishes the
+    /// events of its transitions.
+    async fn write_status(
+        &self,
+        xrd: &CompositeResourceDefinition,
+        obs: &Observation,
+    ) -> Result<(), Error> {
+        let status = next_status(xrd, obs, &support::now());
+        let old = xrd.status.clone().unwrap_or_default();
+        if status == old {
+            return Ok(());
+        }
+        let name = xrd.name_any();
+        let patch = json!({
+            "apiVersion": "apiextensions.tessera.dev/v1",
+            "kind": "CompositeResourceDefinition",
+            "status": status,
+        });
+        let api: Api<CompositeResourceDefinition> = Api::all(self.client.clone());
+        api.patch_status(
+            &name,
+            &PatchParams::apply(&self.opts.field_manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|e| Error::WriteStatus(name, e))?;
+        for (type_, reason, note) in transitions(&old.conditions, &status.conditions) {
+            support::publish(&self.recorder, xrd, &(), type_, &reason, note).await;
+        }
+        Ok(())
+    }
+}
+
+/// Why deletion has to wait, or `None` when nothing of the XRD's kinds exists.
+fn blocked_message(
+    xrd: &CompositeResourceDefinition,
+    composites: usize,
+    claims: usize,
+) -> Option<String> {
+    if composites > 0 {
+        let (what, verb, them) = match composites {
+            1 => ("1 composite".to_string(), "exists", "it"),
+            n => (format!("{n} composites"), "exist", "them"),
+        };
+        let or_claims = match (xrd.spec.claim_names.is_some(), composites) {
+            (false, _) => "",
+            (true, 1) => " (or its claim)",
+            (true, _) => " (or their claims)",
+        };
+        let kind = &xrd.spec.names.kind;
+        return Some(format!(
+            "Cannot delete: {what} of {kind} still {verb}; delete {them}{or_claims} first"
+        ));
+    }
+    if claims > 0 {
+        let (what, verb, them) = match claims {
+            1 => ("1 claim".to_string(), "exists", "it"),
+            n => (format!("{n} claims"), "exist", "them"),
+        };
+        let kind = xrd
+            .spec
+            .claim_names
+            .as_ref()
+            .map_or("", |c| c.kind.as_str());
+        return Some(format!(
+            "Cannot delete: {what} of {kind} still {verb}; delete {them} first"
+        ));
+    }
+    None
+}
+
+/// A hash of what the composite and claim controllers of an XRD are started from; when
+/// it changes they are restarted. Schema and printer-column changes only re-apply CRDs.
+fn fingerprint(xrd: &CompositeResourceDefinition) -> u64 {
+    let spec = &xrd.spec;
+    let inputs = json!({
+        "group": spec.group,
+        "kind": spec.names.kind,
+        "plural": spec.names.plural,
+        "claim": spec.claim_names.as_ref().map(|c| (&c.kind, &c.plural)),
+        "version": spec.referenceable_version().map(|v| &v.name),
+        "keys": spec.connection_secret_keys,
+        "default": spec.default_composition_ref,
+        "enforced": spec.enforced_composition_ref,
+        "policy": spec.default_composition_update_policy,
+    });
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    inputs.to_string().hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn xrd(edit: impl FnOnce(&mut serde_json::Value)) -> CompositeResourceDefinition {
+        let mut v = json!({
+            "apiVersion": "apiextensions.tessera.dev/v1",
+            "kind": "CompositeResourceDefinition",
+            "metadata": { "name": "xdbs.example.org" },
+            "spec": {
+                "group": "example.org",
+                "names": { "kind": "XPostgresDatabase", "plural": "xdbs" },
+                "claimNames": { "kind": "PostgresDatabase", "plural": "dbs" },
+                "versions": [
+                    { "name": "v1", "served": true, "referenceable": true },
+                    { "name": "v2", "served": true, "referenceable": false },
+                ],
+            },
+        });
+        edit(&mut v);
+        serde_json::from_value(v).expect("test XRD")
+    }
+
+    #[test]
+    fn deletion_is_blocked_with_a_message_that_says_what_to_delete() {
+        let x = xrd(|_| {});
+        let cases = [
+            (
+                3,
+                3,
+                Some(
+                    "Cannot delete: 3 composites of XPostgresDatabase still exist; delete them (or their claims) first",
+                ),
+            ),
+            (
+                1,
+                0,
+                Some(
+                    "Cannot delete: 1 composite of XPostgresDatabase still exists; delete it (or its claim) first",
+                ),
+            ),
+            (
+                0,
+                2,
+                Some("Cannot delete: 2 claims of PostgresDatabase still exist; delete them first"),
+            ),
+            (
+                0,
+                1,
+                Some("Cannot delete: 1 claim of PostgresDatabase still exists; delete it first"),
+            ),
+            (0, 0, None),
+        ];
+        for (composites, claims, want) in cases {
+            assert_eq!(
+                blocked_message(&x, composites, claims).as_deref(),
+                want,
+                "{composites} composites, {claims} claims"
+            );
+        }
+        let no_claims = xrd(|v| {
+            v["spec"].as_object_mut().map(|s| s.remove("claimNames"));
+        });
+        assert_eq!(
+            blocked_message(&no_claims, 2, 0).as_deref(),
+            Some("Cannot delete: 2 composites of XPostgresDatabase still exist; delete them first")
+        );
+    }
+
+    #[test]
+    fn controllers_restart_when_the_referenceable_version_changes_but_not_for_schema_edits() {
+        let base = fingerprint(&xrd(|_| {}));
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit, bool); 4] = [
+            (
+                "schema change",
+                |v| {
+                    v["spec"]["versions"][0]["schema"] =
+                        json!({ "openAPIV3Schema": { "type": "object" } })
+                },
+                false,
+            ),
+            (
+                "referenceable version moves to v2",
+                |v| {
+                    v["spec"]["versions"][0]["referenceable"] = json!(false);
+                    v["spec"]["versions"][1]["referenceable"] = json!(true);
+                },
+                true,
+            ),
+            (
+                "connection secret keys change",
+                |v| v["spec"]["connectionSecretKeys"] = json!(["url"]),
+                true,
+            ),
+            (
+                "default composition changes",
+                |v| v["spec"]["defaultCompositionRef"] = json!({ "name": "other" }),
+                true,
+            ),
+        ];
+        for (reason, edit, restart) in cases {
+            assert_eq!(fingerprint(&xrd(edit)) != base, restart, "{reason}");
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The claim controller alone against the real kube-apiserver of testenv, on CRDs
+//! generated from an XRD that is never applied: no composite controller runs, so the tests
+//! set a composite's status as the composite reconciler would and watch the claim follow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use tessera_engine::api::xrd::CompositeResourceDefinition;
+use tessera_engine::xr::{claim_composite_name, claim_resource, composite_resource};
+use tessera_engine::xrd::{claim_crd, composite_crd};
+use tessera_tests::{
+    TestEnv, TestKinds, apply, composition_test_options, condition, delete, delete_in,
+    events_about, get, get_in, kubectl, namespace, unique, wait_crd_established, wait_gone,
+    wait_gone_in, wait_object_in,
+};
+
+fn is_true(o: &DynamicObject, type_: &str) -> bool {
+    condition(o, type_).is_some_and(|c| c.is_true())
+}
+
+/// The claim controller alone, on CRDs generated from an XRD that is never applied: the
+/// test sets the composite's status as the composite reconciler would.
+struct Isolated {
+    client: Client,
+    kinds: TestKinds,
+    xr: ApiResource,
+    claim: ApiResource,
+}
+
+impl Isolated {
+    async fn start(env: &TestEnv) -> Isolated {
+        let client = env.kube().await;
+        let kinds = TestKinds::new();
+        let xrd: CompositeResourceDefinition =
+            serde_json::from_value(kinds.xrd()).expect("test XRD");
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let generated = [
+            composite_crd(&xrd).expect("composite CRD"),
+            claim_crd(&xrd).expect("claim CRD").expect("offers a claim"),
+        ];
+        for crd in &generated {
+            crds.patch(
+                &crd.name_any(),
+                &PatchParams::apply("tessera-tests").force(),
+                &Patch::Apply(crd),
+            )
+            .await
+            .expect("apply generated CRD");
+            wait_crd_established(&client, &crd.name_any())
+                .await
+                .expect("established");
+        }
+        let xr = composite_resource(&xrd).expect("composite kind");
+        let claim = claim_resource(&xrd).expect("claim kind");
+        tokio::spawn(tessera_engine::claim::run(
+            client.clone(),
+            Arc::new(xrd),
+            claim.clone(),
+            xr.clone(),
+            tessera_engine::xr::CompositionOptions {
+                // Long: the claim must follow its composite through the watch, not a poll.
+                poll_interval: Duration::from_secs(300),
+                ..composition_test_options()
+            },
+        ));
+        Isolated {
+            client,
+            kinds,
+            xr,
+            claim,
+        }
+    }
+
+    /// Sets the composite's conditions through its status subresource.
+    async fn set_composite_status(&self, name: &str, conditions: Value) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.xr);
+        let patch = json!({
+            "apiVersion": self.xr.api_version, "kind": self.xr.kind,
+            "status": { "conditions": conditions },
+        });
+        api.patch_status(
+            name,
+            &PatchParams::apply("test-composite").force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .expect("set composite status");
+    }
+
+    async fn wait_claim(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&DynamicObject) -> bool,
+    ) -> DynamicObject {
+        wait_object_in(
+            &self.client,
+            &self.claim.api_version,
+            &self.claim.kind,
+            ns,
+            name,
+            what,
+            check,
+        )
+        .await
+    }
+
+    async fn cleanup(self) {
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for plural in [&self.kinds.xr_plural, &self.kinds.claim_plural] {
+            let _ = crds
+                .delete(
+                    &format!("{plural}.{}", self.kinds.group),
+                    &Default::default(),
+                )
+                .await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_follows_its_composite_status_at_once_and_explains_failures() {
+    let env = TestEnv::load();
+    let t = Isolated::start(&env).await;
+    let client = t.client.clone();
+    let ns = namespace(&client, &unique("claims")).await;
+    apply(&client, t.kinds.claim(&ns, "orders-db", "small")).await;
+    let xr_name = claim_composite_name(&ns, "orders-db");
+
+    let first = t
+        .wait_claim(
+            &ns,
+            "orders-db",
+            "Ready=False while the composite is new",
+            |o| condition(o, "Ready").is_some_and(|c| !c.is_true()),
+        )
+        .await;
+    let ready = condition(&first, "Ready").expect("Ready");
+    assert_eq!(ready.reason, "Creating");
+    assert_eq!(
+        ready.message,
+        format!("Waiting for composite {xr_name} to become ready")
+    );
+
+    t.set_composite_status(
+        &xr_name,
+        json!([
+            { "type": "Ready", "status": "False", "reason": "Creating" },
+            { "type": "Synced", "status": "False", "reason": "ReconcileError",
+              "message": "No composition matches selector {env: prod}" },
+        ]),
+    )
+    .await;
+    let want = format!("Composite {xr_name}: no composition matches selector {{env: prod}}");
+    let failing = t
+        .wait_claim(&ns, "orders-db", "the composite's failure", |o| {
+            condition(o, "Synced").is_some_and(|c| c.message == want)
+        })
+        .await;
+    assert_eq!(
+        condition(&failing, "Synced").map(|c| c.status),
+        Some("False".into())
+    );
+    assert!(
+        events_about(&client, &ns, "orders-db")
+            .await
+            .iter()
+            .any(|(t, _, note)| t == "Warning" && *note == want),
+        "a warning with the cause"
+    );
+    let describe = kubectl(
+        &env,
+        &["describe", &t.kinds.claim_plural, "orders-db", "-n", &ns],
+    );
+    assert!(
+        describe.contains("no composition matches selector"),
+        "{describe}"
+    );
+
+    let xr = get(&client, &t.xr.api_version, &t.xr.kind, &xr_name)
+        .await
+        .expect("composite");
+    let generation = xr.metadata.generation.expect("generation");
+    t.set_composite_status(&xr_name, json!([
+        { "type": "Ready", "status": "True", "reason": "Available", "observedGeneration": generation },
+        { "type": "Synced", "status": "True", "reason": "ReconcileSuccess", "observedGeneration": generation },
+    ]))
+    .await;
+    let ready = t
+        .wait_claim(&ns, "orders-db", "Ready and Synced", |o| {
+            is_true(o, "Ready") && is_true(o, "Synced")
+        })
+        .await;
+
+    // Steady state: neither the claim nor its composite is written again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let claim_now = get_in(
+        &client,
+        &t.claim.api_version,
+        &t.claim.kind,
+        &ns,
+        "orders-db",
+    )
+    .await
+    .expect("claim");
+    let xr_now = get(&client, &t.xr.api_version, &t.xr.kind, &xr_name)
+        .await
+        .expect("composite");
+    assert_eq!(
+        claim_now.resource_version(),
+        ready.resource_version(),
+        "claim not rewritten"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let xr_later = get(&client, &t.xr.api_version, &t.xr.kind, &xr_name)
+        .await
+        .expect("composite");
+    assert_eq!(
+        xr_later.resource_version(),
+        xr_now.resource_version(),
+        "composite not rewritten"
+    );
+
+    // A spec change: the claim waits until the composite has seen it.
+    apply(&client, t.kinds.claim(&ns, "orders-db", "large")).await;
+    let waiting = t
+        .wait_claim(
+            &ns,
+            "orders-db",
+            "waiting for the composite to catch up",
+            |o| condition(o, "Ready").is_some_and(|c| c.message.contains("latest spec")),
+        )
+        .await;
+    assert_eq!(
+        condition(&waiting, "Ready").and_then(|c| c.observed_generation),
+        waiting.metadata.generation
+    );
+    let xr = get(&client, &t.xr.api_version, &t.xr.kind, &xr_name)
+        .await
+        .expect("composite");
+    assert_eq!(xr.data["spec"]["parameters"]["size"], "large");
+    let generation = xr.metadata.generation.expect("generation");
+    t.set_composite_status(&xr_name, json!([
+        { "type": "Ready", "status": "True", "reason": "Available", "observedGeneration": generation },
+        { "type": "Synced", "status": "True", "reason": "ReconcileSuccess", "observedGeneration": generation },
+    ]))
+    .await;
+    t.wait_claim(&ns, "orders-db", "Ready again", |o| is_true(o, "Ready"))
+        .await;
+
+    delete_in(
+        &client,
+        &t.claim.api_version,
+        &t.claim.kind,
+        &ns,
+        "orders-db",
+    )
+    .await;
+    wait_gone_in(
+        &client,
+        &t.claim.api_version,
+        &t.claim.kind,
+        &ns,
+        "orders-db",
+    )
+    .await;
+    wait_gone(&client, &t.xr.api_version, &t.xr.kind, &xr_name).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_refuses_a_composite_that_belongs_to_someone_else_and_leaves_it_alone() {
+    let env = TestEnv::load();
+    let t = Isolated::start(&env).await;
+    let client = t.client.clone();
+    let ns = namespace(&client, &unique("claims")).await;
+    let xr_name = claim_composite_name(&ns, "taken");
+    apply(
+        &client,
+        json!({
+            "apiVersion": t.xr.api_version, "kind": t.xr.kind,
+            "metadata": { "name": xr_name },
+            "spec": {
+                "parameters": { "size": "small" },
+                "claimRef": { "apiVersion": t.claim.api_version, "kind": t.claim.kind,
+                              "name": "other", "namespace": "elsewhere" },
+            },
+        }),
+    )
+    .await;
+    apply(&client, t.kinds.claim(&ns, "taken", "large")).await;
+    let want = format!(
+        "Composite {xr_name} already exists and belongs to claim elsewhere/other; rename this claim"
+    );
+    let refused = t
+        .wait_claim(&ns, "taken", "the conflict", |o| {
+            condition(o, "Synced").is_some_and(|c| c.message == want)
+        })
+        .await;
+    assert!(
+        refused.data["status"].get("resourceRef").is_none(),
+        "not bound"
+    );
+    let xr = get(&client, &t.xr.api_version, &t.xr.kind, &xr_name)
+        .await
+        .expect("composite");
+    assert_eq!(
+        xr.data["spec"]["parameters"]["size"], "small",
+        "the other claim's composite is untouched"
+    );
+
+    delete_in(&client, &t.claim.api_version, &t.claim.kind, &ns, "taken").await;
+    wait_gone_in(&client, &t.claim.api_version, &t.claim.kind, &ns, "taken").await;
+    assert!(
+        get(&client, &t.xr.api_version, &t.xr.kind, &xr_name)
+            .await
+            .is_some(),
+        "deleting the claim never deletes a composite that is not its own"
+    );
+    delete(&client, &t.xr.api_version, &t.xr.kind, &xr_name).await;
+    t.cleanup().await;
+}
