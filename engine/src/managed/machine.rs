@@ -218,6 +218,19 @@ pub async fn drive<M: Managed>(
         return Ok(Step::FinalizerRemoved);
     }
 
+    let recorded_name = obj
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::EXTERNAL_NAME));
+    if observation.exists && recorded_name.is_none() {
+        // An existing external resource Tessera did not create (imported, or already in
+        // the state the spec asks for): record which one it is.
+        effects
+            .annotate(obj, &[(annotations::EXTERNAL_NAME, external_name(mr))])
+            .await?;
+    }
+
     if observation.exists && create_incomplete(obj) {
         // The create was interrupted after it reached the external system (the process
         // died before recording it). The external name was persisted before the create,

@@ -153,7 +153,7 @@ fn widget() -> Widget {
     );
     w.metadata.generation = Some(1);
     w.metadata.finalizers = Some(vec![crate::managed::FINALIZER.to_string()]);
-    w
+    annotated(w, &[(annotations::EXTERNAL_NAME, "w1")])
 }
 
 fn deleting(mut w: Widget) -> Widget {
@@ -355,6 +355,22 @@ async fn state_machine_table() {
             want: Want {
                 calls: &["observe"],
                 writes: &[],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an existing resource without a recorded external name gets it recorded once",
+            obj: {
+                let mut w = widget();
+                w.metadata.annotations = None;
+                w
+            },
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe"],
+                writes: &["annotate tessera.dev/external-name"],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
                 ..NONE
