@@ -16,5 +16,6 @@ pub mod composite;
 pub mod managed;
 pub mod offline;
 pub mod revisions;
+pub mod runtime;
 pub mod xr;
 pub mod xrd;

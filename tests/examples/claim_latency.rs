@@ -9,14 +9,13 @@
 //! cargo run --release -p tessera-tests --example claim_latency [-- ROUNDS]
 //! ```
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use tessera_tests::{
-    ControllerProcess, TestEnv, apply, install_crds, namespace, pg_provider_config, repo_root,
-    wait_for,
+    ControllerProcess, TestEnv, apiserver_writes, apply, install_crds, namespace,
+    pg_provider_config, repo_root, wait_for,
 };
 
 fn yaml_docs(path: &str) -> Vec<serde_json::Value> {
@@ -25,37 +24,6 @@ fn yaml_docs(path: &str) -> Vec<serde_json::Value> {
         .map(|d| serde::Deserialize::deserialize(d).expect("YAML"))
         .filter(|v: &serde_json::Value| !v.is_null())
         .collect()
-}
-
-/// All write requests the API server has served so far, by resource.
-async fn writes(client: &kube::Client) -> BTreeMap<String, u64> {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.expect("metrics");
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let label = |k: &str| {
-            labels
-                .split(&format!("{k}=\""))
-                .nth(1)
-                .and_then(|s| s.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        if matches!(
-            label("verb").as_str(),
-            "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE"
-        ) {
-            *out.entry(label("resource")).or_insert(0) +=
-                value.parse::<f64>().unwrap_or(0.0) as u64;
-        }
-    }
-    out
 }
 
 #[tokio::main]
@@ -100,7 +68,7 @@ async fn main() {
     .await
     .expect("warm-up claim gets its secret");
 
-    let before = writes(&client).await;
+    let before = apiserver_writes(&client).await;
     let mut times = Vec::new();
     for i in 1..=rounds {
         let (name, c) = run(i);
@@ -120,7 +88,7 @@ async fn main() {
     }
     // Let the last status writes land before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = writes(&client).await;
+    let after = apiserver_writes(&client).await;
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("claim applied -> connection secret present, {rounds} claims, one at a time:");

@@ -257,28 +257,38 @@ impl Drop for ControllerProcess {
     }
 }
 
+/// Runs `controllers` on a thread and runtime of their own, for the rest of the test
+/// process (each test has its own runtime, which ends with the test).
+fn spawn_on_own_runtime<F, Fut>(env: &TestEnv, controllers: F)
+where
+    F: FnOnce(TestEnv) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let env = env.clone();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("controller runtime")
+            .block_on(controllers(env));
+    });
+}
+
 /// Runs the controllers in this test process, once per test binary, on a runtime of their
 /// own (tests each have their own runtime, which ends with the test). Poll interval and
 /// backoff are short so that drift repair and recovery are seen within seconds.
 pub fn start_controller_in_process(env: &TestEnv) {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let env = env.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("controller runtime");
-            rt.block_on(async move {
-                let client = env.kube().await;
-                let opts = tessera_engine::managed::ControllerOptions {
-                    poll_interval: Duration::from_secs(5),
-                    max_backoff: Duration::from_secs(5),
-                    ..Default::default()
-                };
-                tessera_provider_postgresql::run(client, opts).await;
-            });
+        spawn_on_own_runtime(env, |env| async move {
+            let client = env.kube().await;
+            let opts = tessera_engine::managed::ControllerOptions {
+                poll_interval: Duration::from_secs(5),
+                max_backoff: Duration::from_secs(5),
+                ..Default::default()
+            };
+            tessera_provider_postgresql::run(client, opts).await;
         });
     });
 }
@@ -527,17 +537,9 @@ pub fn composition_test_options() -> tessera_engine::xr::CompositionOptions {
 pub fn start_composition_controllers_in_process(env: &TestEnv) {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let env = env.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("composition controller runtime");
-            rt.block_on(async move {
-                let client = env.kube().await;
-                tessera_engine::xr::run_controllers(client, composition_test_options()).await;
-            });
+        spawn_on_own_runtime(env, |env| async move {
+            let client = env.kube().await;
+            tessera_engine::xr::run_controllers(client, composition_test_options()).await;
         });
     });
 }
@@ -672,27 +674,18 @@ pub fn start_composite_controller_in_process(
 ) {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let env = env.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("composite controller runtime");
-            rt.block_on(async move {
-                let client = env.kube().await;
-                let opts = tessera_engine::xr::CompositionOptions {
-                    poll_interval: Duration::from_secs(5),
-                    ..Default::default()
-                };
-                let xr = tessera_engine::xr::composite_resource(&xrd)
-                    .expect("the XRD has a referenceable version");
-                let revisions =
-                    tessera_engine::revisions::run_revisions(client.clone(), opts.clone());
-                let composites =
-                    tessera_engine::composite::run(client, std::sync::Arc::new(xrd), xr, opts);
-                tokio::join!(revisions, composites);
-            });
+        spawn_on_own_runtime(env, |env| async move {
+            let client = env.kube().await;
+            let opts = tessera_engine::xr::CompositionOptions {
+                poll_interval: Duration::from_secs(5),
+                ..Default::default()
+            };
+            let xr = tessera_engine::xr::composite_resource(&xrd)
+                .expect("the XRD has a referenceable version");
+            let revisions = tessera_engine::revisions::run_revisions(client.clone(), opts.clone());
+            let composites =
+                tessera_engine::composite::run(client, std::sync::Arc::new(xrd), xr, opts);
+            tokio::join!(revisions, composites);
         });
     });
 }
@@ -793,4 +786,47 @@ impl Default for TestKinds {
     fn default() -> Self {
         TestKinds::new()
     }
+}
+
+/// Write requests (POST, PUT, PATCH, APPLY, DELETE) the API server has served so far, from
+/// its own `apiserver_request_total` metric, keyed by `group/resource[/subresource]`
+/// (group empty for the core API).
+pub async fn apiserver_writes(client: &Client) -> std::collections::BTreeMap<String, u64> {
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = client
+        .request_text(req)
+        .await
+        .expect("read apiserver metrics");
+    let mut out = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let label = |k: &str| {
+            labels
+                .split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        if !matches!(
+            label("verb").as_str(),
+            "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE"
+        ) {
+            continue;
+        }
+        let mut key = format!("{}/{}", label("group"), label("resource"));
+        let sub = label("subresource");
+        if !sub.is_empty() {
+            key = format!("{key}/{sub}");
+        }
+        *out.entry(key).or_insert(0) += value.parse::<f64>().unwrap_or(0.0) as u64;
+    }
+    out
 }

@@ -7,56 +7,21 @@ use std::time::Duration;
 
 use serde_json::json;
 use tessera_tests::{
-    PG_API, TEST_NAMESPACE, TestEnv, apply, delete, install_crds, pg_provider_config,
-    start_controller_in_process, unique, wait_gone, wait_ready,
+    PG_API, TEST_NAMESPACE, TestEnv, apiserver_writes, apply, delete, install_crds,
+    pg_provider_config, start_controller_in_process, unique, wait_gone, wait_ready,
 };
 
-/// Write requests (POST, PUT, PATCH, APPLY, DELETE) per `resource[/subresource]` so far.
+/// Writes to the PostgreSQL kinds, Secrets and Events so far.
 async fn writes(client: &kube::Client) -> BTreeMap<String, u64> {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client
-        .request_text(req)
+    apiserver_writes(client)
         .await
-        .expect("read apiserver metrics");
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let label = |k: &str| {
-            labels
-                .split(&format!("{k}=\""))
-                .nth(1)
-                .and_then(|s| s.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        if !matches!(
-            label("verb").as_str(),
-            "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE"
-        ) {
-            continue;
-        }
-        let group = label("group");
-        let resource = label("resource");
-        let ours = group == "postgresql.sql.tessera.dev"
-            || (group.is_empty() && resource == "secrets")
-            || resource == "events";
-        if !ours {
-            continue;
-        }
-        let sub = label("subresource");
-        let key = if sub.is_empty() {
-            resource
-        } else {
-            format!("{resource}/{sub}")
-        };
-        *out.entry(key).or_insert(0) += value.parse::<f64>().unwrap_or(0.0) as u64;
-    }
-    out
+        .into_iter()
+        .filter(|(k, _)| {
+            k.starts_with("postgresql.sql.tessera.dev/")
+                || k.starts_with("/secrets")
+                || k.contains("/events")
+        })
+        .collect()
 }
 
 fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {

@@ -19,8 +19,8 @@ use tracing::{debug, instrument, warn};
 use super::bind;
 use crate::api::common::{Condition, condition_type, find_condition, reason, set_condition};
 use crate::api::xrd::CompositeResourceDefinition;
+use crate::runtime::{self as support, Backoff, capitalize};
 use crate::xr::{CompositionOptions, FINALIZER, claim_composite_name};
-use crate::xrd::support::{self, Backoff, capitalize};
 
 /// Kubernetes failures of the claim controller. Problems a person has to fix become
 /// conditions and events instead.

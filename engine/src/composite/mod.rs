@@ -43,8 +43,7 @@ pub mod status;
 mod sync;
 mod watch;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -67,7 +66,7 @@ use self::watch::ChildWatches;
 use crate::api::common::Condition;
 use crate::api::composition::{Composition, CompositionRevision, LABEL_COMPOSITION_NAME};
 use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
-use crate::managed::machine::now;
+use crate::runtime::{Backoff, jitter, now};
 use crate::xr::{CompositionOptions, FINALIZER};
 
 /// How soon a composite being deleted is looked at again while its resources go (their
@@ -89,7 +88,7 @@ struct Ctx {
     caches_ready: [tokio::sync::watch::Receiver<bool>; 2],
     kinds: Kinds,
     watches: ChildWatches,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Backoff,
 }
 
 /// Runs the reconciler of the composite kind `xr` defined by `xrd` until the process is
@@ -180,7 +179,7 @@ pub async fn run(
         revisions,
         caches_ready: [comp_ready, rev_ready],
         watches,
-        failures: Mutex::new(HashMap::new()),
+        failures: Backoff::default(),
     });
     let composition_changes = stream::select(comp_events, rev_events).flat_map({
         let (xrs, xr) = (xrs.clone(), xr.clone());
@@ -311,19 +310,13 @@ impl Ctx {
         if transient {
             return Action::requeue(self.backoff(&xr.name_any()));
         }
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(&xr.name_any());
+        self.failures.reset(&xr.name_any());
         Action::requeue(jitter(self.opts.poll_interval, 0.1))
     }
 
-    /// Records one more failure of `name` and returns how long to wait: 1s, 2s, 4s, ...
-    /// up to a minute, jittered so that many failing composites do not retry at once.
+    /// Records one more failure of `name` and returns how long to wait (up to a minute).
     fn backoff(&self, name: &str) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = failures.entry(name.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        let base = Duration::from_secs(1u64 << (*n - 1).min(16));
-        jitter(base.min(MAX_BACKOFF), 0.2)
+        self.failures.next(name, MAX_BACKOFF)
     }
 
     /// Folds `update` into the composite's status and writes it (server-side apply) when
@@ -440,9 +433,4 @@ impl Ctx {
             })?;
         Ok(())
     }
-}
-
-fn jitter(d: Duration, fraction: f64) -> Duration {
-    let f = 1.0 + fraction * (2.0 * rand::random::<f64>() - 1.0);
-    d.mul_f64(f.max(0.0))
 }

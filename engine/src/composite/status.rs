@@ -54,14 +54,7 @@ pub fn synced_condition(error: Option<&str>) -> Condition {
     }
 }
 
-/// Condition messages start with a capital letter (DESIGN.md 4).
-pub fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
+pub use crate::runtime::capitalize;
 
 /// What a reconcile learned, to be folded into the composite's status.
 #[derive(Clone, Debug, Default)]

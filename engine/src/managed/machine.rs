@@ -131,10 +131,7 @@ pub fn create_attempted<M: kube::Resource>(mr: &M) -> bool {
         .is_some_and(|a| a.contains_key(annotations::EXTERNAL_CREATE_PENDING))
 }
 
-/// The current time in the format of the create annotations.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+pub use crate::runtime::now;
 
 /// Handles a failure to connect or observe. An object being deleted whose spec cannot name
 /// or reach an external resource (invalid spec, broken ProviderConfig) and for which

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -42,6 +42,7 @@ use crate::api::common::{
 };
 use crate::managed::machine::{self, Effects, Error, Failure, Outcome, Step};
 use crate::managed::{Connector, Managed, ProviderError, secret};
+use crate::runtime::{self, Backoff, capitalize, jitter};
 
 /// The finalizer every managed resource carries while its external resource may exist.
 pub const FINALIZER: &str = "finalizer.managed.tessera.dev";
@@ -84,7 +85,7 @@ struct Ctx<M, C> {
     recorder: Recorder,
     opts: ControllerOptions,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Backoff,
     _kind: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -104,7 +105,7 @@ where
         client,
         connector,
         limits: Mutex::new(HashMap::new()),
-        failures: Mutex::new(HashMap::new()),
+        failures: Backoff::default(),
         opts,
         _kind: std::marker::PhantomData,
     });
@@ -161,19 +162,13 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
             .clone()
     }
 
-    /// Records one more failure of `name` and returns how long to wait: 1s, 2s, 4s, ...
-    /// up to `max_backoff`, with jitter so that many failing objects do not retry at once.
+    /// Records one more failure of `name` and returns how long to wait.
     fn backoff(&self, name: &str) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = failures.entry(name.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        let base = Duration::from_secs(1u64 << (*n - 1).min(16));
-        jitter(base.min(self.opts.max_backoff), 0.2)
+        self.failures.next(name, self.opts.max_backoff)
     }
 
     fn reset_backoff(&self, name: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(name);
+        self.failures.reset(name);
     }
 
     fn poll_interval(&self, mr: &M) -> Duration {
@@ -186,22 +181,8 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
     }
 
     async fn publish(&self, mr: &M, type_: EventType, reason: &str, note: String) {
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &mr.object_ref(&())).await {
-            warn!(name = %mr.name_any(), error = %e, "failed to publish event");
-        }
+        runtime::publish(&self.recorder, mr, &(), type_, reason, note).await;
     }
-}
-
-fn jitter(d: Duration, fraction: f64) -> Duration {
-    let f = 1.0 + fraction * (2.0 * rand::random::<f64>() - 1.0);
-    d.mul_f64(f.max(0.0))
 }
 
 /// Parses `90s`, `5m`, `1h` or a plain number of seconds.
@@ -241,15 +222,9 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
     }
 
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error> {
-        let Some(i) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
-            return Ok(());
-        };
-        let path = format!("/metadata/finalizers/{i}");
-        let ops = json!([
-            { "op": "test", "path": path, "value": FINALIZER },
-            { "op": "remove", "path": path },
-        ]);
-        self.patch_json(obj, ops).await
+        runtime::remove_finalizer(&self.api(), obj, FINALIZER)
+            .await
+            .map_err(|e| Error::Finalizer(obj.name_any(), e))
     }
 
     async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value) -> Result<(), Error> {
@@ -288,38 +263,6 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
     }
 }
 
-impl<M: Managed, C: Connector<M>> Ctx<M, C> {
-    async fn add_finalizer(&self, obj: &M) -> Result<(), Error> {
-        // A JSON patch that tests the current list: never drops someone else's finalizer.
-        let ops = if obj.finalizers().is_empty() {
-            json!([
-                { "op": "test", "path": "/metadata/finalizers", "value": null },
-                { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
-            ])
-        } else {
-            json!([
-                { "op": "test", "path": "/metadata/finalizers", "value": obj.finalizers() },
-                { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
-            ])
-        };
-        self.patch_json(obj, ops).await
-    }
-
-    async fn patch_json(&self, obj: &M, ops: serde_json::Value) -> Result<(), Error> {
-        let patch: json_patch::Patch =
-            serde_json::from_value(ops).map_err(|e| Error::Serialize(obj.name_any(), e))?;
-        self.api()
-            .patch::<M>(
-                &obj.name_any(),
-                &PatchParams::default(),
-                &Patch::Json(patch),
-            )
-            .await
-            .map_err(|e| Error::Finalizer(obj.name_any(), e))?;
-        Ok(())
-    }
-}
-
 #[instrument(skip_all, fields(kind = %M::kind(&()), name = %obj.name_any()))]
 async fn reconcile<M: Managed, C: Connector<M>>(
     obj: Arc<M>,
@@ -349,7 +292,9 @@ async fn reconcile<M: Managed, C: Connector<M>>(
         return Ok(Action::await_change());
     }
     if !deleting && !has_finalizer {
-        ctx.add_finalizer(&obj).await?;
+        runtime::add_finalizer(&ctx.api(), obj.as_ref(), FINALIZER)
+            .await
+            .map_err(|e| Error::Finalizer(name.clone(), e))?;
     }
 
     let mut mr = (*obj).clone();
@@ -410,7 +355,7 @@ async fn reconcile<M: Managed, C: Connector<M>>(
 impl<M: Managed, C: Connector<M>> Ctx<M, C> {
     async fn write_status(&self, obj: &M, mut mr: M, outcome: Outcome) -> Result<(), Error> {
         let generation = obj.meta().generation;
-        let now = machine::now();
+        let now = runtime::now();
         let status: &mut ResourceStatus = mr.resource_status_mut();
         let mut conditions = status.conditions.clone();
         let stamp = |mut c: Condition| {
@@ -449,15 +394,6 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
             .await
             .map_err(|e| Error::WriteStatus(obj.name_any(), e))?;
         Ok(())
-    }
-}
-
-/// Condition messages start with a capital letter (DESIGN.md 4).
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

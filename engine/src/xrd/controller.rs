@@ -21,8 +21,8 @@ use tracing::{debug, info, instrument, warn};
 
 use super::conditions::{CrdState, Observation, next_status, transitions};
 use super::crd::{ANNOTATION_XRD, LABEL_XRD_CRD, claim_crd, composite_crd};
-use super::support::{self, Backoff, capitalize};
 use crate::api::xrd::CompositeResourceDefinition;
+use crate::runtime::{self as support, Backoff, capitalize};
 use crate::xr::{CompositionOptions, FINALIZER, claim_resource, composite_resource};
 
 /// Kubernetes failures of the XRD controller. Problems with the XRD itself are not

@@ -25,7 +25,6 @@ mod conditions;
 mod controller;
 pub mod crd;
 mod schema;
-pub(crate) mod support;
 
 pub use conditions::reasons;
 pub use controller::{Error, run};

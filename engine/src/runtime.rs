@@ -1,5 +1,5 @@
-//! Small pieces the XRD and claim controllers share: finalizer patches, retry backoff,
-//! events, timestamps and message casing.
+//! Plumbing every Tessera controller shares: finalizer patches, retry backoff with
+//! jitter, best-effort events, timestamps and message casing.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -15,11 +15,7 @@ use tracing::warn;
 
 /// Adds `finalizer` with a JSON patch that tests the current list first, so that a
 /// finalizer someone else added in the meantime is never dropped.
-pub(crate) async fn add_finalizer<K>(
-    api: &Api<K>,
-    obj: &K,
-    finalizer: &str,
-) -> Result<(), kube::Error>
+pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
@@ -41,11 +37,7 @@ where
 }
 
 /// Removes `finalizer` (if present) with a JSON patch that tests its position first.
-pub(crate) async fn remove_finalizer<K>(
-    api: &Api<K>,
-    obj: &K,
-    finalizer: &str,
-) -> Result<(), kube::Error>
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
@@ -77,13 +69,13 @@ where
 /// Per-object retry delays after errors: 1s, 2s, 4s, ... up to a maximum, jittered so
 /// that many failing objects do not retry at once.
 #[derive(Debug, Default)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Backoff {
     /// Records one more failure of `key` and returns how long to wait.
-    pub(crate) fn next(&self, key: &str, max: Duration) -> Duration {
+    pub fn next(&self, key: &str, max: Duration) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = failures.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
@@ -92,20 +84,20 @@ impl Backoff {
     }
 
     /// Forgets the failures of `key` after a successful reconcile.
-    pub(crate) fn reset(&self, key: &str) {
+    pub fn reset(&self, key: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.remove(key);
     }
 }
 
 /// `d` changed by up to `fraction` either way.
-pub(crate) fn jitter(d: Duration, fraction: f64) -> Duration {
+pub fn jitter(d: Duration, fraction: f64) -> Duration {
     let f = 1.0 + fraction * (2.0 * rand::random::<f64>() - 1.0);
     d.mul_f64(f.max(0.0))
 }
 
 /// Publishes an event about `obj`; a failure is logged, never returned (events are best effort).
-pub(crate) async fn publish<K: Resource<DynamicType = D>, D>(
+pub async fn publish<K: Resource<DynamicType = D>, D>(
     recorder: &Recorder,
     obj: &K,
     dyntype: &D,
@@ -125,13 +117,14 @@ pub(crate) async fn publish<K: Resource<DynamicType = D>, D>(
     }
 }
 
-/// The current time in RFC 3339, for condition transition times.
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+/// The current time in RFC 3339 with microseconds: condition transition times, and the
+/// create annotations, whose order must be decidable by comparing the strings.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Condition messages start with a capital letter (DESIGN.md 4).
-pub(crate) fn capitalize(s: &str) -> String {
+pub fn capitalize(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
