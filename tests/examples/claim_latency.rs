@@ -14,17 +14,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use tessera_tests::{
-    ControllerProcess, TestEnv, apiserver_writes, apply, install_crds, namespace,
-    pg_provider_config, repo_root, wait_for,
+    ControllerProcess, TestEnv, apiserver_writes, apply, install_crds, install_postgres_platform,
+    namespace, wait_for, yaml_docs,
 };
-
-fn yaml_docs(path: &str) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(repo_root().join(path)).expect("read composition file");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).expect("YAML"))
-        .filter(|v: &serde_json::Value| !v.is_null())
-        .collect()
-}
 
 #[tokio::main]
 async fn main() {
@@ -35,14 +27,7 @@ async fn main() {
     let env = TestEnv::load();
     let client = env.kube().await;
     install_crds(&client).await.expect("CRDs");
-    namespace(&client, "tessera-system").await;
-    pg_provider_config(&env, &client, "default", env.get("POSTGRES_PASSWORD")).await;
-    for doc in yaml_docs("compositions/postgres/xrd.yaml")
-        .into_iter()
-        .chain(yaml_docs("compositions/postgres/composition.yaml"))
-    {
-        apply(&client, doc).await;
-    }
+    install_postgres_platform(&env, &client).await;
     let _controller = ControllerProcess::spawn(&env, &[]).expect("start tessera controller");
     let ns = namespace(&client, "bench-claims").await;
     let claim = yaml_docs("compositions/postgres/example-claim.yaml")

@@ -830,3 +830,41 @@ pub async fn apiserver_writes(client: &Client) -> std::collections::BTreeMap<Str
     }
     out
 }
+
+/// The YAML documents of a file of the repository, as JSON values.
+pub fn yaml_docs(path: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(repo_root().join(path))
+        .unwrap_or_else(|e| panic!("read {path}: {e}"));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect()
+}
+
+/// What a platform team installs for the shipped PostgresDatabase composition: the
+/// admin Secret, the ProviderConfig `default`, the XRD and the Composition
+/// (compositions/postgres). Waits until the claim CRD is served.
+pub async fn install_postgres_platform(env: &TestEnv, client: &Client) {
+    namespace(client, "tessera-system").await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "postgres-admin", "namespace": "tessera-system" },
+            "stringData": {
+                "endpoint": env.get("POSTGRES_HOST"), "port": env.get("POSTGRES_PORT"),
+                "username": env.get("POSTGRES_USER"), "password": env.get("POSTGRES_PASSWORD"),
+            }
+        }),
+    )
+    .await;
+    for file in [
+        "compositions/postgres/providerconfig.yaml",
+        "compositions/postgres/xrd.yaml",
+        "compositions/postgres/composition.yaml",
+    ] {
+        for doc in yaml_docs(file) {
+            apply(client, doc).await;
+        }
+    }
+}

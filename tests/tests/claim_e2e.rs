@@ -9,21 +9,14 @@ use std::time::Duration;
 use serde_json::json;
 use tessera_engine::xr::claim_composite_name;
 use tessera_tests::{
-    PG_API, TestEnv, apply, condition, delete_in, get, get_in, install_crds, kubectl, namespace,
-    repo_root, secret_data, start_composition_controllers_in_process, start_controller_in_process,
-    unique, wait_for, wait_gone, wait_object_in,
+    PG_API, TestEnv, apply, condition, delete_in, get, get_in, install_crds,
+    install_postgres_platform, kubectl, namespace, secret_data,
+    start_composition_controllers_in_process, start_controller_in_process, unique, wait_for,
+    wait_gone, wait_object_in, yaml_docs,
 };
 
 const CLAIM_API: &str = "platform.tessera.dev/v1alpha1";
 const XR_API: &str = "platform.tessera.dev/v1alpha1";
-
-fn yaml_docs(path: &str) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(repo_root().join(path)).expect("read composition file");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
-        .filter(|v: &serde_json::Value| !v.is_null())
-        .collect()
-}
 
 /// Installs what a platform team installs: CRDs, the ProviderConfig `default` with its
 /// Secret, the XRD and the Composition; starts the controllers.
@@ -31,28 +24,7 @@ async fn platform() -> (TestEnv, kube::Client) {
     let env = TestEnv::load();
     let client = env.kube().await;
     install_crds(&client).await.expect("install CRDs");
-    namespace(&client, "tessera-system").await;
-    apply(
-        &client,
-        json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": "postgres-admin", "namespace": "tessera-system" },
-            "stringData": {
-                "endpoint": env.get("POSTGRES_HOST"), "port": env.get("POSTGRES_PORT"),
-                "username": env.get("POSTGRES_USER"), "password": env.get("POSTGRES_PASSWORD"),
-            }
-        }),
-    )
-    .await;
-    for file in [
-        "compositions/postgres/providerconfig.yaml",
-        "compositions/postgres/xrd.yaml",
-        "compositions/postgres/composition.yaml",
-    ] {
-        for doc in yaml_docs(file) {
-            apply(&client, doc).await;
-        }
-    }
+    install_postgres_platform(&env, &client).await;
     start_controller_in_process(&env);
     start_composition_controllers_in_process(&env);
     tessera_tests::wait_crd_established(&client, "postgresdatabases.platform.tessera.dev")

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use tessera_tests::{
-    PG_API, TEST_NAMESPACE, TestEnv, apiserver_writes, apply, delete, install_crds,
-    pg_provider_config, start_controller_in_process, unique, wait_gone, wait_ready,
+    PG_API, TEST_NAMESPACE, TestEnv, apiserver_writes, apply, condition, delete, delete_in,
+    install_crds, install_postgres_platform, namespace, pg_provider_config,
+    start_composition_controllers_in_process, start_controller_in_process, unique, wait_gone,
+    wait_object_in, wait_ready, yaml_docs,
 };
 
 /// Writes to the PostgreSQL kinds, Secrets and Events so far.
@@ -34,8 +36,12 @@ fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTree
         .collect()
 }
 
+/// The tests of this file count every write of the cluster, so they must not overlap.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn steady_state_makes_no_kubernetes_writes_and_creates_are_counted() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let env = TestEnv::load();
     let client = env.kube().await;
     install_crds(&client).await.expect("install CRDs");
@@ -102,4 +108,67 @@ async fn steady_state_makes_no_kubernetes_writes_and_creates_are_counted() {
         delete(&client, PG_API, kind, name).await;
         wait_gone(&client, PG_API, kind, name).await;
     }
+}
+
+#[tokio::test]
+async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = TestEnv::load();
+    let client = env.kube().await;
+    install_crds(&client).await.expect("install CRDs");
+    install_postgres_platform(&env, &client).await;
+    start_controller_in_process(&env);
+    start_composition_controllers_in_process(&env);
+    let ns = namespace(&client, &unique("budget-claims")).await;
+    let mut claim = yaml_docs("compositions/postgres/example-claim.yaml").remove(0);
+    claim["metadata"]["namespace"] = json!(ns);
+    apply(&client, claim).await;
+    let name = "orders-db";
+    wait_object_in(
+        &client,
+        "platform.tessera.dev/v1alpha1",
+        "PostgresDatabase",
+        &ns,
+        name,
+        "Ready",
+        |o| condition(o, "Ready").is_some_and(|c| c.is_true()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Claims, composites and managed resources are all polled every 5 s in tests.
+    let before = all_tessera_writes(&client).await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let steady = delta(&before, &all_tessera_writes(&client).await);
+    println!("writes during 16 s of steady state with a Ready claim: {steady:?}");
+    assert!(
+        steady.is_empty(),
+        "steady state must not write to Kubernetes: {steady:?}"
+    );
+
+    delete_in(
+        &client,
+        "platform.tessera.dev/v1alpha1",
+        "PostgresDatabase",
+        &ns,
+        name,
+    )
+    .await;
+}
+
+/// Writes to any Tessera kind (claims, composites, managed resources, the engine's own),
+/// CRDs, Secrets and Events.
+async fn all_tessera_writes(client: &kube::Client) -> BTreeMap<String, u64> {
+    apiserver_writes(client)
+        .await
+        .into_iter()
+        .filter(|(k, _)| {
+            k.split('/')
+                .next()
+                .is_some_and(|g| g.ends_with("tessera.dev"))
+                || k.starts_with("apiextensions.k8s.io/")
+                || k.starts_with("/secrets")
+                || k.contains("/events")
+        })
+        .collect()
 }

@@ -201,12 +201,23 @@ async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, E
             return Ok(Action::requeue(poll));
         }
     };
+    // Skip the apply when the composite already holds exactly what this claim asks for:
+    // a no-op apply changes nothing but is still a write request, every poll, per claim.
+    let live = existing
+        .as_ref()
+        .and_then(|xr| serde_json::to_value(xr).ok());
+    let unchanged = existing.is_some()
+        && !crate::composite::plan::needs_apply(&desired, live.as_ref(), &ctx.manager);
     let params = PatchParams::apply(&ctx.manager).force();
-    let applied = match ctx
-        .xr_api()
-        .patch(&xr_name, &params, &Patch::Apply(&desired))
-        .await
-    {
+    let result = match existing.clone() {
+        Some(xr) if unchanged => Ok(xr),
+        _ => {
+            ctx.xr_api()
+                .patch(&xr_name, &params, &Patch::Apply(&desired))
+                .await
+        }
+    };
+    let applied = match result {
         Ok(xr) => xr,
         // The API server refused the composite (e.g. a field the schema forbids): the
         // claim has to change.

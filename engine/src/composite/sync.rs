@@ -250,10 +250,12 @@ async fn compose(
     }
 
     collect_garbage(ctx, &desired, &kinds, &live, report).await;
+    // Every rendered resource, also those still waiting on dependsOn: the list is known
+    // from the render, and recording it once saves a spec write (and a generation bump
+    // that claims wait on) per resource as they get created.
     refs.resources = rendered
         .iter()
         .filter_map(|r| desired.get(r.template.as_str()))
-        .filter(|d| live.contains_key(&d.key))
         .map(|d| ResourceRef {
             api_version: d.rendered.object["apiVersion"]
                 .as_str()

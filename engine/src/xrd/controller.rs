@@ -210,7 +210,7 @@ impl Ctx {
             .get_opt(&name)
             .await
             .map_err(|e| Error::Crd(name.clone(), e))?;
-        if let Some(existing) = existing
+        if let Some(existing) = &existing
             && existing.annotations().get(ANNOTATION_XRD) != Some(&xrd.name_any())
         {
             // Never take over a CRD someone else defined (a provider's, or another XRD's).
@@ -222,8 +222,18 @@ impl Ctx {
                 "CRD {name} already exists and is defined {owner}; choose other names for this XRD"
             )));
         }
+        // Skip the apply when the CRD already says all of it: a no-op apply is still a
+        // write request, every poll, per XRD.
+        let live = existing.as_ref().and_then(|c| serde_json::to_value(c).ok());
+        let unchanged = serde_json::to_value(crd).is_ok_and(|want| {
+            !crate::composite::plan::needs_apply(&want, live.as_ref(), &self.opts.field_manager)
+        });
         let params = PatchParams::apply(&self.opts.field_manager).force();
-        match api.patch(&name, &params, &Patch::Apply(crd)).await {
+        let result = match existing {
+            Some(crd) if unchanged => Ok(crd),
+            _ => api.patch(&name, &params, &Patch::Apply(crd)).await,
+        };
+        match result {
             Ok(applied) => {
                 let established = applied
                     .status
