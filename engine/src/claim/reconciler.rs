@@ -173,14 +173,7 @@ async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, E
     let poll = support::jitter(ctx.opts.poll_interval, 0.1);
     let existing = ctx.composite(&xr_name, false).await?;
     if let Some(message) = bind::conflict(&namespace, &name, existing.as_ref()) {
-        let ready = Condition::new(condition_type::READY, false, reason::UNAVAILABLE, &message);
-        let synced = Condition::new(
-            condition_type::SYNCED,
-            false,
-            reason::RECONCILE_ERROR,
-            message,
-        );
-        ctx.write_status(&claim, &xr_name, ready, synced, None)
+        ctx.write_failure(&claim, &xr_name, reason::UNAVAILABLE, message, None)
             .await?;
         return Ok(Action::requeue(poll));
     }
@@ -189,14 +182,7 @@ async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, E
         Ok(desired) => desired,
         Err(e) => {
             let message = capitalize(&e.to_string());
-            let ready = Condition::new(condition_type::READY, false, reason::CREATING, &message);
-            let synced = Condition::new(
-                condition_type::SYNCED,
-                false,
-                reason::RECONCILE_ERROR,
-                message,
-            );
-            ctx.write_status(&claim, &xr_name, ready, synced, None)
+            ctx.write_failure(&claim, &xr_name, reason::CREATING, message, None)
                 .await?;
             return Ok(Action::requeue(poll));
         }
@@ -223,17 +209,10 @@ async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, E
         // claim has to change.
         Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => {
             let message = format!("Cannot apply composite {xr_name}: {}", s.message);
-            let ready = Condition::new(condition_type::READY, false, reason::CREATING, &message);
-            let synced = Condition::new(
-                condition_type::SYNCED,
-                false,
-                reason::RECONCILE_ERROR,
-                message,
-            );
             let rref = existing
                 .as_ref()
                 .map(|_| bind::resource_ref(&ctx.xr, &xr_name));
-            ctx.write_status(&claim, &xr_name, ready, synced, rref)
+            ctx.write_failure(&claim, &xr_name, reason::CREATING, message, rref)
                 .await?;
             return Ok(Action::requeue(poll));
         }
@@ -248,6 +227,26 @@ async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, E
 }
 
 impl Ctx {
+    /// Writes Ready=False (with `ready_reason`) and Synced=False/ReconcileError, both
+    /// carrying `message`.
+    async fn write_failure(
+        &self,
+        claim: &DynamicObject,
+        xr_name: &str,
+        ready_reason: &str,
+        message: String,
+        rref: Option<Value>,
+    ) -> Result<(), Error> {
+        let ready = Condition::new(condition_type::READY, false, ready_reason, &message);
+        let synced = Condition::new(
+            condition_type::SYNCED,
+            false,
+            reason::RECONCILE_ERROR,
+            message,
+        );
+        self.write_status(claim, xr_name, ready, synced, rref).await
+    }
+
     fn xr_api(&self) -> Api<DynamicObject> {
         Api::all_with(self.client.clone(), &self.xr)
     }
