@@ -327,29 +327,181 @@ pub async fn apply(client: &Client, obj: serde_json::Value) -> DynamicObject {
     .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"))
 }
 
-/// Reads an object, `None` when it does not exist.
+/// `namespace/name`, or `name` for cluster-scoped objects (for messages).
+fn display_name(namespace: Option<&str>, name: &str) -> String {
+    namespace.map_or_else(|| name.to_string(), |ns| format!("{ns}/{name}"))
+}
+
+async fn get_at(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<DynamicObject> {
+    api_for(client, api_version, kind, namespace)
+        .get_opt(name)
+        .await
+        .unwrap_or_else(|e| panic!("get {kind} {}: {e}", display_name(namespace, name)))
+}
+
+async fn delete_at(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) {
+    match api_for(client, api_version, kind, namespace)
+        .delete(name, &Default::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => panic!("delete {kind} {}: {e}", display_name(namespace, name)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn wait_object_at(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&DynamicObject) -> bool,
+) -> DynamicObject {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let obj = get_at(client, api_version, kind, namespace, name).await;
+        if let Some(o) = &obj
+            && check(o)
+        {
+            return o.clone();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let status = obj.map(|o| o.data["status"].clone());
+            panic!(
+                "{kind} {}: {what} not seen within {timeout:?}; last status: {status:?}",
+                display_name(namespace, name)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_gone_at(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Some(o) = get_at(client, api_version, kind, namespace, name).await {
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "{kind} {} still exists after 60s: {:?}",
+                display_name(namespace, name),
+                o.data["status"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads a cluster-scoped object, `None` when it does not exist.
 pub async fn get(
     client: &Client,
     api_version: &str,
     kind: &str,
     name: &str,
 ) -> Option<DynamicObject> {
-    api_for(client, api_version, kind, None)
-        .get_opt(name)
-        .await
-        .unwrap_or_else(|e| panic!("get {kind} {name}: {e}"))
+    get_at(client, api_version, kind, None, name).await
+}
+
+/// Reads a namespaced object, `None` when it does not exist.
+pub async fn get_in(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<DynamicObject> {
+    get_at(client, api_version, kind, Some(namespace), name).await
 }
 
 /// Deletes a cluster-scoped object (no error when it is already gone).
 pub async fn delete(client: &Client, api_version: &str, kind: &str, name: &str) {
-    match api_for(client, api_version, kind, None)
-        .delete(name, &Default::default())
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(e) => panic!("delete {kind} {name}: {e}"),
-    }
+    delete_at(client, api_version, kind, None, name).await
+}
+
+/// Deletes a namespaced object (no error when it is already gone).
+pub async fn delete_in(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) {
+    delete_at(client, api_version, kind, Some(namespace), name).await
+}
+
+/// Waits until `check` holds for a cluster-scoped object; on timeout panics with its last
+/// status.
+pub async fn wait_object(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&DynamicObject) -> bool,
+) -> DynamicObject {
+    wait_object_at(client, api_version, kind, None, name, timeout, what, check).await
+}
+
+/// Waits (up to 60 s) until `check` holds for a namespaced object; on timeout panics with
+/// its last status.
+pub async fn wait_object_in(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&DynamicObject) -> bool,
+) -> DynamicObject {
+    let timeout = Duration::from_secs(60);
+    wait_object_at(
+        client,
+        api_version,
+        kind,
+        Some(namespace),
+        name,
+        timeout,
+        what,
+        check,
+    )
+    .await
+}
+
+/// Waits until a cluster-scoped object is gone.
+pub async fn wait_gone(client: &Client, api_version: &str, kind: &str, name: &str) {
+    wait_gone_at(client, api_version, kind, None, name).await
+}
+
+/// Waits until a namespaced object is gone.
+pub async fn wait_gone_in(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) {
+    wait_gone_at(client, api_version, kind, Some(namespace), name).await
 }
 
 /// A condition of an object's status.
@@ -362,32 +514,6 @@ pub fn condition(
         .iter()
         .find(|c| c["type"] == type_)
         .and_then(|c| serde_json::from_value(c.clone()).ok())
-}
-
-/// Waits until `check` holds for the object; on timeout panics with its last status.
-pub async fn wait_object(
-    client: &Client,
-    api_version: &str,
-    kind: &str,
-    name: &str,
-    timeout: Duration,
-    what: &str,
-    check: impl Fn(&DynamicObject) -> bool,
-) -> DynamicObject {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let obj = get(client, api_version, kind, name).await;
-        if let Some(o) = &obj
-            && check(o)
-        {
-            return o.clone();
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let status = obj.map(|o| o.data["status"].clone());
-            panic!("{kind} {name}: {what} not seen within {timeout:?}; last status: {status:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Waits until the object is Ready=True and Synced=True.
@@ -431,20 +557,6 @@ pub async fn wait_sync_error(
     )
     .await;
     condition(&o, "Synced").expect("Synced")
-}
-
-/// Waits until the object is gone.
-pub async fn wait_gone(client: &Client, api_version: &str, kind: &str, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Some(o) = get(client, api_version, kind, name).await {
-        if tokio::time::Instant::now() >= deadline {
-            panic!(
-                "{kind} {name} still exists after 60s: {:?}",
-                o.data["status"]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The namespace in which tests keep ProviderConfig credentials and connection Secrets.
@@ -557,87 +669,6 @@ pub async fn wait_crd_established(client: &Client, name: &str) -> anyhow::Result
     })
     .await
     .with_context(|| format!("CRD {name} never became Established"))
-}
-
-/// Reads a namespaced object, `None` when it does not exist.
-pub async fn get_in(
-    client: &Client,
-    api_version: &str,
-    kind: &str,
-    namespace: &str,
-    name: &str,
-) -> Option<DynamicObject> {
-    api_for(client, api_version, kind, Some(namespace))
-        .get_opt(name)
-        .await
-        .unwrap_or_else(|e| panic!("get {kind} {namespace}/{name}: {e}"))
-}
-
-/// Deletes a namespaced object (no error when it is already gone).
-pub async fn delete_in(
-    client: &Client,
-    api_version: &str,
-    kind: &str,
-    namespace: &str,
-    name: &str,
-) {
-    match api_for(client, api_version, kind, Some(namespace))
-        .delete(name, &Default::default())
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(e) => panic!("delete {kind} {namespace}/{name}: {e}"),
-    }
-}
-
-/// Waits until `check` holds for a namespaced object; on timeout panics with its last status.
-pub async fn wait_object_in(
-    client: &Client,
-    api_version: &str,
-    kind: &str,
-    namespace: &str,
-    name: &str,
-    what: &str,
-    check: impl Fn(&DynamicObject) -> bool,
-) -> DynamicObject {
-    let timeout = Duration::from_secs(60);
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let obj = get_in(client, api_version, kind, namespace, name).await;
-        if let Some(o) = &obj
-            && check(o)
-        {
-            return o.clone();
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let status = obj.map(|o| o.data["status"].clone());
-            panic!(
-                "{kind} {namespace}/{name}: {what} not seen within {timeout:?}; last status: {status:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits until a namespaced object is gone.
-pub async fn wait_gone_in(
-    client: &Client,
-    api_version: &str,
-    kind: &str,
-    namespace: &str,
-    name: &str,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Some(o) = get_in(client, api_version, kind, namespace, name).await {
-        if tokio::time::Instant::now() >= deadline {
-            panic!(
-                "{kind} {namespace}/{name} still exists after 60s: {:?}",
-                o.data["status"]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The events about an object, as (type, reason, note). Events of cluster-scoped objects

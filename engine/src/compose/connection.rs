@@ -90,19 +90,30 @@ pub fn extract_connection_details(
     Ok(out)
 }
 
-/// Fills `{key}` placeholders of `fmt` from `details`; `{{` and `}}` are literal braces.
-/// `Ok(None)` when a placeholder names a key that is not (yet) in `details`.
-fn format_details(fmt: &str, details: &ConnectionDetails) -> Result<Option<Vec<u8>>, String> {
-    let mut out = Vec::with_capacity(fmt.len());
+/// A piece of a `Format` connection detail's `fmt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatPart<'a> {
+    /// Text copied as is (`{{` and `}}` become single braces).
+    Literal(&'a str),
+    /// A `{key}` placeholder.
+    Key(&'a str),
+}
+
+/// Splits `fmt` into literal text and `{key}` placeholders; `{{` and `}}` are literal
+/// braces. The one parser of `fmt`, for the controller and `tessera validate` alike.
+pub fn parse_format(fmt: &str) -> Result<Vec<FormatPart<'_>>, String> {
+    let mut parts = Vec::new();
     let mut rest = fmt;
     while let Some(pos) = rest.find(['{', '}']) {
-        out.extend_from_slice(&rest.as_bytes()[..pos]);
+        if pos > 0 {
+            parts.push(FormatPart::Literal(&rest[..pos]));
+        }
         let tail = &rest[pos..];
         if let Some(after) = tail.strip_prefix("{{") {
-            out.push(b'{');
+            parts.push(FormatPart::Literal("{"));
             rest = after;
         } else if let Some(after) = tail.strip_prefix("}}") {
-            out.push(b'}');
+            parts.push(FormatPart::Literal("}"));
             rest = after;
         } else if let Some(after) = tail.strip_prefix('{') {
             let end = after
@@ -112,10 +123,7 @@ fn format_details(fmt: &str, details: &ConnectionDetails) -> Result<Option<Vec<u
             if key.is_empty() || key.contains('{') {
                 return Err(format!("fmt {fmt:?} has an empty or malformed placeholder"));
             }
-            match details.get(key) {
-                Some(value) => out.extend_from_slice(value),
-                None => return Ok(None),
-            }
+            parts.push(FormatPart::Key(key));
             rest = &after[end + 1..];
         } else {
             return Err(format!(
@@ -123,7 +131,25 @@ fn format_details(fmt: &str, details: &ConnectionDetails) -> Result<Option<Vec<u
             ));
         }
     }
-    out.extend_from_slice(rest.as_bytes());
+    if !rest.is_empty() {
+        parts.push(FormatPart::Literal(rest));
+    }
+    Ok(parts)
+}
+
+/// Fills `{key}` placeholders of `fmt` from `details`; `{{` and `}}` are literal braces.
+/// `Ok(None)` when a placeholder names a key that is not (yet) in `details`.
+fn format_details(fmt: &str, details: &ConnectionDetails) -> Result<Option<Vec<u8>>, String> {
+    let mut out = Vec::with_capacity(fmt.len());
+    for part in parse_format(fmt)? {
+        match part {
+            FormatPart::Literal(text) => out.extend_from_slice(text.as_bytes()),
+            FormatPart::Key(key) => match details.get(key) {
+                Some(value) => out.extend_from_slice(value),
+                None => return Ok(None),
+            },
+        }
+    }
     Ok(Some(out))
 }
 

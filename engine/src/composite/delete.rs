@@ -66,24 +66,14 @@ pub(super) async fn delete_composed(
         }
     }
 
-    let uid = xr.uid().unwrap_or_default();
     let mut live: Vec<(String, DynamicObject, Arc<KindInfo>)> = Vec::new();
-    for info in kinds.values() {
-        ctx.watches.ensure(&info.ar);
-        let objects = children::list_owned(&ctx.client, info, &xr.name_any(), &uid)
-            .await
-            .map_err(|source| Error::List {
-                kind: info.ar.kind.clone(),
-                source: Box::new(source),
-            })?;
-        for obj in objects {
-            let template = obj
-                .annotations()
-                .get(ANNOTATION_COMPOSITION_RESOURCE_NAME)
-                .cloned()
-                .unwrap_or_else(|| format!("{}/{}", info.ar.kind, obj.name_any()));
-            live.push((template, obj, info.clone()));
-        }
+    for (obj, info) in ctx.owned_children(xr, kinds.values()).await? {
+        let template = obj
+            .annotations()
+            .get(ANNOTATION_COMPOSITION_RESOURCE_NAME)
+            .cloned()
+            .unwrap_or_else(|| format!("{}/{}", info.ar.kind, obj.name_any()));
+        live.push((template, obj, info));
     }
 
     let names: BTreeSet<String> = live.iter().map(|(t, _, _)| t.clone()).collect();

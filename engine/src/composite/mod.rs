@@ -301,6 +301,28 @@ async fn finalize(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Result<Acti
 }
 
 impl Ctx {
+    /// The objects of `kinds` this composite owns (by label and controller reference),
+    /// each with its kind; the kinds are watched from now on.
+    async fn owned_children<'k>(
+        &self,
+        xr: &DynamicObject,
+        kinds: impl IntoIterator<Item = &'k Arc<children::KindInfo>>,
+    ) -> Result<Vec<(DynamicObject, Arc<children::KindInfo>)>, Error> {
+        let uid = xr.uid().unwrap_or_default();
+        let mut out = Vec::new();
+        for info in kinds {
+            self.watches.ensure(&info.ar);
+            let objects = children::list_owned(&self.client, info, &xr.name_any(), &uid)
+                .await
+                .map_err(|source| Error::List {
+                    kind: info.ar.kind.clone(),
+                    source: Box::new(source),
+                })?;
+            out.extend(objects.into_iter().map(|obj| (obj, info.clone())));
+        }
+        Ok(out)
+    }
+
     fn api(&self) -> Api<DynamicObject> {
         Api::all_with(self.client.clone(), &self.xr)
     }

@@ -24,8 +24,8 @@ use crate::api::composition::{
     ComposedTemplate, Composition, CompositionRevision, CompositionSpec, ConnectionDetailType,
 };
 use crate::compose::{ObservedResource, RenderedResource, dependency_order, is_ready, observe};
-use crate::managed::machine::now;
 use crate::managed::secret;
+use crate::runtime::now;
 
 /// What a reconcile found and did, for the status write.
 #[derive(Debug, Default)]
@@ -188,18 +188,10 @@ async fn compose(
     }
     let uid = xr.uid().unwrap_or_default();
     let mut live: BTreeMap<ObjectKey, Value> = BTreeMap::new();
-    for info in kinds.values() {
-        let objects = children::list_owned(&ctx.client, info, &xr.name_any(), &uid)
-            .await
-            .map_err(|source| Error::List {
-                kind: info.ar.kind.clone(),
-                source: Box::new(source),
-            })?;
-        for obj in objects {
-            let value = serde_json::to_value(&obj).unwrap_or_default();
-            if let Some(key) = ObjectKey::of(&value) {
-                live.insert(key, value);
-            }
+    for (obj, _) in ctx.owned_children(xr, kinds.values()).await? {
+        let value = serde_json::to_value(&obj).unwrap_or_default();
+        if let Some(key) = ObjectKey::of(&value) {
+            live.insert(key, value);
         }
     }
 

@@ -153,6 +153,19 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
         Api::all(self.client.clone())
     }
 
+    /// A JSON merge patch of `obj`: safe for map keys (annotations, spec fields) without
+    /// reading the object first.
+    async fn merge_patch(&self, obj: &M, patch: &serde_json::Value) -> Result<(), kube::Error> {
+        self.api()
+            .patch(
+                &obj.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+            .map(|_| ())
+    }
+
     /// The semaphore limiting concurrent external calls through one ProviderConfig.
     fn limit(&self, provider_config: &str) -> Arc<Semaphore> {
         let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
@@ -210,15 +223,9 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
         let patch = json!({ "metadata": { "annotations": annotations } });
-        self.api()
-            .patch(
-                &obj.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+        self.merge_patch(obj, &patch)
             .await
-            .map_err(|e| Error::WriteAnnotations(obj.name_any(), e))?;
-        Ok(())
+            .map_err(|e| Error::WriteAnnotations(obj.name_any(), e))
     }
 
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error> {
@@ -229,15 +236,9 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
 
     async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value) -> Result<(), Error> {
         let patch = json!({ "spec": { "forProvider": for_provider } });
-        self.api()
-            .patch(
-                &obj.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+        self.merge_patch(obj, &patch)
             .await
-            .map_err(|e| Error::WriteSpec(obj.name_any(), e))?;
-        Ok(())
+            .map_err(|e| Error::WriteSpec(obj.name_any(), e))
     }
 
     async fn publish_secret(

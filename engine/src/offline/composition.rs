@@ -384,32 +384,15 @@ fn check_connection_details(
     keys
 }
 
-/// The keys a `Format` connection detail's `fmt` refers to; `{{` and `}}` are literal
-/// braces, as the engine reads them.
+/// The keys a `Format` connection detail's `fmt` refers to, read as the engine reads them.
 fn placeholders(fmt: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut rest = fmt;
-    while let Some(pos) = rest.find(['{', '}']) {
-        let tail = &rest[pos..];
-        if let Some(after) = tail.strip_prefix("{{").or_else(|| tail.strip_prefix("}}")) {
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix('{') {
-            let end = after
-                .find('}')
-                .ok_or_else(|| format!("fmt {fmt:?} has an unclosed '{{'"))?;
-            let key = &after[..end];
-            if key.is_empty() || key.contains('{') {
-                return Err(format!("fmt {fmt:?} has an empty or malformed placeholder"));
-            }
-            out.push(key.to_string());
-            rest = &after[end + 1..];
-        } else {
-            return Err(format!(
-                "fmt {fmt:?} has a '}}' without '{{'; write '}}}}' for a literal brace"
-            ));
-        }
-    }
-    Ok(out)
+    Ok(crate::compose::connection::parse_format(fmt)?
+        .into_iter()
+        .filter_map(|part| match part {
+            crate::compose::connection::FormatPart::Key(key) => Some(key.to_string()),
+            crate::compose::connection::FormatPart::Literal(_) => None,
+        })
+        .collect())
 }
 
 fn check_readiness(
