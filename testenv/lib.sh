@@ -14,14 +14,18 @@ MOTO_VENV=$CACHE_ROOT/venv/moto-$MOTO_VERSION
 
 STATE=${TESSERA_TESTENV_DIR:-/tmp/tessera-testenv}
 
-# Fixed, uncommon loopback ports.
-ETCD_CLIENT_PORT=23790
-ETCD_PEER_PORT=23800
-APISERVER_PORT=16443
-KCM_PORT=16257
-POSTGRES_PORT=15432
-BAO_PORT=18200
-MOTO_PORT=15000
+# Fixed, uncommon loopback ports. TESSERA_TESTENV_PORT_OFFSET shifts all of them, so that
+# several environments (each with its own TESSERA_TESTENV_DIR) can run side by side on one
+# machine, e.g. one per work tree; the tests read every address from $STATE/env.
+PORT_OFFSET=${TESSERA_TESTENV_PORT_OFFSET:-0}
+[[ $PORT_OFFSET =~ ^[0-9]{1,4}$ ]] || { printf '[testenv] ERROR: TESSERA_TESTENV_PORT_OFFSET must be a number below 10000\n' >&2; exit 1; }
+ETCD_CLIENT_PORT=$((23790 + PORT_OFFSET))
+ETCD_PEER_PORT=$((23800 + PORT_OFFSET))
+APISERVER_PORT=$((16443 + PORT_OFFSET))
+KCM_PORT=$((16257 + PORT_OFFSET))
+POSTGRES_PORT=$((15432 + PORT_OFFSET))
+BAO_PORT=$((18200 + PORT_OFFSET))
+MOTO_PORT=$((15000 + PORT_OFFSET))
 
 # Order in which `up` starts the servers (`down` stops them in reverse).
 SERVERS=(etcd kube-apiserver kube-controller-manager postgres openbao moto)
