@@ -14,9 +14,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use tracing::{debug, warn};
 
-use crate::api::{ProviderConfigSpec, SslMode};
-use crate::error::{Origin, error_text};
-use crate::tls::MakeUnverifiedTls;
+use crate::api::ProviderConfigSpec;
+use crate::error::Origin;
+use crate::tls;
 
 /// How long connecting may take before it counts as a transient failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,9 +48,10 @@ impl Session {
     /// # Errors
     ///
     /// [`ProviderError::Config`] when the Secret lacks a key, the port is not a number,
-    /// PostgreSQL rejects the credentials, the default database does not exist, or TLS is
-    /// required but not offered; [`ProviderError::Transient`] when the server cannot be
-    /// reached.
+    /// PostgreSQL rejects the credentials, the default database does not exist, TLS is
+    /// required but not offered, the server's certificate fails the check `sslMode` asks
+    /// for, or TLS is on and the server does not offer SCRAM with channel binding (see
+    /// [`crate::tls`]); [`ProviderError::Transient`] when the server cannot be reached.
     pub async fn connect(
         provider_config: &str,
         spec: &ProviderConfigSpec,
@@ -83,22 +84,19 @@ impl Session {
             .application_name("tessera-provider-postgresql")
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)
-            .ssl_mode(match spec.ssl_mode {
-                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-                SslMode::Require => tokio_postgres::config::SslMode::Require,
-            });
+            .ssl_mode(tls::pg_ssl_mode(spec.ssl_mode))
+            .channel_binding(tls::channel_binding(spec.ssl_mode));
 
         let action = format!("connect to PostgreSQL at {endpoint}:{port}");
-        let connected = match spec.ssl_mode {
-            SslMode::Disable => config.connect(NoTls).await.map(|(client, conn)| {
+        let connected = match tls::verification(spec.ssl_mode) {
+            None => config.connect(NoTls).await.map(|(client, conn)| {
                 spawn_connection(provider_config, conn);
                 client
             }),
-            SslMode::Prefer | SslMode::Require => {
-                let tls = MakeUnverifiedTls::new().map_err(|e| {
-                    ProviderError::Transient(format!("cannot set up TLS for {action}: {e}"))
-                })?;
+            Some(verification) => {
+                let ca = creds.optional("ca.crt")?;
+                let tls = tls::connector(verification, ca.as_deref().map(str::as_bytes))
+                    .map_err(|e| tls::setup_error(provider_config, spec.ssl_mode, e))?;
                 config.connect(tls).await.map(|(client, conn)| {
                     spawn_connection(provider_config, conn);
                     client
@@ -115,15 +113,9 @@ impl Session {
                     spec.default_database
                 ));
             }
-            if spec.ssl_mode == SslMode::Require
-                && error_text(&e).contains("server does not support TLS")
-            {
-                return ProviderError::Config(format!(
-                    "ProviderConfig {provider_config:?}: sslMode is require, but PostgreSQL at \
-                     {endpoint}:{port} does not offer TLS"
-                ));
-            }
-            origin.error(&action, &e)
+            let server = format!("{endpoint}:{port}");
+            tls::refusal(provider_config, spec.ssl_mode, &server, &username, &e)
+                .unwrap_or_else(|| origin.error(&action, &e))
         })?;
         debug!(provider_config, %endpoint, port, "connected to PostgreSQL");
         Ok(Session {

@@ -32,15 +32,22 @@ use tessera_engine::api::common::ProviderCredentials;
 pub struct ProviderConfigSpec {
     /// The Secret with the server address and the credentials of an administrative role
     /// (a superuser, or a role with CREATEROLE and CREATEDB). Keys: `endpoint` (host name
-    /// or IP address), `port` (optional, default 5432), `username` and `password`. A change
+    /// or IP address), `port` (optional, default 5432), `username`, `password`, and `ca.crt`
+    /// (PEM CA bundle, needed by sslMode `verify-ca` and `verify-full`). A change
     /// of the Secret is picked up at the next reconcile of each managed resource.
     pub credentials: ProviderCredentials,
 
-    /// Whether the connection is encrypted, as libpq's sslmode: `disable` never uses TLS;
-    /// `prefer` (the default, as in libpq) uses TLS when the server offers it; `require`
-    /// fails when the server does not offer TLS. Neither `prefer` nor `require` verifies
-    /// the server's certificate (libpq does not either for these modes): they protect
-    /// against eavesdropping, not against a server impersonating yours.
+    /// Whether the connection is encrypted and the server authenticated, as libpq's
+    /// sslmode. `verify-full` is recommended: it encrypts and checks that the server's
+    /// certificate chains to the CA in key `ca.crt` of the credentials Secret and names
+    /// the endpoint. `verify-ca` checks the chain but not the name. `require` encrypts
+    /// without checking the certificate; `prefer` (the default, as in libpq) encrypts when
+    /// the server offers TLS and otherwise connects in the clear; `disable` never encrypts.
+    /// With `require`, `verify-ca` and `verify-full` the login must be SCRAM-SHA-256 with
+    /// channel binding: the password never crosses the wire, a server relaying the login
+    /// is detected, and a server asking for a cleartext or MD5 password is refused before
+    /// anything is sent. `prefer` and `disable` let whoever sits on the path downgrade the
+    /// connection or impersonate the server.
     #[serde(default)]
     pub ssl_mode: SslMode,
 
@@ -54,7 +61,8 @@ fn default_database() -> String {
     "postgres".to_string()
 }
 
-/// Whether the connection to PostgreSQL is encrypted (libpq's sslmode).
+/// Whether the connection to PostgreSQL is encrypted and the server authenticated
+/// (libpq's sslmode).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SslMode {
@@ -65,6 +73,12 @@ pub enum SslMode {
     Prefer,
     /// Always use TLS, without verifying the server's certificate; fail when the server does not offer it.
     Require,
+    /// Always use TLS; the server's certificate must chain to the CA in key `ca.crt` of the credentials Secret.
+    #[serde(rename = "verify-ca")]
+    VerifyCa,
+    /// Always use TLS; the server's certificate must chain to the CA in key `ca.crt` of the credentials Secret and name the endpoint (recommended).
+    #[serde(rename = "verify-full")]
+    VerifyFull,
 }
 
 impl SslMode {
@@ -74,6 +88,8 @@ impl SslMode {
             SslMode::Disable => "disable",
             SslMode::Prefer => "prefer",
             SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
         }
     }
 }
