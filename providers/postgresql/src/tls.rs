@@ -248,7 +248,11 @@ pub(crate) fn channel_binding(mode: SslMode) -> config::ChannelBinding {
 }
 
 /// The message for a TLS setup that failed before connecting.
-pub(crate) fn setup_error(provider_config: &str, mode: SslMode, err: TlsSetupError) -> ProviderError {
+pub(crate) fn setup_error(
+    provider_config: &str,
+    mode: SslMode,
+    err: TlsSetupError,
+) -> ProviderError {
     match err {
         TlsSetupError::MissingCa => ProviderError::Config(format!(
             "ProviderConfig {provider_config:?}: sslMode {} needs the certificate of the CA \
@@ -330,8 +334,7 @@ pub(crate) fn refusal(
 pub(crate) fn certificate_error(err: &tokio_postgres::Error) -> Option<CertificateError> {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        if let Some(rustls::Error::InvalidCertificate(e)) = cause.downcast_ref::<rustls::Error>()
-        {
+        if let Some(rustls::Error::InvalidCertificate(e)) = cause.downcast_ref::<rustls::Error>() {
             return Some(e.clone());
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
