@@ -273,3 +273,41 @@ async fn require_logs_in_with_scram_bound_to_the_tls_session() {
         .expect("require with channel binding");
     assert!(!session.is_closed());
 }
+
+#[tokio::test]
+async fn a_server_asking_for_a_cleartext_password_without_tls_is_refused_without_the_password() {
+    let env = TestEnv::load();
+    // `prefer` ends up on TLS here and `disable` in the clear; neither may answer a
+    // cleartext request, and the server would accept the password if it were sent.
+    for mode in [SslMode::Disable, SslMode::Prefer] {
+        let creds = creds(&env, env.get("POSTGRES_HOST"), "POSTGRES_CLEARTEXT", None);
+        let pc = unique("pc");
+        let msg = config_error(&env, &pc, mode, &creds).await;
+        assert_eq!(
+            msg,
+            format!(
+                "ProviderConfig {pc:?}: PostgreSQL at {}:{} asked for the password of user {} \
+                 in cleartext, so the login was refused and no password was sent; use \
+                 scram-sha-256 for this user in pg_hba.conf and store its password as a SCRAM \
+                 verifier",
+                env.get("POSTGRES_HOST"),
+                env.get("POSTGRES_PORT"),
+                env.get("POSTGRES_CLEARTEXT_USER")
+            ),
+            "{}",
+            mode.as_str()
+        );
+    }
+}
+
+#[tokio::test]
+async fn disable_and_prefer_still_connect_with_scram() {
+    let env = TestEnv::load();
+    let creds = creds(&env, env.get("POSTGRES_HOST"), "POSTGRES", None);
+    for mode in [SslMode::Disable, SslMode::Prefer] {
+        let session = Session::connect(&unique("pc"), &spec(mode), &creds)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", mode.as_str()));
+        assert!(!session.is_closed());
+    }
+}

@@ -19,10 +19,12 @@ mod connector;
 mod database;
 mod error;
 mod grant;
+mod guard;
 mod role;
 mod session;
 mod sql;
 mod tls;
+mod transport;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use tessera_engine::managed::ProviderError;
 use tessera_engine::managed::credentials::Credentials;
+use tokio_postgres::Row;
 use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::api::ProviderConfigSpec;
 use crate::error::Origin;
 use crate::tls;
+use crate::transport::{self, OpenError};
 
 /// How long connecting may take before it counts as a transient failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,34 +89,35 @@ impl Session {
             .channel_binding(tls::channel_binding(spec.ssl_mode));
 
         let action = format!("connect to PostgreSQL at {endpoint}:{port}");
-        let connected = match tls::verification(spec.ssl_mode) {
-            None => config.connect(NoTls).await.map(|(client, conn)| {
-                spawn_connection(provider_config, conn);
-                client
-            }),
-            Some(verification) => {
-                let ca = creds.optional("ca.crt")?;
-                let tls = tls::connector(verification, ca.as_deref().map(str::as_bytes))
-                    .map_err(|e| tls::setup_error(provider_config, spec.ssl_mode, e))?;
-                config.connect(tls).await.map(|(client, conn)| {
-                    spawn_connection(provider_config, conn);
-                    client
-                })
+        let ca = creds.optional("ca.crt")?;
+        let connected = transport::open(
+            provider_config,
+            spec.ssl_mode,
+            &config,
+            &endpoint,
+            port,
+            ca.as_deref().map(str::as_bytes),
+        )
+        .await;
+        let pg = connected.map_err(|e| match e {
+            OpenError::Setup(e) => e,
+            OpenError::Tcp(e) => ProviderError::Transient(format!(
+                "cannot {action}: error connecting to server: {e}"
+            )),
+            OpenError::Postgres(e) => {
+                if let Some(db) = e.as_db_error()
+                    && *db.code() == SqlState::UNDEFINED_DATABASE
+                {
+                    return ProviderError::Config(format!(
+                        "ProviderConfig {provider_config:?}: database {:?} does not exist; \
+                         create it or set spec.defaultDatabase",
+                        spec.default_database
+                    ));
+                }
+                let server = format!("{endpoint}:{port}");
+                tls::refusal(provider_config, spec.ssl_mode, &server, &username, &e)
+                    .unwrap_or_else(|| origin.error(&action, &e))
             }
-        };
-        let pg = connected.map_err(|e| {
-            if let Some(db) = e.as_db_error()
-                && *db.code() == SqlState::UNDEFINED_DATABASE
-            {
-                return ProviderError::Config(format!(
-                    "ProviderConfig {provider_config:?}: database {:?} does not exist; \
-                     create it or set spec.defaultDatabase",
-                    spec.default_database
-                ));
-            }
-            let server = format!("{endpoint}:{port}");
-            tls::refusal(provider_config, spec.ssl_mode, &server, &username, &e)
-                .unwrap_or_else(|| origin.error(&action, &e))
         })?;
         debug!(provider_config, %endpoint, port, "connected to PostgreSQL");
         Ok(Session {
@@ -205,17 +207,4 @@ fn timed_out(action: &str) -> ProviderError {
         "cannot {action}: PostgreSQL did not answer within {}s",
         STATEMENT_TIMEOUT.as_secs()
     ))
-}
-
-fn spawn_connection<S, T>(provider_config: &str, conn: tokio_postgres::Connection<S, T>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let provider_config = provider_config.to_string();
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            warn!(%provider_config, error = %e, "PostgreSQL connection ended");
-        }
-    });
 }

@@ -306,6 +306,15 @@ pub(crate) fn refusal(
             mode.as_str()
         )));
     }
+    if let Some(refused) = crate::guard::refused(err) {
+        return Some(ProviderError::Config(format!(
+            "ProviderConfig {pc:?}: PostgreSQL at {server} asked for the password of user \
+             {username} {}, so the login was refused and no password was sent; use \
+             scram-sha-256 for this user in pg_hba.conf and store its password as a SCRAM \
+             verifier",
+            refused.how()
+        )));
+    }
     if text.contains("server did not use channel binding") {
         return Some(ProviderError::Config(format!(
             "ProviderConfig {pc:?}: PostgreSQL at {server} did not offer SCRAM-SHA-256 with \
