@@ -43,11 +43,11 @@ pub struct ProviderConfigSpec {
     /// the endpoint. `verify-ca` checks the chain but not the name. `require` encrypts
     /// without checking the certificate; `prefer` (the default, as in libpq) encrypts when
     /// the server offers TLS and otherwise connects in the clear; `disable` never encrypts.
-    /// With `require`, `verify-ca` and `verify-full` the login must be SCRAM-SHA-256 with
-    /// channel binding: the password never crosses the wire, a server relaying the login
-    /// is detected, and a server asking for a cleartext or MD5 password is refused before
-    /// anything is sent. `prefer` and `disable` let whoever sits on the path downgrade the
-    /// connection or impersonate the server.
+    /// In every mode a server asking for a cleartext or MD5 password is refused before
+    /// anything is sent; with `require`, `verify-ca` and `verify-full` the login must
+    /// moreover be SCRAM-SHA-256 with channel binding, so a relayed login is detected.
+    /// `prefer` and `disable` let whoever sits on the path downgrade the connection or
+    /// impersonate the server.
     #[serde(default)]
     pub ssl_mode: SslMode,
 
