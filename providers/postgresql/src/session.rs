@@ -51,8 +51,9 @@ impl Session {
     /// [`ProviderError::Config`] when the Secret lacks a key, the port is not a number,
     /// PostgreSQL rejects the credentials, the default database does not exist, TLS is
     /// required but not offered, the server's certificate fails the check `sslMode` asks
-    /// for, or TLS is on and the server does not offer SCRAM with channel binding (see
-    /// [`crate::tls`]); [`ProviderError::Transient`] when the server cannot be reached.
+    /// for, the server asks for a cleartext or MD5 password, or TLS is required and the
+    /// server does not offer SCRAM with channel binding (see [`crate::transport`]);
+    /// [`ProviderError::Transient`] when the server cannot be reached.
     pub async fn connect(
         provider_config: &str,
         spec: &ProviderConfigSpec,
