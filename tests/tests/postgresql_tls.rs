@@ -5,12 +5,15 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::json;
 use tessera_engine::api::common::{CredentialsSource, ProviderCredentials, SecretReference};
 use tessera_engine::managed::ProviderError;
 use tessera_engine::managed::credentials::Credentials;
-use tessera_provider_postgresql::Session;
 use tessera_provider_postgresql::api::{ProviderConfigSpec, SslMode};
-use tessera_tests::{TestEnv, unique};
+use tessera_provider_postgresql::{PostgresConnector, Session};
+use tessera_tests::{
+    PG_API, TEST_NAMESPACE, TestEnv, apply, delete, delete_in, install_crds, namespace, unique,
+};
 
 fn spec(ssl_mode: SslMode) -> ProviderConfigSpec {
     ProviderConfigSpec {
@@ -310,4 +313,65 @@ async fn disable_and_prefer_still_connect_with_scram() {
             .unwrap_or_else(|e| panic!("{}: {e:?}", mode.as_str()));
         assert!(!session.is_closed());
     }
+}
+
+#[tokio::test]
+async fn the_connector_takes_the_ca_from_key_ca_crt_of_the_credentials_secret_and_follows_its_changes()
+ {
+    let env = TestEnv::load();
+    let client = env.kube().await;
+    install_crds(&client).await.expect("install CRDs");
+    namespace(&client, TEST_NAMESPACE).await;
+    let pc = unique("tlspc");
+    let secret_name = format!("{pc}-creds");
+    let secret = |ca_file: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": secret_name, "namespace": TEST_NAMESPACE },
+            "stringData": {
+                "endpoint": env.get("POSTGRES_HOST"),
+                "port": env.get("POSTGRES_PORT"),
+                "username": env.get("POSTGRES_TLS_USER"),
+                "password": env.get("POSTGRES_TLS_PASSWORD"),
+                "ca.crt": std::fs::read_to_string(ca_file).expect("read CA file"),
+            }
+        })
+    };
+    apply(&client, secret(env.get("POSTGRES_CA_FILE"))).await;
+    apply(
+        &client,
+        json!({
+            "apiVersion": PG_API, "kind": "ProviderConfig",
+            "metadata": { "name": pc },
+            "spec": {
+                "credentials": { "source": "Secret",
+                    "secretRef": { "name": secret_name, "namespace": TEST_NAMESPACE } },
+                "sslMode": "verify-full"
+            }
+        }),
+    )
+    .await;
+
+    let connector = PostgresConnector::new();
+    let session = connector
+        .session(&client, &pc)
+        .await
+        .expect("verify-full with the CA from the Secret");
+    assert!(!session.is_closed());
+
+    // Another CA in the Secret: the next session is refused.
+    apply(&client, secret(env.get("KUBE_CA_FILE"))).await;
+    match connector.session(&client, &pc).await {
+        Err(ProviderError::Config(msg)) => {
+            assert!(
+                msg.starts_with(&format!("ProviderConfig {pc:?}: sslMode verify-full: ")),
+                "{msg}"
+            );
+            assert!(msg.contains("UnknownIssuer"), "{msg}");
+        }
+        other => panic!("want a Config error, got {other:?}"),
+    }
+
+    delete(&client, PG_API, "ProviderConfig", &pc).await;
+    delete_in(&client, "v1", "Secret", TEST_NAMESPACE, &secret_name).await;
 }
