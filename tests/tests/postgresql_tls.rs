@@ -1,7 +1,8 @@
 //! The PostgreSQL provider's TLS modes against testenv's PostgreSQL, which serves a
 //! certificate for 127.0.0.1 and localhost from a CA of its own, also listens on an
-//! address its certificate does not name, lets `tessera_tls` log in only over TLS, and
-//! asks `tessera_cleartext` for its password in cleartext.
+//! address its certificate does not name, lets `tessera_tls` log in only over TLS, asks
+//! `tessera_cleartext` for its password in cleartext, and lets `tessera_trust` in without
+//! one.
 
 use std::collections::BTreeMap;
 
@@ -67,6 +68,7 @@ async fn config_error(env: &TestEnv, pc: &str, mode: SslMode, creds: &Credential
                 "POSTGRES_PASSWORD",
                 "POSTGRES_TLS_PASSWORD",
                 "POSTGRES_CLEARTEXT_PASSWORD",
+                "POSTGRES_TRUST_PASSWORD",
             ] {
                 assert!(!msg.contains(env.get(key)), "no password in: {msg}");
             }
@@ -250,6 +252,37 @@ async fn a_server_asking_for_a_cleartext_password_over_tls_is_refused_without_th
         assert_eq!(
             msg,
             format!(
+                "ProviderConfig {pc:?}: PostgreSQL at {}:{} asked for the password of user {} \
+                 in cleartext, so the login was refused and no password was sent; use \
+                 scram-sha-256 for this user in pg_hba.conf and store its password as a SCRAM \
+                 verifier",
+                env.get("POSTGRES_HOST"),
+                env.get("POSTGRES_PORT"),
+                env.get("POSTGRES_CLEARTEXT_USER")
+            ),
+            "{}",
+            mode.as_str()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_admitting_the_user_without_scram_over_tls_is_refused() {
+    let env = TestEnv::load();
+    // pg_hba `trust` for this user: no password is asked, so nothing binds the login to
+    // the TLS session and a server impersonating yours would look the same.
+    for mode in [SslMode::Require, SslMode::VerifyFull] {
+        let creds = creds(
+            &env,
+            env.get("POSTGRES_HOST"),
+            "POSTGRES_TRUST",
+            Some(env.get("POSTGRES_CA_FILE")),
+        );
+        let pc = unique("pc");
+        let msg = config_error(&env, &pc, mode, &creds).await;
+        assert_eq!(
+            msg,
+            format!(
                 "ProviderConfig {pc:?}: PostgreSQL at {}:{} did not offer SCRAM-SHA-256 with \
                  channel binding for user {}, so the login was refused and no password was \
                  sent: the server asked for a cleartext or MD5 password, admitted the user \
@@ -257,7 +290,7 @@ async fn a_server_asking_for_a_cleartext_password_over_tls_is_refused_without_th
                  this user in pg_hba.conf and store its password as a SCRAM verifier",
                 env.get("POSTGRES_HOST"),
                 env.get("POSTGRES_PORT"),
-                env.get("POSTGRES_CLEARTEXT_USER")
+                env.get("POSTGRES_TRUST_USER")
             ),
             "{}",
             mode.as_str()

@@ -1,6 +1,7 @@
 //! Refuses, before anything is sent, a server that asks for the password in cleartext or
-//! as an MD5 hash, on connections where channel binding cannot do it (`disable`, and
-//! `prefer`, which may fall back to the clear).
+//! as an MD5 hash. Where TLS is required, channel binding would refuse it too; the guard
+//! says precisely why. Where it is not (`disable`, and `prefer`, which may fall back to the
+//! clear), the guard is the only protection.
 //!
 //! tokio-postgres answers AuthenticationCleartextPassword and AuthenticationMD5Password
 //! on its own unless channel binding is required, and has no hook to refuse them. So the
@@ -239,6 +240,25 @@ pub(crate) fn guarded_tls<S, M: MakeTlsConnect<S>>(
     host: &str,
 ) -> Result<GuardedTls<M::TlsConnect>, M::Error> {
     make.make_tls_connect(host).map(GuardedTls)
+}
+
+/// A [`MakeTlsConnect`] whose sessions are [`Guarded`], for `Config::connect`.
+#[derive(Clone)]
+pub(crate) struct GuardedMakeTls<M>(pub(crate) M);
+
+impl<S, M> MakeTlsConnect<S> for GuardedMakeTls<M>
+where
+    M: MakeTlsConnect<S>,
+    <M::TlsConnect as TlsConnect<S>>::Future: Send + 'static,
+    M::Stream: Send + 'static,
+{
+    type Stream = Guarded<M::Stream>;
+    type TlsConnect = GuardedTls<M::TlsConnect>;
+    type Error = M::Error;
+
+    fn make_tls_connect(&mut self, host: &str) -> Result<Self::TlsConnect, M::Error> {
+        guarded_tls(&mut self.0, host)
+    }
 }
 
 /// The [`PasswordRequestRefused`] inside a failed connection, if that is why it failed.

@@ -1,10 +1,14 @@
 //! Opening the connection a ProviderConfig's `sslMode` asks for.
 //!
-//! | sslMode                          | stream                           | a password request is refused by |
-//! |----------------------------------|----------------------------------|----------------------------------|
-//! | `disable`                        | TCP                              | [`crate::guard`]                 |
-//! | `prefer`                         | TCP, then TLS if the server can  | [`crate::guard`], on either      |
-//! | `require`, `verify-ca`, `-full`  | TLS                              | channel binding ([`crate::tls`]) |
+//! | sslMode                          | stream                           | a password request is refused by          |
+//! |----------------------------------|----------------------------------|-------------------------------------------|
+//! | `disable`                        | TCP                              | [`crate::guard`]                          |
+//! | `prefer`                         | TCP, then TLS if the server can  | [`crate::guard`], on either               |
+//! | `require`, `verify-ca`, `-full`  | TLS                              | [`crate::guard`] and channel binding      |
+//!
+//! Channel binding ([`crate::tls::channel_binding`]) also refuses what the guard lets
+//! through: a server that admits the user without a password, or offers SCRAM without
+//! binding it to the TLS session.
 
 use std::io;
 use std::time::Duration;
@@ -15,7 +19,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use tracing::warn;
 
 use crate::api::SslMode;
-use crate::guard::{AuthWatch, Guarded, guarded_tls};
+use crate::guard::{AuthWatch, Guarded, GuardedMakeTls, guarded_tls};
 use crate::tls;
 
 /// Why a connection could not be opened.
@@ -73,7 +77,10 @@ pub(crate) async fn open(
         (_, Some(verification)) => {
             let make = tls::connector(verification, ca_pem)
                 .map_err(|e| OpenError::Setup(tls::setup_error(provider_config, mode, e)))?;
-            let (client, conn) = config.connect(make).await.map_err(OpenError::Postgres)?;
+            let (client, conn) = config
+                .connect(GuardedMakeTls(make))
+                .await
+                .map_err(OpenError::Postgres)?;
             spawn_connection(provider_config, conn);
             Ok(client)
         }
