@@ -30,22 +30,22 @@ MOTO_PORT=$((15000 + PORT_OFFSET))
 # Order in which `up` starts the servers (`down` stops them in reverse).
 SERVERS=(etcd kube-apiserver kube-controller-manager postgres openbao moto)
 
+# kubectl's discovery and HTTP caches. Inside the state dir, so they are purged with the
+# cluster they describe: a cache left by an earlier cluster (default ~/.kube/cache) lists
+# resource types the fresh one does not serve yet, and kubectl then answers "the server
+# doesn't have a resource type".
+KUBE_CACHE_DIR=$STATE/kube-cache
+
 log() { printf '[testenv] %s\n' "$*" >&2; }
 die() { printf '[testenv] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# Directory holding the PostgreSQL server binaries (initdb, pg_ctl, postgres), or empty.
+# Directory holding the server binaries (initdb, pg_ctl, postgres) of the pinned PostgreSQL
+# major version, or empty. Only that version is used: another major would pass the tests
+# here and fail elsewhere (catalog columns and defaults differ between majors).
 pg_bin_dir() {
-	local d
 	if [[ -x /usr/lib/postgresql/$POSTGRES_MAJOR/bin/postgres ]]; then
 		echo "/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
-		return
 	fi
-	for d in /usr/lib/postgresql/*/bin; do
-		if [[ -x $d/postgres ]]; then
-			echo "$d"
-			return
-		fi
-	done
 }
 
 pidfile() { echo "$STATE/pids/$1.pid"; }
