@@ -178,9 +178,34 @@ pub fn str_at<'a>(o: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
     o.data.pointer(pointer).and_then(Value::as_str)
 }
 
-/// Seconds since the epoch of an RFC 3339 time.
-pub fn seconds(s: &str) -> i64 {
-    let t: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time =
-        serde_json::from_value(json!(s)).expect("RFC 3339 time");
-    t.0.as_second()
+/// An RFC 3339 time the runtime wrote (annotations and condition transition times carry
+/// microseconds, so two of them order events that happen within one second).
+pub fn precise_time(s: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    serde_json::from_value(json!(s)).unwrap_or_else(|e| panic!("RFC 3339 time {s:?}: {e}"))
+}
+
+/// When a composed resource became Ready, and when its external create was started, as
+/// the managed runtime recorded them; asserts that its create never failed (a failed
+/// attempt, e.g. one made before a dependency existed, would be retried later and hide an
+/// early start).
+pub fn ready_and_create_started(
+    o: &DynamicObject,
+) -> (
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) {
+    let name = o.name_any();
+    let ready = tessera_tests::condition(o, "Ready")
+        .filter(|c| c.is_true())
+        .and_then(|c| c.last_transition_time)
+        .unwrap_or_else(|| panic!("{name} is not Ready"));
+    let annotations = o.annotations();
+    assert!(
+        !annotations.contains_key("tessera.dev/external-create-failed"),
+        "{name}: an external create failed: {annotations:?}"
+    );
+    let pending = annotations
+        .get("tessera.dev/external-create-pending")
+        .unwrap_or_else(|| panic!("{name} has no create-pending annotation: {annotations:?}"));
+    (precise_time(&ready), precise_time(pending))
 }
