@@ -21,8 +21,8 @@ use tessera_tests::{
 };
 
 use self::fixtures::{
-    XR_API, XR_KIND, composition, database_template, get_xr, grant_template, plain_role,
-    ready_and_create_started, role_template, setup, str_at, xr,
+    XR_API, XR_KIND, assert_no_failed_create, composition, create_started_at, database_template,
+    get_xr, grant_template, plain_role, role_template, setup, str_at, watch_composed, xr,
 };
 
 #[tokio::test]
@@ -39,6 +39,7 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
     .await;
     let name = unique("xfull");
     let conn = format!("{name}-conn");
+    let composed = watch_composed(&client, &name).await;
     apply(
         &client,
         xr(
@@ -88,30 +89,40 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
         );
         assert_eq!(owner.block_owner_deletion, Some(true));
     }
-    // dependsOn, from the runtime's own microsecond records: the database's external
-    // create started only after the role was Ready, the grant's after both.
-    let mut times = Vec::new();
-    for (template, kind) in [
-        ("role", "Role"),
-        ("database", "Database"),
-        ("grant", "Grant"),
-    ] {
-        let child = get(&client, PG_API, kind, &format!("{name}-{template}"))
-            .await
-            .expect("composed resource");
-        times.push(ready_and_create_started(&child));
-    }
-    let [(role_ready, _), (db_ready, db_started), (_, grant_started)] = &times[..] else {
-        unreachable!("three composed resources")
+    // dependsOn: each composed resource appeared (seen by a watch started before the
+    // composite existed) only after what it depends on first became Ready (the managed
+    // runtime's microsecond transition time), and the database's external create started
+    // after that too.
+    let seen = |template: &str| {
+        composed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&format!("{name}-{template}"))
+            .copied()
+            .unwrap_or_else(|| panic!("the watch never saw the {template}"))
     };
+    let (role, db, grant) = (seen("role"), seen("database"), seen("grant"));
+    let role_ready = role.first_ready.expect("the watch saw the role Ready");
+    let db_ready = db.first_ready.expect("the watch saw the database Ready");
     assert!(
-        db_started.0 > role_ready.0,
-        "database create started at {db_started:?}, before the role was Ready at {role_ready:?}"
+        db.appeared > role_ready,
+        "database appeared at {} µs, before the role was Ready at {role_ready} µs",
+        db.appeared
     );
     assert!(
-        grant_started.0 > db_ready.0 && grant_started.0 > role_ready.0,
-        "grant create started at {grant_started:?}, before the role (Ready at {role_ready:?}) \
-         and the database (Ready at {db_ready:?}) were Ready"
+        grant.appeared > db_ready && grant.appeared > role_ready,
+        "grant appeared at {} µs, before the role (Ready at {role_ready} µs) and the \
+         database (Ready at {db_ready} µs) were Ready",
+        grant.appeared
+    );
+    let db_object = get(&client, PG_API, "Database", &format!("{name}-database"))
+        .await
+        .expect("database");
+    assert_no_failed_create(&db_object);
+    let db_started = create_started_at(&db_object).expect("the database was created");
+    assert!(
+        db_started > role_ready,
+        "database create started at {db_started} µs, before the role was Ready at {role_ready} µs"
     );
 
     let refs: Vec<&str> = ready.data["spec"]["resourceRefs"]
