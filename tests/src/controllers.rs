@@ -184,3 +184,31 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test of this crate's unit-test binary: the death it records is global.
+    #[test]
+    fn a_panic_on_a_controller_thread_fails_the_next_check_in_the_test() {
+        install();
+        assert_controllers_alive();
+        let died = std::thread::Builder::new()
+            .name(CONTROLLER_THREAD.to_string())
+            .spawn(|| panic!("reconcile went wrong"))
+            .expect("spawn")
+            .join();
+        assert!(died.is_err(), "the controller thread panicked");
+        let check = std::panic::catch_unwind(assert_controllers_alive);
+        let message = check
+            .expect_err("the check fails once a controller died")
+            .downcast::<String>()
+            .expect("a message");
+        assert!(
+            message.contains("an in-process controller panicked")
+                && message.contains("reconcile went wrong"),
+            "{message}"
+        );
+    }
+}
