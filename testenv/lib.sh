@@ -17,6 +17,12 @@ STATE=${TESSERA_TESTENV_DIR:-/tmp/tessera-testenv}
 # Fixed, uncommon loopback ports. TESSERA_TESTENV_PORT_OFFSET shifts all of them, so that
 # several environments (each with its own TESSERA_TESTENV_DIR) can run side by side on one
 # machine, e.g. one per work tree; the tests read every address from $STATE/env.
+# `up` records the offset in the state dir, and a later run without the variable (a test
+# that restarts a server with testenv/up, say) reuses it instead of reaching for the ports
+# of another environment.
+if [[ -z ${TESSERA_TESTENV_PORT_OFFSET:-} && -s $STATE/port-offset ]]; then
+	TESSERA_TESTENV_PORT_OFFSET=$(<"$STATE/port-offset")
+fi
 PORT_OFFSET=${TESSERA_TESTENV_PORT_OFFSET:-0}
 [[ $PORT_OFFSET =~ ^[0-9]{1,4}$ ]] || { printf '[testenv] ERROR: TESSERA_TESTENV_PORT_OFFSET must be a number below 10000\n' >&2; exit 1; }
 ETCD_CLIENT_PORT=$((23790 + PORT_OFFSET))
