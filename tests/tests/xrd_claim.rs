@@ -153,6 +153,8 @@ async fn applied_xrd_offers_established_composite_and_claim_crds_that_kubectl_ex
             .args([
                 "--kubeconfig",
                 env.get("KUBECONFIG"),
+                "--cache-dir",
+                env.get("KUBECACHEDIR"),
                 "explain",
                 &field,
                 &api_version,
