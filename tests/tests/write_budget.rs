@@ -9,6 +9,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use kube::api::{DynamicObject, GroupVersionKind, ListParams};
+use kube::discovery::ApiResource;
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use tessera_tests::{
     PG_API, TEST_NAMESPACE, TestEnv, apiserver_writes, apply, condition, delete, delete_in,
@@ -33,6 +36,54 @@ const STATUS_WRITES_PER_CREATE: u64 = 2;
 /// Ready, as measured: 44-47 (README: "about 46"), more when a composed create races its
 /// dependency; the margin absorbs that, while a write per poll or a rewrite loop exceeds it.
 const WRITES_PER_CLAIM: u64 = 55;
+
+/// PostgreSQL managed resources, and PostgresDatabase claims and composites, whose
+/// deletion is in progress.
+async fn deletions_in_progress(client: &kube::Client) -> Vec<String> {
+    let mut deleting = Vec::new();
+    for (api_version, kind) in [
+        (PG_API, "Role"),
+        (PG_API, "Database"),
+        (PG_API, "Grant"),
+        ("platform.tessera.dev/v1alpha1", "XPostgresDatabase"),
+        ("platform.tessera.dev/v1alpha1", "PostgresDatabase"),
+    ] {
+        let (group, version) = api_version.split_once('/').expect("group/version");
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+        // The claim and composite kinds are not served until their XRD is applied.
+        let Ok(list) = Api::<DynamicObject>::all_with(client.clone(), &ar)
+            .list(&ListParams::default())
+            .await
+        else {
+            continue;
+        };
+        deleting.extend(
+            list.items
+                .into_iter()
+                .filter(|o| o.metadata.deletion_timestamp.is_some())
+                .map(|o| format!("{kind} {}", o.name_any())),
+        );
+    }
+    deleting
+}
+
+/// Waits until no deletion that [`deletions_in_progress`] lists is left: objects that
+/// earlier tests deleted are finished by the controllers of this process, and their
+/// writes would count in a budget.
+async fn wait_for_no_deletions(client: &kube::Client) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let deleting = deletions_in_progress(client).await;
+        if deleting.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deletions still in progress after 120 s, whose writes would count: {deleting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
 
 /// Sum of a set of write counters.
 fn total(writes: &BTreeMap<String, u64>) -> u64 {
@@ -87,6 +138,7 @@ async fn steady_state_makes_no_kubernetes_writes_and_creates_are_counted() {
 
     // Created in dependency order, each after what it needs is Ready, so that no create
     // fails for want of its owner or role and every create costs exactly its budget.
+    wait_for_no_deletions(&client).await;
     let before_create = writes(&client).await;
     let role = |name: &str, for_provider: serde_json::Value| {
         json!({ "apiVersion": PG_API, "kind": "Role", "metadata": { "name": name },
@@ -187,6 +239,7 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
     let ns = namespace(&client, &unique("budget-claims")).await;
     let mut claim = yaml_docs("compositions/postgres/example-claim.yaml").remove(0);
     claim["metadata"]["namespace"] = json!(ns);
+    wait_for_no_deletions(&client).await;
     let before_claim = all_tessera_writes(&client).await;
     apply(&client, claim).await;
     let name = "orders-db";
@@ -265,6 +318,8 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
         name,
     )
     .await;
+    // Finished here, so that its writes never count in another test's window.
+    wait_for_no_deletions(&client).await;
 }
 
 /// Writes to any Tessera kind (claims, composites, managed resources, the engine's own),
