@@ -17,6 +17,12 @@ STATE=${TESSERA_TESTENV_DIR:-/tmp/tessera-testenv}
 # Fixed, uncommon loopback ports. TESSERA_TESTENV_PORT_OFFSET shifts all of them, so that
 # several environments (each with its own TESSERA_TESTENV_DIR) can run side by side on one
 # machine, e.g. one per work tree; the tests read every address from $STATE/env.
+# `up` records the offset in the state dir, and a later run without the variable (a test
+# that restarts a server with testenv/up, say) reuses it instead of reaching for the ports
+# of another environment.
+if [[ -z ${TESSERA_TESTENV_PORT_OFFSET:-} && -s $STATE/port-offset ]]; then
+	TESSERA_TESTENV_PORT_OFFSET=$(<"$STATE/port-offset")
+fi
 PORT_OFFSET=${TESSERA_TESTENV_PORT_OFFSET:-0}
 [[ $PORT_OFFSET =~ ^[0-9]{1,4}$ ]] || { printf '[testenv] ERROR: TESSERA_TESTENV_PORT_OFFSET must be a number below 10000\n' >&2; exit 1; }
 ETCD_CLIENT_PORT=$((23790 + PORT_OFFSET))
@@ -30,22 +36,22 @@ MOTO_PORT=$((15000 + PORT_OFFSET))
 # Order in which `up` starts the servers (`down` stops them in reverse).
 SERVERS=(etcd kube-apiserver kube-controller-manager postgres openbao moto)
 
+# kubectl's discovery and HTTP caches. Inside the state dir, so they are purged with the
+# cluster they describe: a cache left by an earlier cluster (default ~/.kube/cache) lists
+# resource types the fresh one does not serve yet, and kubectl then answers "the server
+# doesn't have a resource type".
+KUBE_CACHE_DIR=$STATE/kube-cache
+
 log() { printf '[testenv] %s\n' "$*" >&2; }
 die() { printf '[testenv] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# Directory holding the PostgreSQL server binaries (initdb, pg_ctl, postgres), or empty.
+# Directory holding the server binaries (initdb, pg_ctl, postgres) of the pinned PostgreSQL
+# major version, or empty. Only that version is used: another major would pass the tests
+# here and fail elsewhere (catalog columns and defaults differ between majors).
 pg_bin_dir() {
-	local d
 	if [[ -x /usr/lib/postgresql/$POSTGRES_MAJOR/bin/postgres ]]; then
 		echo "/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
-		return
 	fi
-	for d in /usr/lib/postgresql/*/bin; do
-		if [[ -x $d/postgres ]]; then
-			echo "$d"
-			return
-		fi
-	done
 }
 
 pidfile() { echo "$STATE/pids/$1.pid"; }

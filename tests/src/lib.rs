@@ -15,6 +15,12 @@ use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::{Api, Client, Config};
 
+mod controllers;
+pub use controllers::{
+    assert_controllers_alive, install as record_reconciles, last_reconcile_started,
+    wait_all_reconciled, wait_reconciled,
+};
+
 /// The values `testenv/up` wrote into its env file.
 #[derive(Clone, Debug)]
 pub struct TestEnv {
@@ -153,6 +159,7 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
+        assert_controllers_alive();
         if let Some(v) = check().await {
             return Ok(v);
         }
@@ -258,21 +265,29 @@ impl Drop for ControllerProcess {
 }
 
 /// Runs `controllers` on a thread and runtime of their own, for the rest of the test
-/// process (each test has its own runtime, which ends with the test).
+/// process (each test has its own runtime, which ends with the test). A panic on that
+/// thread or its workers, or the controllers returning, fails the waits of every test
+/// from then on (see [`assert_controllers_alive`]).
 fn spawn_on_own_runtime<F, Fut>(env: &TestEnv, controllers: F)
 where
     F: FnOnce(TestEnv) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
+    controllers::install();
     let env = env.clone();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("controller runtime")
-            .block_on(controllers(env));
-    });
+    std::thread::Builder::new()
+        .name(controllers::CONTROLLER_THREAD.to_string())
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(controllers::CONTROLLER_THREAD)
+                .enable_all()
+                .build()
+                .expect("controller runtime")
+                .block_on(controllers(env));
+            controllers::record_death("the in-process controllers stopped".to_string());
+        })
+        .expect("spawn the controller thread");
 }
 
 /// Runs the controllers in this test process, once per test binary, on a runtime of their
@@ -375,6 +390,7 @@ async fn wait_object_at(
 ) -> DynamicObject {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
+        assert_controllers_alive();
         let obj = get_at(client, api_version, kind, namespace, name).await;
         if let Some(o) = &obj
             && check(o)
@@ -401,6 +417,7 @@ async fn wait_gone_at(
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while let Some(o) = get_at(client, api_version, kind, namespace, name).await {
+        assert_controllers_alive();
         if tokio::time::Instant::now() >= deadline {
             panic!(
                 "{kind} {} still exists after 60s: {:?}",
@@ -623,6 +640,8 @@ pub fn kubectl(env: &TestEnv, args: &[&str]) -> String {
     let out = std::process::Command::new(env.get("KUBECTL"))
         .arg("--kubeconfig")
         .arg(env.get("KUBECONFIG"))
+        .arg("--cache-dir")
+        .arg(env.get("KUBECACHEDIR"))
         .args(args)
         .output()
         .expect("run kubectl");

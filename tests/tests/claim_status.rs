@@ -3,7 +3,7 @@
 //! set a composite's status as the composite reconciler would and watch the claim follow.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, Patch, PatchParams};
@@ -15,8 +15,8 @@ use tessera_engine::xr::{claim_composite_name, claim_resource, composite_resourc
 use tessera_engine::xrd::{claim_crd, composite_crd};
 use tessera_tests::{
     TestEnv, TestKinds, apply, composition_test_options, condition, delete, delete_in,
-    events_about, get, get_in, kubectl, namespace, unique, wait_crd_established, wait_gone,
-    wait_gone_in, wait_object_in,
+    events_about, get, get_in, kubectl, namespace, record_reconciles, unique, wait_crd_established,
+    wait_gone, wait_gone_in, wait_object_in, wait_reconciled,
 };
 
 fn is_true(o: &DynamicObject, type_: &str) -> bool {
@@ -57,6 +57,7 @@ impl Isolated {
         }
         let xr = composite_resource(&xrd).expect("composite kind");
         let claim = claim_resource(&xrd).expect("claim kind");
+        record_reconciles();
         tokio::spawn(tessera_engine::claim::run(
             client.clone(),
             Arc::new(xrd),
@@ -74,6 +75,20 @@ impl Isolated {
             xr,
             claim,
         }
+    }
+
+    /// Adds an annotation to the composite (a change the claim controller watches, that
+    /// needs no write from it); returns the composite as written.
+    async fn touch_composite(&self, name: &str) -> DynamicObject {
+        Api::<DynamicObject>::all_with(self.client.clone(), &self.xr)
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": { "annotations": {
+                    "tests.tessera.dev/touched": unique("t") } } })),
+            )
+            .await
+            .expect("annotate the composite")
     }
 
     /// Sets the composite's conditions through its status subresource.
@@ -198,8 +213,19 @@ async fn claim_follows_its_composite_status_at_once_and_explains_failures() {
         })
         .await;
 
-    // Steady state: neither the claim nor its composite is written again.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Steady state: neither the claim nor its composite is written again, by a reconcile
+    // that started after the claim was Ready (the composite's annotation wakes it: the
+    // claim's own poll is 300 s here).
+    let mark = Instant::now();
+    let touched = t.touch_composite(&xr_name).await;
+    wait_reconciled(
+        &t.claim.kind,
+        Some(&ns),
+        "orders-db",
+        mark,
+        Duration::from_secs(30),
+    )
+    .await;
     let claim_now = get_in(
         &client,
         &t.claim.api_version,
@@ -217,13 +243,9 @@ async fn claim_follows_its_composite_status_at_once_and_explains_failures() {
         ready.resource_version(),
         "claim not rewritten"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let xr_later = get(&client, &t.xr.api_version, &t.xr.kind, &xr_name)
-        .await
-        .expect("composite");
     assert_eq!(
-        xr_later.resource_version(),
         xr_now.resource_version(),
+        touched.resource_version(),
         "composite not rewritten"
     );
 

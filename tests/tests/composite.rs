@@ -9,7 +9,7 @@
 #[path = "composite/fixtures.rs"]
 mod fixtures;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, ResourceExt};
@@ -17,12 +17,12 @@ use serde_json::json;
 use tessera_engine::api::composition::{CompositionRevision, LABEL_COMPOSITION_NAME};
 use tessera_tests::{
     PG_API, TEST_NAMESPACE, apply, condition, delete, get, secret_data, unique, wait_for,
-    wait_gone, wait_object, wait_ready, wait_sync_error,
+    wait_gone, wait_object, wait_ready, wait_reconciled, wait_sync_error,
 };
 
 use self::fixtures::{
-    XR_API, XR_KIND, composition, database_template, get_xr, grant_template, plain_role,
-    role_template, seconds, setup, str_at, xr,
+    XR_API, XR_KIND, assert_no_failed_create, composition, create_started_at, database_template,
+    get_xr, grant_template, plain_role, role_template, setup, str_at, watch_composed, xr,
 };
 
 #[tokio::test]
@@ -39,6 +39,7 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
     .await;
     let name = unique("xfull");
     let conn = format!("{name}-conn");
+    let composed = watch_composed(&client, &name).await;
     apply(
         &client,
         xr(
@@ -88,20 +89,40 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
         );
         assert_eq!(owner.block_owner_deletion, Some(true));
     }
-    // dependsOn: the database was created only once the role was ready.
-    let role = get(&client, PG_API, "Role", &format!("{name}-role"))
-        .await
-        .expect("role");
-    let db = get(&client, PG_API, "Database", &format!("{name}-database"))
-        .await
-        .expect("db");
-    let role_ready = condition(&role, "Ready")
-        .and_then(|c| c.last_transition_time)
-        .expect("time");
-    let db_created = db.metadata.creation_timestamp.clone().expect("created").0;
+    // dependsOn: each composed resource appeared (seen by a watch started before the
+    // composite existed) only after what it depends on first became Ready (the managed
+    // runtime's microsecond transition time), and the database's external create started
+    // after that too.
+    let seen = |template: &str| {
+        composed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&format!("{name}-{template}"))
+            .copied()
+            .unwrap_or_else(|| panic!("the watch never saw the {template}"))
+    };
+    let (role, db, grant) = (seen("role"), seen("database"), seen("grant"));
+    let role_ready = role.first_ready.expect("the watch saw the role Ready");
+    let db_ready = db.first_ready.expect("the watch saw the database Ready");
     assert!(
-        db_created.as_second() >= seconds(&role_ready),
-        "database created at {db_created} before the role was ready at {role_ready}"
+        db.appeared > role_ready,
+        "database appeared at {} µs, before the role was Ready at {role_ready} µs",
+        db.appeared
+    );
+    assert!(
+        grant.appeared > db_ready && grant.appeared > role_ready,
+        "grant appeared at {} µs, before the role (Ready at {role_ready} µs) and the \
+         database (Ready at {db_ready} µs) were Ready",
+        grant.appeared
+    );
+    let db_object = get(&client, PG_API, "Database", &format!("{name}-database"))
+        .await
+        .expect("database");
+    assert_no_failed_create(&db_object);
+    let db_started = create_started_at(&db_object).expect("the database was created");
+    assert!(
+        db_started > role_ready,
+        "database create started at {db_started} µs, before the role was Ready at {role_ready} µs"
     );
 
     let refs: Vec<&str> = ready.data["spec"]["resourceRefs"]
@@ -145,13 +166,23 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
     // An open session would keep PostgreSQL from dropping the database at the end.
     drop(pg);
 
-    // Steady state: nothing is written.
+    // Steady state: nothing is written while the composite and its role are each
+    // reconciled again (polled, every 5 s in tests).
     let before = get_xr(&client, &name).await.resource_version();
     let role_before = get(&client, PG_API, "Role", &format!("{name}-role"))
         .await
         .expect("role")
         .resource_version();
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    let idle = Instant::now();
+    wait_reconciled(XR_KIND, None, &name, idle, Duration::from_secs(30)).await;
+    wait_reconciled(
+        "Role",
+        None,
+        &format!("{name}-role"),
+        idle,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(
         get_xr(&client, &name).await.resource_version(),
         before,
@@ -344,6 +375,7 @@ async fn composition_change_creates_a_revision_that_automatic_composites_follow_
     })
     .await
     .expect("second revision");
+    let second_seen = Instant::now();
     assert_eq!(second.spec.revision, 2);
     assert_eq!(
         second.owner_references()[0].name,
@@ -372,8 +404,8 @@ async fn composition_change_creates_a_revision_that_automatic_composites_follow_
         |o| o.data["spec"]["forProvider"]["connectionLimit"] == 7,
     )
     .await;
-    // The Manual composite was reconciled by the same change (and polls every 5 s).
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The Manual composite was reconciled after revision 2 existed, and stayed.
+    wait_reconciled(XR_KIND, None, &manual, second_seen, Duration::from_secs(30)).await;
     let pinned = get_xr(&client, &manual).await;
     assert_eq!(
         str_at(&pinned, "/spec/compositionRevisionRef/name"),

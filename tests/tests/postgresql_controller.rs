@@ -2,13 +2,13 @@
 //! real kube-apiserver, reconciled by `tessera controller` (in this process), against the
 //! real PostgreSQL server of testenv.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tessera_tests::{
     PG_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, install_crds, kubectl,
     pg_provider_config, secret_data, start_controller_in_process, unique, wait_gone, wait_object,
-    wait_ready, wait_sync_error,
+    wait_ready, wait_reconciled, wait_sync_error,
 };
 
 async fn setup() -> (TestEnv, kube::Client, String) {
@@ -319,7 +319,8 @@ async fn observe_only_role_imports_an_existing_role_and_never_changes_it() {
     apply(&client, obj).await;
     let o = wait_ready(&client, PG_API, "Role", &r).await;
     assert_eq!(o.data["status"]["atProvider"]["connectionLimit"], json!(3));
-    tokio::time::sleep(Duration::from_secs(6)).await; // one poll
+    // A poll that started after the role was Ready, and found nothing to change.
+    wait_reconciled("Role", None, &r, Instant::now(), Duration::from_secs(30)).await;
     let limit: i32 = pg
         .query_one(
             "SELECT rolconnlimit FROM pg_roles WHERE rolname = $1",

@@ -15,6 +15,23 @@ async fn postgresql_answers_a_query() {
 }
 
 #[tokio::test]
+async fn postgresql_is_the_major_version_testenv_pins() {
+    let env = TestEnv::load();
+    let pg = env.postgres().await;
+    let version: String = pg
+        .query_one("SHOW server_version_num", &[])
+        .await
+        .expect("query PostgreSQL")
+        .get(0);
+    let major = version.parse::<u32>().expect("a number") / 10_000;
+    assert_eq!(
+        major.to_string(),
+        env.get("POSTGRES_MAJOR"),
+        "server_version_num {version}; testenv/versions pins POSTGRES_MAJOR"
+    );
+}
+
+#[tokio::test]
 async fn openbao_writes_and_reads_a_kv_v2_secret() {
     let env = TestEnv::load();
     let settings = vaultrs::client::VaultClientSettingsBuilder::default()

@@ -1,17 +1,102 @@
 //! Kubernetes API writes made by the managed runtime, counted by the real kube-apiserver's
-//! own request metrics. The only test of its binary, so nothing else writes meanwhile
-//! (cargo runs test binaries one after another).
+//! own request metrics. The only tests of their binary, run one at a time, so nothing else
+//! writes meanwhile (cargo runs test binaries one after another).
+//!
+//! A window of steady state lasts until every object in it was reconciled again from
+//! scratch (a poll, recorded by the in-process controllers): a dead controller makes the
+//! test fail instead of passing for want of writes.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use kube::api::{DynamicObject, GroupVersionKind, ListParams};
+use kube::discovery::ApiResource;
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use tessera_tests::{
     PG_API, TEST_NAMESPACE, TestEnv, apiserver_writes, apply, condition, delete, delete_in,
     install_crds, install_postgres_platform, namespace, pg_provider_config,
-    start_composition_controllers_in_process, start_controller_in_process, unique, wait_gone,
-    wait_object_in, wait_ready, yaml_docs,
+    start_composition_controllers_in_process, start_controller_in_process, unique,
+    wait_all_reconciled, wait_gone, wait_object_in, wait_ready, yaml_docs,
 };
+
+/// Longest wait for a poll of every object: the test controllers poll every 5 s (jittered).
+const POLL_WAIT: Duration = Duration::from_secs(30);
+
+/// Writes to a managed resource (not its status) from its first apply to Ready, as
+/// measured and stated in the README: the test's own apply, the finalizer, the
+/// external-name + create-pending annotations, the create-succeeded annotation.
+const WRITES_PER_CREATE: u64 = 4;
+
+/// Status writes of a managed resource from its first apply to Ready (Creating, then
+/// Available; one when the first observation already finds it available).
+const STATUS_WRITES_PER_CREATE: u64 = 2;
+
+/// Writes from applying the shipped example claim until it and everything it composes is
+/// Ready, as measured: 44-47 (README: "about 46"), more when a composed create races its
+/// dependency; the margin absorbs that, while a write per poll or a rewrite loop exceeds it.
+const WRITES_PER_CLAIM: u64 = 55;
+
+/// PostgreSQL managed resources, and PostgresDatabase claims and composites, whose
+/// deletion is in progress.
+async fn deletions_in_progress(client: &kube::Client) -> Vec<String> {
+    let mut deleting = Vec::new();
+    for (api_version, kind) in [
+        (PG_API, "Role"),
+        (PG_API, "Database"),
+        (PG_API, "Grant"),
+        ("platform.tessera.dev/v1alpha1", "XPostgresDatabase"),
+        ("platform.tessera.dev/v1alpha1", "PostgresDatabase"),
+    ] {
+        let (group, version) = api_version.split_once('/').expect("group/version");
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+        // The claim and composite kinds are not served until their XRD is applied.
+        let Ok(list) = Api::<DynamicObject>::all_with(client.clone(), &ar)
+            .list(&ListParams::default())
+            .await
+        else {
+            continue;
+        };
+        deleting.extend(
+            list.items
+                .into_iter()
+                .filter(|o| o.metadata.deletion_timestamp.is_some())
+                .map(|o| format!("{kind} {}", o.name_any())),
+        );
+    }
+    deleting
+}
+
+/// Waits until no deletion that [`deletions_in_progress`] lists is left: objects that
+/// earlier tests deleted are finished by the controllers of this process, and their
+/// writes would count in a budget.
+async fn wait_for_no_deletions(client: &kube::Client) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let deleting = deletions_in_progress(client).await;
+        if deleting.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deletions still in progress after 120 s, whose writes would count: {deleting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Sum of a set of write counters.
+fn total(writes: &BTreeMap<String, u64>) -> u64 {
+    writes.values().sum()
+}
+
+/// Waits until every object has been reconciled twice from scratch after now (two polls
+/// with nothing changed), so a window ending then has seen the controllers at work.
+async fn two_polls_of(objects: &[(&str, Option<&str>, &str)]) {
+    for _ in 0..2 {
+        wait_all_reconciled(objects, Instant::now(), POLL_WAIT).await;
+    }
+}
 
 /// Writes to the PostgreSQL kinds, Secrets and Events so far.
 async fn writes(client: &kube::Client) -> BTreeMap<String, u64> {
@@ -51,22 +136,28 @@ async fn steady_state_makes_no_kubernetes_writes_and_creates_are_counted() {
     let (r, d, g) = (unique("budget"), unique("budgetdb"), unique("budgetgrant"));
     let owner = unique("budgetowner");
 
+    // Created in dependency order, each after what it needs is Ready, so that no create
+    // fails for want of its owner or role and every create costs exactly its budget.
+    wait_for_no_deletions(&client).await;
     let before_create = writes(&client).await;
-    apply(
-        &client,
-        json!({ "apiVersion": PG_API, "kind": "Role", "metadata": { "name": owner },
-        "spec": { "providerConfigRef": { "name": pc }, "forProvider": {} } }),
-    )
-    .await;
-    apply(&client, json!({ "apiVersion": PG_API, "kind": "Role", "metadata": { "name": r },
-        "spec": { "providerConfigRef": { "name": pc }, "forProvider": { "privileges": { "login": true } },
-                  "writeConnectionSecretToRef": { "name": format!("{r}-conn"), "namespace": TEST_NAMESPACE } } })).await;
+    let role = |name: &str, for_provider: serde_json::Value| {
+        json!({ "apiVersion": PG_API, "kind": "Role", "metadata": { "name": name },
+            "spec": { "providerConfigRef": { "name": pc }, "forProvider": for_provider } })
+    };
+    apply(&client, role(&owner, json!({}))).await;
+    let mut login = role(&r, json!({ "privileges": { "login": true } }));
+    login["spec"]["writeConnectionSecretToRef"] =
+        json!({ "name": format!("{r}-conn"), "namespace": TEST_NAMESPACE });
+    apply(&client, login).await;
+    wait_ready(&client, PG_API, "Role", &owner).await;
+    wait_ready(&client, PG_API, "Role", &r).await;
     apply(
         &client,
         json!({ "apiVersion": PG_API, "kind": "Database", "metadata": { "name": d },
         "spec": { "providerConfigRef": { "name": pc }, "forProvider": { "owner": owner } } }),
     )
     .await;
+    wait_ready(&client, PG_API, "Database", &d).await;
     apply(
         &client,
         json!({ "apiVersion": PG_API, "kind": "Grant", "metadata": { "name": g },
@@ -74,26 +165,49 @@ async fn steady_state_makes_no_kubernetes_writes_and_creates_are_counted() {
                   "forProvider": { "role": r, "database": d, "privileges": ["CONNECT"] } } }),
     )
     .await;
-    for (kind, name) in [
-        ("Role", &owner),
-        ("Role", &r),
-        ("Database", &d),
-        ("Grant", &g),
-    ] {
-        wait_ready(&client, PG_API, kind, name).await;
-    }
-    // Let the last status writes land.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_ready(&client, PG_API, "Grant", &g).await;
+    let objects = [
+        ("Role", None, owner.as_str()),
+        ("Role", None, r.as_str()),
+        ("Database", None, d.as_str()),
+        ("Grant", None, g.as_str()),
+    ];
+    // A reconcile of each that started after all are Ready: the ones that wrote are over.
+    wait_all_reconciled(&objects, Instant::now(), POLL_WAIT).await;
     let after_create = writes(&client).await;
     let create = delta(&before_create, &after_create);
-    // The test's own 4 applies are among the PATCHes of the main resources.
     println!("writes for creating 4 managed resources (incl. the test's 4 applies): {create:?}");
+    let at = |key: &str| create.get(key).copied().unwrap_or(0);
+    for (plural, n) in [("roles", 2), ("databases", 1), ("grants", 1)] {
+        let group = "postgresql.sql.tessera.dev";
+        assert!(
+            at(&format!("{group}/{plural}")) <= n * WRITES_PER_CREATE,
+            "at most {WRITES_PER_CREATE} writes per create to {plural} (the test's apply, \
+             the finalizer, the external-name + create-pending annotations, the \
+             create-succeeded annotation): {create:?}"
+        );
+        assert!(
+            at(&format!("{group}/{plural}/status")) <= n * STATUS_WRITES_PER_CREATE,
+            "at most {STATUS_WRITES_PER_CREATE} status writes per create of {plural}: {create:?}"
+        );
+    }
+    assert!(
+        at("events.k8s.io/events") + at("/events") <= 4,
+        "one event (Created) per create: {create:?}"
+    );
+    assert!(
+        (1..=2).contains(&at("/secrets")),
+        "one connection Secret (created, at most updated once): {create:?}"
+    );
 
-    // Three polls at the 5 s interval of the test controller: every object is observed
-    // again, and nothing may be written.
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    // Two polls of every object, and nothing may be written.
+    let window = Instant::now();
+    two_polls_of(&objects).await;
     let steady = delta(&after_create, &writes(&client).await);
-    println!("writes during 16 s of steady state: {steady:?}");
+    println!(
+        "writes during {:?} of steady state (two polls of each): {steady:?}",
+        window.elapsed()
+    );
     assert!(
         steady.is_empty(),
         "steady state must not write to Kubernetes: {steady:?}"
@@ -119,12 +233,17 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
     install_postgres_platform(&env, &client).await;
     start_controller_in_process(&env);
     start_composition_controllers_in_process(&env);
+    tessera_tests::wait_crd_established(&client, "postgresdatabases.platform.tessera.dev")
+        .await
+        .expect("the XRD offers the PostgresDatabase claim");
     let ns = namespace(&client, &unique("budget-claims")).await;
     let mut claim = yaml_docs("compositions/postgres/example-claim.yaml").remove(0);
     claim["metadata"]["namespace"] = json!(ns);
+    wait_for_no_deletions(&client).await;
+    let before_claim = all_tessera_writes(&client).await;
     apply(&client, claim).await;
     let name = "orders-db";
-    wait_object_in(
+    let ready = wait_object_in(
         &client,
         "platform.tessera.dev/v1alpha1",
         "PostgresDatabase",
@@ -134,13 +253,58 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
         |o| condition(o, "Ready").is_some_and(|c| c.is_true()),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let composite = ready.data["status"]["resourceRef"]["name"]
+        .as_str()
+        .expect("the claim's status.resourceRef")
+        .to_string();
+    let xr = tessera_tests::get(
+        &client,
+        "platform.tessera.dev/v1alpha1",
+        "XPostgresDatabase",
+        &composite,
+    )
+    .await
+    .expect("composite");
+    let composed: Vec<(String, String)> = xr.data["spec"]["resourceRefs"]
+        .as_array()
+        .expect("resourceRefs")
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().expect("kind").to_string(),
+                r["name"].as_str().expect("name").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(composed.len(), 3, "role, database, grant: {composed:?}");
+    let mut objects = vec![
+        ("PostgresDatabase", Some(ns.as_str()), name),
+        ("XPostgresDatabase", None, composite.as_str()),
+    ];
+    objects.extend(composed.iter().map(|(k, n)| (k.as_str(), None, n.as_str())));
+    // A reconcile of each that started after the claim is Ready: the writes are over.
+    wait_all_reconciled(&objects, Instant::now(), POLL_WAIT).await;
+    let create = delta(&before_claim, &all_tessera_writes(&client).await);
+    println!(
+        "writes from applying a claim to all Ready (incl. the test's apply): {} {create:?}",
+        total(&create)
+    );
+    assert!(
+        total(&create) <= WRITES_PER_CLAIM,
+        "at most {WRITES_PER_CLAIM} writes per claim to Ready, {} made: {create:?}",
+        total(&create)
+    );
 
-    // Claims, composites and managed resources are all polled every 5 s in tests.
+    // Claims, composites and managed resources are all polled every 5 s in tests: two
+    // polls of each, and nothing may be written.
     let before = all_tessera_writes(&client).await;
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    let window = Instant::now();
+    two_polls_of(&objects).await;
     let steady = delta(&before, &all_tessera_writes(&client).await);
-    println!("writes during 16 s of steady state with a Ready claim: {steady:?}");
+    println!(
+        "writes during {:?} of steady state with a Ready claim (two polls of each): {steady:?}",
+        window.elapsed()
+    );
     assert!(
         steady.is_empty(),
         "steady state must not write to Kubernetes: {steady:?}"
@@ -154,6 +318,8 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
         name,
     )
     .await;
+    // Finished here, so that its writes never count in another test's window.
+    wait_for_no_deletions(&client).await;
 }
 
 /// Writes to any Tessera kind (claims, composites, managed resources, the engine's own),

@@ -4,17 +4,17 @@
 //! Each test defines kinds of its own (a unique group), so tests run in parallel and never
 //! see each other's objects.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::DynamicObject;
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tessera_engine::xr::claim_composite_name;
 use tessera_tests::{
     TestEnv, TestKinds, XRD_API_VERSION, apply, condition, delete, delete_in, events_about, get,
     get_in, install_crds, kubectl, namespace, start_composition_controllers_in_process, unique,
-    wait_for, wait_gone, wait_gone_in, wait_object, wait_object_in,
+    wait_for, wait_gone, wait_gone_in, wait_object, wait_object_in, wait_reconciled,
 };
 
 const XRD_API: &str = XRD_API_VERSION;
@@ -102,8 +102,26 @@ async fn applied_xrd_offers_established_composite_and_claim_crds_that_kubectl_ex
     }
 
     // Steady state: neither the CRDs nor the XRD are written again (re-applying unchanged
-    // CRDs is a no-op, and a CRD write would re-queue the XRD).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // CRDs is a no-op, and a CRD write would re-queue the XRD). An annotation on the claim
+    // CRD (a change the XRD controller watches) makes it reconcile the XRD once more.
+    let mark = Instant::now();
+    let claim = crds
+        .patch(
+            &claim.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                "tests.tessera.dev/touched": unique("t") } } })),
+        )
+        .await
+        .expect("annotate the claim CRD");
+    wait_reconciled(
+        "CompositeResourceDefinition",
+        None,
+        &kinds.xrd_name(),
+        mark,
+        Duration::from_secs(30),
+    )
+    .await;
     for crd in [&composite, &claim] {
         let now = crds.get(&crd.name_any()).await.expect("CRD");
         assert_eq!(
@@ -135,6 +153,8 @@ async fn applied_xrd_offers_established_composite_and_claim_crds_that_kubectl_ex
             .args([
                 "--kubeconfig",
                 env.get("KUBECONFIG"),
+                "--cache-dir",
+                env.get("KUBECACHEDIR"),
                 "explain",
                 &field,
                 &api_version,
@@ -286,7 +306,15 @@ async fn claim_creates_its_composite_binds_in_status_and_never_writes_its_spec()
         |o| o.data["spec"]["parameters"]["size"] == "large",
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A reconcile of the claim after its composite took the change.
+    wait_reconciled(
+        &kinds.claim_kind,
+        Some(&ns),
+        "orders-db",
+        Instant::now(),
+        Duration::from_secs(30),
+    )
+    .await;
     let after = get_in(
         &client,
         &kinds.api_version,
@@ -406,7 +434,15 @@ async fn deleting_an_xrd_with_a_live_composite_is_refused_until_its_claim_is_gon
                 && *note == want),
         "a DeletionBlocked warning"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The XRD controller looked again (it retries a blocked deletion), and still no cascade.
+    wait_reconciled(
+        "CompositeResourceDefinition",
+        None,
+        &kinds.xrd_name(),
+        Instant::now(),
+        Duration::from_secs(30),
+    )
+    .await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [&kinds.xr_plural, &kinds.claim_plural] {
         let crd = crds

@@ -178,9 +178,107 @@ pub fn str_at<'a>(o: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
     o.data.pointer(pointer).and_then(Value::as_str)
 }
 
-/// Seconds since the epoch of an RFC 3339 time.
-pub fn seconds(s: &str) -> i64 {
-    let t: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time =
-        serde_json::from_value(json!(s)).expect("RFC 3339 time");
-    t.0.as_second()
+/// An RFC 3339 time the runtime wrote (annotations and condition transition times carry
+/// microseconds, so two of them order events that happen within one second).
+fn precise_time(s: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    serde_json::from_value(json!(s)).unwrap_or_else(|e| panic!("RFC 3339 time {s:?}: {e}"))
+}
+
+/// Microseconds since the epoch of an RFC 3339 time.
+pub fn micros(s: &str) -> i64 {
+    precise_time(s).0.as_microsecond()
+}
+
+/// Microseconds since the epoch now, on the clock the in-process controllers also use.
+pub fn now_micros() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since_epoch.as_micros()).expect("in range")
+}
+
+/// What a watch saw of one composed resource.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen {
+    /// When the watch first saw it (µs since the epoch, the test's clock).
+    pub appeared: i64,
+    /// The transition time of the first Ready=True the watch saw (µs, as the managed
+    /// runtime wrote it): the first time it became Ready, even if it flapped later.
+    pub first_ready: Option<i64>,
+}
+
+/// The composed resources (by name) of the composite `composite`, as watches of Roles,
+/// Databases and Grants saw them. The watches are established before this returns, so
+/// apply the composite after it.
+pub async fn watch_composed(
+    client: &kube::Client,
+    composite: &str,
+) -> std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Seen>>> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let mut ready = Vec::new();
+    for kind in ["Role", "Database", "Grant"] {
+        let (group, version) = PG_API.split_once('/').expect("group/version");
+        let ar = kube::discovery::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            group, version, kind,
+        ));
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let config =
+            watcher::Config::default().labels(&format!("tessera.dev/composite={composite}"));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        ready.push(rx);
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut events = std::pin::pin!(watcher(api, config));
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                        let ready = tessera_tests::condition(&o, "Ready")
+                            .filter(|c| c.is_true())
+                            .and_then(|c| c.last_transition_time)
+                            .map(|t| micros(&t));
+                        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        let entry = seen.entry(o.name_any()).or_insert_with(|| Seen {
+                            appeared: now_micros(),
+                            first_ready: None,
+                        });
+                        entry.first_ready = entry.first_ready.or(ready);
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    for rx in ready {
+        rx.await.expect("watch established");
+    }
+    seen
+}
+
+/// Asserts that the external create of a composed resource never failed (a failed
+/// attempt, e.g. one made before a dependency existed, would be retried and hide an early
+/// start).
+pub fn assert_no_failed_create(o: &DynamicObject) {
+    let annotations = o.annotations();
+    assert!(
+        !annotations.contains_key("tessera.dev/external-create-failed"),
+        "{}: an external create failed: {annotations:?}",
+        o.name_any()
+    );
+}
+
+/// When the external create of a composed resource started (the runtime's
+/// create-pending annotation), if it was created rather than found existing.
+pub fn create_started_at(o: &DynamicObject) -> Option<i64> {
+    o.annotations()
+        .get("tessera.dev/external-create-pending")
+        .map(|t| micros(t))
 }
