@@ -13,7 +13,7 @@ use tracing::debug;
 
 use super::children::{self, KindInfo};
 use super::error::Error;
-use super::plan::{ObjectKey, creation_blockers, garbage, needs_apply};
+use super::plan::{creation_blockers, garbage};
 use super::select::{
     ResourceRef, XrSpec, connection_target, select_composition, select_revision, update_policy,
 };
@@ -24,7 +24,8 @@ use crate::api::composition::{
     ComposedTemplate, Composition, CompositionRevision, CompositionSpec, ConnectionDetailType,
 };
 use crate::compose::{ObservedResource, RenderedResource, dependency_order, is_ready, observe};
-use crate::managed::secret;
+use crate::connection_secret as secret;
+use crate::objects::{ObjectKey, needs_apply};
 use crate::runtime::now;
 
 /// What a reconcile found and did, for the status write.
