@@ -35,8 +35,12 @@
 //!   change; the claim controller carries it on to the claim.
 
 mod children;
+mod cluster;
 mod delete;
 mod error;
+#[cfg(test)]
+mod fixtures;
+mod machine;
 pub mod plan;
 pub mod select;
 pub mod status;
