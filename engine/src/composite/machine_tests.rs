@@ -199,7 +199,7 @@ fn publish_all_keys(cluster: ClusterFns) -> ClusterFns {
 }
 
 #[tokio::test]
-async fn composite_machine_table() {
+async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
     let cases = vec![
         Case {
             reason: "a new composite creates the resource without dependsOn, records every rendered resource once, and waits",
@@ -503,7 +503,7 @@ async fn to_composite_patches_of_observed_resources_reach_the_status() {
 }
 
 #[tokio::test]
-async fn deletion_runs_layer_by_layer_in_reverse_depends_on_order() {
+async fn deleting_a_composite_takes_one_round_per_depends_on_layer() {
     let xr = composite();
     let spec: XrSpec = serde_json::from_value(xr["spec"].clone()).expect("spec");
     let composition = composition();

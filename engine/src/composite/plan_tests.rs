@@ -150,7 +150,7 @@ mod decisions {
     }
 
     #[test]
-    fn plan_table() {
+    fn the_plan_applies_what_changed_holds_what_waits_on_depends_on_and_collects_garbage() {
         struct Case {
             reason: &'static str,
             children: Vec<Value>,
@@ -241,7 +241,7 @@ mod decisions {
     }
 
     #[test]
-    fn readiness_of_the_observed_children() {
+    fn children_are_ready_by_their_readiness_checks_or_else_their_ready_condition() {
         struct Case {
             reason: &'static str,
             children: Vec<Value>,
@@ -329,7 +329,7 @@ mod decisions {
     }
 
     #[test]
-    fn deletion_table() {
+    fn deletion_goes_layer_by_layer_in_reverse_depends_on_order() {
         struct Case {
             reason: &'static str,
             composition: Option<CompositionSpec>,
