@@ -192,8 +192,8 @@ async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, E
     let live = existing
         .as_ref()
         .and_then(|xr| serde_json::to_value(xr).ok());
-    let unchanged = existing.is_some()
-        && !crate::composite::plan::needs_apply(&desired, live.as_ref(), &ctx.manager);
+    let unchanged =
+        existing.is_some() && !crate::objects::needs_apply(&desired, live.as_ref(), &ctx.manager);
     let params = PatchParams::apply(&ctx.manager).force();
     let result = match existing.clone() {
         Some(xr) if unchanged => Ok(xr),

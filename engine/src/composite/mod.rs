@@ -18,7 +18,7 @@
 //!    composite's `spec.compositionRef` / `spec.compositionRevisionRef`.
 //! 3. The revision's spec is rendered. A resource is created only once every resource it
 //!    `dependsOn` is ready; a resource is applied only when the live object differs from the
-//!    rendered one ([`plan::needs_apply`]). Composed resources no longer rendered are
+//!    rendered one ([`crate::objects::needs_apply`]). Composed resources no longer rendered are
 //!    deleted. The composed resources are recorded in `spec.resourceRefs`.
 //! 4. The composed resources are observed: readiness, to-composite patches onto the
 //!    status, connection details published to the composite's connection Secret.
@@ -35,8 +35,12 @@
 //!   change; the claim controller carries it on to the claim.
 
 mod children;
+mod cluster;
 mod delete;
 mod error;
+#[cfg(test)]
+mod fixtures;
+mod machine;
 pub mod plan;
 pub mod select;
 pub mod status;

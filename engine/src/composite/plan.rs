@@ -1,104 +1,293 @@
-//! Pure decisions about composed resources: whether one needs to be applied, whether it
-//! may be created yet (`dependsOn`), which ones are garbage, and which may be deleted now
-//! while the composite is being deleted.
+//! Pure decisions of the composite reconciler, from what was rendered and what was observed:
+//! which composed resources to apply (and which wait for their `dependsOn`), which are
+//! garbage, whose connection Secrets to read, what to record in `spec.resourceRefs`, and,
+//! while the composite is being deleted, which resources may go now.
+//!
+//! [`super::machine`] carries these decisions out through its `Effects`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::api::composition::ComposedTemplate;
+use super::select::ResourceRef;
+use crate::api::common::SecretReference;
+use crate::api::composition::{ComposedTemplate, CompositionSpec, ConnectionDetailType};
+use crate::compose::{
+    ANNOTATION_COMPOSITION_RESOURCE_NAME, ComposeError, RenderedResource, dependency_order,
+    is_ready,
+};
+use crate::objects::{ObjectKey, needs_apply};
 
-/// Identity of a composed resource across versions of its kind.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectKey {
-    /// API group (empty for the core group).
-    pub group: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace, for namespaced kinds.
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
+/// A rendered resource with its template and identity.
+#[derive(Clone, Debug)]
+pub struct Desired<'a> {
+    /// The template (`resources[]` entry) it was rendered from.
+    pub template: &'a ComposedTemplate,
+    /// The rendered object, as it is applied.
+    pub object: &'a Value,
+    /// Its identity.
+    pub key: ObjectKey,
 }
 
-impl ObjectKey {
-    /// The key of an object given as JSON; `None` without apiVersion, kind or name.
-    pub fn of(object: &Value) -> Option<ObjectKey> {
-        let str_at = |p: &str| object.pointer(p).and_then(Value::as_str);
-        let api_version = str_at("/apiVersion")?;
-        let group = api_version
-            .rsplit_once('/')
-            .map_or("", |(g, _)| g)
-            .to_string();
-        Some(ObjectKey {
-            group,
-            kind: str_at("/kind")?.to_string(),
-            namespace: str_at("/metadata/namespace")
-                .filter(|n| !n.is_empty())
-                .map(str::to_string),
-            name: str_at("/metadata/name")?.to_string(),
-        })
-    }
+/// What a composite should look like: its rendered resources by `resources[].name`, their
+/// `dependsOn` order, and the field manager that applies them.
+#[derive(Debug)]
+pub struct Target<'a> {
+    /// The rendered resources, by `resources[].name`.
+    pub desired: BTreeMap<&'a str, Desired<'a>>,
+    /// `resources[].name` in `dependsOn` order (dependencies first).
+    pub order: Vec<&'a str>,
+    /// The field manager of the composite's server-side applies.
+    pub manager: &'a str,
 }
 
-/// Whether `rendered` must be applied over `live`: when it does not exist, when a rendered
-/// field differs from the live object, or when `manager` (our field manager) owns a field
-/// that is no longer rendered (applying then removes it). When this says no, applying
-/// would change nothing, so the steady state makes no writes.
-pub fn needs_apply(rendered: &Value, live: Option<&Value>, manager: &str) -> bool {
-    let Some(live) = live else {
-        return true;
-    };
-    if !is_subset(rendered, live) {
-        return true;
-    }
-    let mut owned = live
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|e| {
-            e.get("manager").and_then(Value::as_str) == Some(manager)
-                && e.get("operation").and_then(Value::as_str) == Some("Apply")
-        })
-        .filter_map(|e| e.get("fieldsV1"));
-    owned.any(|fields| owns_field_outside(fields, rendered))
-}
-
-/// Whether every field of `want` is in `have` with an equal value. Arrays must have the
-/// same length and match element by element; numbers compare by value (`1` = `1.0`); a
-/// `null` in `want` matches a missing field.
-pub fn is_subset(want: &Value, have: &Value) -> bool {
-    match (want, have) {
-        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, wv)| match h.get(k) {
-            Some(hv) => is_subset(wv, hv),
-            None => wv.is_null(),
-        }),
-        (Value::Array(w), Value::Array(h)) => {
-            w.len() == h.len() && w.iter().zip(h).all(|(wv, hv)| is_subset(wv, hv))
+impl<'a> Target<'a> {
+    /// The target of `rendered` (from `composition`), applied by `manager`.
+    pub fn new(
+        composition: &'a CompositionSpec,
+        rendered: &'a [RenderedResource],
+        manager: &'a str,
+    ) -> Result<Self, ComposeError> {
+        let mut desired = BTreeMap::new();
+        for r in rendered {
+            let Some(template) = composition.resources.iter().find(|t| t.name == r.template) else {
+                continue;
+            };
+            let key = ObjectKey::of(&r.object).ok_or_else(|| ComposeError::Resource {
+                resource: r.template.clone(),
+                reason: "rendered without apiVersion, kind or name".into(),
+            })?;
+            desired.insert(
+                r.template.as_str(),
+                Desired {
+                    template,
+                    object: &r.object,
+                    key,
+                },
+            );
         }
-        (Value::Number(w), Value::Number(h)) => w == h || w.as_f64() == h.as_f64(),
-        (w, h) => w == h,
+        Ok(Target {
+            desired,
+            order: dependency_order(composition)?,
+            manager,
+        })
+    }
+
+    /// The composed resources to record in `spec.resourceRefs`, in the render's order: every
+    /// rendered resource, also those still waiting on `dependsOn`. The list is known from the
+    /// render, and recording it once saves a spec write (and a generation bump that claims
+    /// wait on) per resource as they get created.
+    pub fn resource_refs(&self, rendered: &[RenderedResource]) -> Vec<ResourceRef> {
+        rendered
+            .iter()
+            .filter_map(|r| self.desired.get(r.template.as_str()))
+            .map(|d| ResourceRef {
+                api_version: str_at(d.object, "/apiVersion").to_string(),
+                kind: d.key.kind.clone(),
+                name: d.key.name.clone(),
+            })
+            .collect()
     }
 }
 
-/// Whether a managed-fields set (`fieldsV1`) names a map field that `want` lacks. List
-/// entries (`k:`, `v:`, `i:`) are not descended into: lists are compared whole by
-/// [`is_subset`].
-fn owns_field_outside(fields: &Value, want: &Value) -> bool {
-    let Some(fields) = fields.as_object() else {
-        return false;
-    };
-    fields.iter().any(|(key, sub)| {
-        let Some(name) = key.strip_prefix("f:") else {
-            return false;
+/// The composed resources the composite owns, as last read or applied, and their readiness.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// The live composed resources, by identity.
+    pub live: BTreeMap<ObjectKey, Value>,
+    /// Readiness of the rendered resources that exist, by `resources[].name`.
+    pub ready: BTreeMap<String, bool>,
+}
+
+impl Observed {
+    /// The composite's `children` (as listed), with the readiness of those `target` renders.
+    pub fn new(target: &Target<'_>, children: Vec<Value>) -> Result<Self, ComposeError> {
+        let mut observed = Observed::default();
+        for child in children {
+            if let Some(key) = ObjectKey::of(&child) {
+                observed.live.insert(key, child);
+            }
+        }
+        for d in target.desired.values() {
+            if let Some(obj) = observed.live.get(&d.key) {
+                let ready = is_ready(d.template, obj)?;
+                observed.ready.insert(d.template.name.clone(), ready);
+            }
+        }
+        Ok(observed)
+    }
+
+    /// Records `applied`, what the API server returned for an apply of `d`.
+    pub fn record(&mut self, d: &Desired<'_>, applied: Value) -> Result<(), ComposeError> {
+        let ready = is_ready(d.template, &applied)?;
+        self.ready.insert(d.template.name.clone(), ready);
+        self.live.insert(d.key.clone(), applied);
+        Ok(())
+    }
+}
+
+/// One composed resource to apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Apply {
+    /// Its `resources[].name`.
+    pub resource: String,
+    /// Whether it does not exist yet.
+    pub create: bool,
+}
+
+/// What to do with the composed resources, decided from what was observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The rendered resources that differ from the live ones (or do not exist) and may be
+    /// applied now, in `dependsOn` order.
+    pub apply: Vec<Apply>,
+    /// The rendered resources not created yet because resources they `dependsOn` are not
+    /// ready: each with the resources it waits for.
+    pub wait: Vec<(String, Vec<String>)>,
+    /// The live resources no longer rendered (and not being deleted already): garbage.
+    pub delete: Vec<ObjectKey>,
+}
+
+/// Decides what to apply, what waits and what to delete. Resources in sync are left alone,
+/// so the steady state makes no writes.
+pub fn plan(target: &Target<'_>, observed: &Observed) -> Plan {
+    let mut plan = Plan::default();
+    for name in &target.order {
+        let Some(d) = target.desired.get(name) else {
+            continue;
         };
-        match want.get(name) {
-            None => true,
-            Some(w) if w.is_object() => owns_field_outside(sub, w),
-            Some(_) => false,
+        let live = observed.live.get(&d.key);
+        let blockers = creation_blockers(d.template, &observed.ready, live.is_some());
+        if !blockers.is_empty() {
+            let blockers = blockers.into_iter().map(str::to_string).collect();
+            plan.wait.push((name.to_string(), blockers));
+        } else if needs_apply(d.object, live, target.manager) {
+            plan.apply.push(Apply {
+                resource: name.to_string(),
+                create: live.is_none(),
+            });
         }
-    })
+    }
+    let rendered: BTreeSet<ObjectKey> = target.desired.values().map(|d| d.key.clone()).collect();
+    let live: Vec<ObjectKey> = observed.live.keys().cloned().collect();
+    plan.delete = garbage(&rendered, &live)
+        .into_iter()
+        .filter(|k| !is_deleting(&observed.live[*k]))
+        .cloned()
+        .collect();
+    plan
+}
+
+/// A connection Secret of a composed resource to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRead {
+    /// The `resources[].name` whose connection details it holds.
+    pub resource: String,
+    /// The Secret (the resource's `spec.writeConnectionSecretToRef`).
+    pub secret: SecretReference,
+}
+
+/// The connection Secrets to read: those of the live composed resources whose templates
+/// take connection details from them (`FromConnectionSecretKey`).
+pub fn secret_reads(target: &Target<'_>, observed: &Observed) -> Vec<SecretRead> {
+    let mut out = Vec::new();
+    for d in target.desired.values() {
+        let reads_secret = d
+            .template
+            .connection_details
+            .iter()
+            .any(|c| c.detail_type() == Some(ConnectionDetailType::FromConnectionSecretKey));
+        let Some(to) = observed
+            .live
+            .get(&d.key)
+            .and_then(|o| o.pointer("/spec/writeConnectionSecretToRef"))
+            .filter(|_| reads_secret)
+        else {
+            continue;
+        };
+        if let (Some(name), Some(namespace)) = (
+            to.get("name").and_then(Value::as_str),
+            to.get("namespace").and_then(Value::as_str),
+        ) {
+            out.push(SecretRead {
+                resource: d.template.name.clone(),
+                secret: SecretReference {
+                    name: name.to_string(),
+                    namespace: namespace.to_string(),
+                },
+            });
+        }
+    }
+    out
+}
+
+/// While the composite is being deleted: what to delete now and what is still there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Deletion {
+    /// The composed resources to delete now (not already being deleted).
+    pub delete: Vec<ObjectKey>,
+    /// The composed resources still there (by `resources[].name`), in the Composition's
+    /// order.
+    pub remaining: Vec<String>,
+}
+
+/// Decides which of the composite's `live` resources to delete now, in reverse
+/// `dependsOn` order of `composition` (its revision's spec, when it still exists; without
+/// one, or with an invalid one, all go at once).
+pub fn deletion(composition: Option<&CompositionSpec>, live: &[Value]) -> Deletion {
+    let (order, depends_on) = match composition.map(|c| (c, dependency_order(c))) {
+        Some((c, Ok(order))) => (
+            order.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            c.resources
+                .iter()
+                .map(|r| (r.name.clone(), r.depends_on.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        _ => (Vec::new(), BTreeMap::new()),
+    };
+    let named: Vec<(String, &Value)> = live.iter().map(|o| (resource_name(o), o)).collect();
+    let names: BTreeSet<String> = named.iter().map(|(n, _)| n.clone()).collect();
+    let now = deletable_now(&depends_on, &names);
+    Deletion {
+        delete: named
+            .iter()
+            .filter(|(name, obj)| now.contains(name.as_str()) && !is_deleting(obj))
+            .filter_map(|(_, obj)| ObjectKey::of(obj))
+            .collect(),
+        remaining: in_order(&order, &names),
+    }
+}
+
+/// The `resources[].name` a composed resource was rendered from (its annotation), else
+/// `Kind/name`.
+pub fn resource_name(obj: &Value) -> String {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_COMPOSITION_RESOURCE_NAME))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}/{}", str_at(obj, "/kind"), str_at(obj, "/metadata/name")))
+}
+
+/// `names` in `order`, those not in `order` last.
+fn in_order(order: &[String], names: &BTreeSet<String>) -> Vec<String> {
+    let mut out: Vec<String> = order
+        .iter()
+        .filter(|n| names.contains(*n))
+        .cloned()
+        .collect();
+    out.extend(names.iter().filter(|n| !order.contains(n)).cloned());
+    out
+}
+
+fn is_deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+}
+
+fn str_at<'v>(obj: &'v Value, pointer: &str) -> &'v str {
+    obj.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// The resources `template` waits for before it may be created: those it `dependsOn` that

@@ -1,166 +1,8 @@
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::json;
 
 use super::*;
-
-const MANAGER: &str = "tessera/composite/orders";
-
-fn rendered() -> Value {
-    json!({
-        "apiVersion": "postgresql.sql.tessera.dev/v1alpha1",
-        "kind": "Role",
-        "metadata": {
-            "name": "orders-role",
-            "labels": {"tessera.dev/composite": "orders"},
-            "ownerReferences": [{"kind": "XPostgresDatabase", "name": "orders", "uid": "u1", "controller": true}],
-        },
-        "spec": {"forProvider": {"privileges": {"login": true}, "connectionLimit": 10}},
-    })
-}
-
-fn live(spec: Value, managed: Value) -> Value {
-    json!({
-        "apiVersion": "postgresql.sql.tessera.dev/v1alpha1",
-        "kind": "Role",
-        "metadata": {
-            "name": "orders-role",
-            "uid": "r1",
-            "resourceVersion": "42",
-            "labels": {"tessera.dev/composite": "orders", "extra": "x"},
-            "annotations": {"tessera.dev/external-name": "orders-role"},
-            "ownerReferences": [{"apiVersion": "g/v1", "kind": "XPostgresDatabase", "name": "orders", "uid": "u1", "controller": true, "blockOwnerDeletion": true}],
-            "managedFields": managed,
-        },
-        "spec": spec,
-        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-    })
-}
-
-fn owned(spec_fields: Value) -> Value {
-    json!([
-        {"manager": MANAGER, "operation": "Apply", "fieldsV1": {
-            "f:metadata": {"f:labels": {"f:tessera.dev/composite": {}},
-                           "f:ownerReferences": {"k:{\"uid\":\"u1\"}": {}}},
-            "f:spec": spec_fields,
-        }},
-        {"manager": "tessera", "operation": "Update", "fieldsV1": {
-            "f:metadata": {"f:annotations": {"f:tessera.dev/external-name": {}}}}},
-    ])
-}
-
-#[test]
-fn apply_decisions() {
-    let fields =
-        json!({"f:forProvider": {"f:privileges": {"f:login": {}}, "f:connectionLimit": {}}});
-    let same_spec = json!({"forProvider": {"privileges": {"login": true}, "connectionLimit": 10},
-                           "deletionPolicy": "Delete"});
-    struct Case {
-        reason: &'static str,
-        live: Option<Value>,
-        want: bool,
-    }
-    let cases = [
-        Case {
-            reason: "a missing resource is applied",
-            live: None,
-            want: true,
-        },
-        Case {
-            reason: "nothing to do when every rendered field is live, whatever else the object has",
-            live: Some(live(same_spec.clone(), owned(fields.clone()))),
-            want: false,
-        },
-        Case {
-            reason: "a changed value is applied",
-            live: Some(live(
-                json!({"forProvider": {"privileges": {"login": true}, "connectionLimit": 5}}),
-                owned(fields.clone()),
-            )),
-            want: true,
-        },
-        Case {
-            reason: "numbers compare by value",
-            live: Some(live(
-                json!({"forProvider": {"privileges": {"login": true}, "connectionLimit": 10.0}}),
-                owned(fields.clone()),
-            )),
-            want: false,
-        },
-        Case {
-            reason: "a field we own but no longer render is applied away",
-            live: Some(live(
-                json!({"forProvider": {"privileges": {"login": true}, "connectionLimit": 10, "template": "t0"}}),
-                owned(
-                    json!({"f:forProvider": {"f:privileges": {"f:login": {}}, "f:connectionLimit": {}, "f:template": {}}}),
-                ),
-            )),
-            want: true,
-        },
-        Case {
-            reason: "fields owned by other managers do not matter",
-            live: Some(live(
-                same_spec.clone(),
-                json!([
-                    {"manager": MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": fields.clone()}},
-                    {"manager": "someone", "operation": "Apply", "fieldsV1": {"f:spec": {"f:other": {}}}},
-                ]),
-            )),
-            want: false,
-        },
-    ];
-    for case in cases {
-        assert_eq!(
-            needs_apply(&rendered(), case.live.as_ref(), MANAGER),
-            case.want,
-            "{}",
-            case.reason
-        );
-    }
-}
-
-#[test]
-fn subset_rules() {
-    let cases = [
-        (
-            "extra live keys are fine",
-            json!({"a": 1}),
-            json!({"a": 1, "b": 2}),
-            true,
-        ),
-        (
-            "a missing key differs",
-            json!({"a": 1}),
-            json!({"b": 2}),
-            false,
-        ),
-        (
-            "null matches a missing key",
-            json!({"a": null}),
-            json!({}),
-            true,
-        ),
-        (
-            "arrays need the same length",
-            json!({"a": [1]}),
-            json!({"a": [1, 2]}),
-            false,
-        ),
-        (
-            "array elements compare as subsets",
-            json!([{"x": 1}]),
-            json!([{"x": 1, "y": 2}]),
-            true,
-        ),
-        (
-            "strings differ from numbers",
-            json!({"a": "1"}),
-            json!({"a": 1}),
-            false,
-        ),
-    ];
-    for (reason, want, have, expected) in cases {
-        assert_eq!(is_subset(&want, &have), expected, "{reason}");
-    }
-}
 
 fn template(name: &str, deps: &[&str]) -> ComposedTemplate {
     serde_json::from_value(json!({"name": name, "base": {}, "dependsOn": deps})).expect("template")
@@ -235,23 +77,6 @@ fn garbage_is_what_is_live_but_no_longer_rendered() {
 }
 
 #[test]
-fn object_keys_ignore_the_version() {
-    let a =
-        ObjectKey::of(&json!({"apiVersion": "g.io/v1", "kind": "K", "metadata": {"name": "n"}}));
-    let b =
-        ObjectKey::of(&json!({"apiVersion": "g.io/v2", "kind": "K", "metadata": {"name": "n"}}));
-    assert_eq!(a, b);
-    let core = ObjectKey::of(&json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "s", "namespace": "ns"}}))
-    .expect("key");
-    assert_eq!(
-        (core.group.as_str(), core.namespace.as_deref()),
-        ("", Some("ns"))
-    );
-    assert_eq!(ObjectKey::of(&json!({"kind": "K"})), None);
-}
-
-#[test]
 fn deletion_runs_in_reverse_dependency_order() {
     let deps: BTreeMap<String, Vec<String>> = [
         ("database".to_string(), vec!["role".to_string()]),
@@ -292,4 +117,299 @@ fn deletion_runs_in_reverse_dependency_order() {
         3,
         "without dependsOn all are deleted at once"
     );
+}
+
+#[test]
+fn remaining_resources_are_listed_in_composition_order() {
+    let order: Vec<String> = ["role", "database", "grant"].map(String::from).to_vec();
+    let names: BTreeSet<String> = ["grant", "role", "Role/stray"].map(String::from).into();
+    assert_eq!(in_order(&order, &names), ["role", "grant", "Role/stray"]);
+}
+
+mod decisions {
+    use serde_json::Value;
+
+    use super::super::*;
+    use crate::compose::render;
+    use crate::composite::fixtures::{
+        composition, composition_without_depends_on, deleting, drifted_database, dropped, key,
+        live, new_composite,
+    };
+
+    const MANAGER: &str = "tessera/composite/orders";
+
+    fn apply(resource: &str, create: bool) -> Apply {
+        Apply {
+            resource: resource.into(),
+            create,
+        }
+    }
+
+    fn wait(resource: &str, on: &[&str]) -> (String, Vec<String>) {
+        (resource.into(), on.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn the_plan_applies_what_changed_holds_what_waits_on_depends_on_and_collects_garbage() {
+        struct Case {
+            reason: &'static str,
+            children: Vec<Value>,
+            want: Plan,
+        }
+        let cases = vec![
+            Case {
+                reason: "nothing exists: the resource without dependsOn is created, the others wait for it",
+                children: vec![],
+                want: Plan {
+                    apply: vec![apply("role", true)],
+                    wait: vec![
+                        wait("database", &["role"]),
+                        wait("grant", &["role", "database"]),
+                    ],
+                    delete: vec![],
+                },
+            },
+            Case {
+                reason: "a dependency that exists but is not ready still holds its dependents",
+                children: vec![live("role", false)],
+                want: Plan {
+                    wait: vec![
+                        wait("database", &["role"]),
+                        wait("grant", &["role", "database"]),
+                    ],
+                    ..Plan::default()
+                },
+            },
+            Case {
+                reason: "a ready dependency lets the next layer be created, the one after waits",
+                children: vec![live("role", true)],
+                want: Plan {
+                    apply: vec![apply("database", true)],
+                    wait: vec![wait("grant", &["database"])],
+                    delete: vec![],
+                },
+            },
+            Case {
+                reason: "everything in sync: no writes at all",
+                children: vec![
+                    live("role", true),
+                    live("database", true),
+                    live("grant", true),
+                ],
+                want: Plan::default(),
+            },
+            Case {
+                reason: "an existing resource that drifted is updated even while its dependency is not ready",
+                children: vec![live("role", false), drifted_database(false)],
+                want: Plan {
+                    apply: vec![apply("database", false)],
+                    wait: vec![wait("grant", &["role", "database"])],
+                    delete: vec![],
+                },
+            },
+            Case {
+                reason: "a resource the Composition no longer renders is garbage",
+                children: vec![
+                    live("role", true),
+                    live("database", true),
+                    live("grant", true),
+                    dropped("cache"),
+                ],
+                want: Plan {
+                    delete: vec![key(&dropped("cache"))],
+                    ..Plan::default()
+                },
+            },
+            Case {
+                reason: "garbage already being deleted is not deleted again",
+                children: vec![
+                    live("role", true),
+                    live("database", true),
+                    live("grant", true),
+                    deleting(dropped("cache")),
+                ],
+                want: Plan::default(),
+            },
+        ];
+        let composition = composition();
+        let rendered = render(&new_composite(), &composition).expect("renders");
+        let target = Target::new(&composition, &rendered, MANAGER).expect("target");
+        for case in cases {
+            let observed = Observed::new(&target, case.children).expect("observed");
+            assert_eq!(plan(&target, &observed), case.want, "{}", case.reason);
+        }
+    }
+
+    #[test]
+    fn children_are_ready_by_their_readiness_checks_or_else_their_ready_condition() {
+        struct Case {
+            reason: &'static str,
+            children: Vec<Value>,
+            want: &'static [(&'static str, bool)],
+        }
+        let cases = [
+            Case {
+                reason: "a resource without readiness checks is ready when its Ready condition is True",
+                children: vec![live("role", true), live("grant", false)],
+                want: &[("grant", false), ("role", true)],
+            },
+            Case {
+                reason: "a resource with readiness checks is ready when they pass",
+                children: vec![live("database", true)],
+                want: &[("database", true)],
+            },
+            Case {
+                reason: "a failing readiness check keeps the resource unready",
+                children: vec![live("database", false)],
+                want: &[("database", false)],
+            },
+            Case {
+                reason: "garbage has no readiness: it is not rendered",
+                children: vec![dropped("cache")],
+                want: &[],
+            },
+        ];
+        let composition = composition();
+        let rendered = render(&new_composite(), &composition).expect("renders");
+        let target = Target::new(&composition, &rendered, MANAGER).expect("target");
+        for case in cases {
+            let observed = Observed::new(&target, case.children).expect("observed");
+            let want: BTreeMap<String, bool> =
+                case.want.iter().map(|(n, r)| (n.to_string(), *r)).collect();
+            assert_eq!(observed.ready, want, "{}", case.reason);
+        }
+    }
+
+    #[test]
+    fn connection_secrets_are_read_only_for_resources_that_take_details_from_them() {
+        let composition = composition();
+        let rendered = render(&new_composite(), &composition).expect("renders");
+        let target = Target::new(&composition, &rendered, MANAGER).expect("target");
+        let mut database = live("database", true);
+        // A Secret the template takes nothing from is not read.
+        database["spec"]["writeConnectionSecretToRef"] =
+            serde_json::json!({"name": "orders-db", "namespace": "tessera-system"});
+        let observed =
+            Observed::new(&target, vec![live("role", true), database]).expect("observed");
+        assert_eq!(
+            secret_reads(&target, &observed),
+            vec![SecretRead {
+                resource: "role".into(),
+                secret: SecretReference {
+                    name: "orders-role".into(),
+                    namespace: "tessera-system".into(),
+                },
+            }]
+        );
+        let nothing_live = Observed::new(&target, vec![]).expect("observed");
+        assert!(
+            secret_reads(&target, &nothing_live).is_empty(),
+            "a resource not created yet has no Secret to read"
+        );
+    }
+
+    #[test]
+    fn every_rendered_resource_is_recorded_also_those_still_waiting() {
+        let composition = composition();
+        let rendered = render(&new_composite(), &composition).expect("renders");
+        let target = Target::new(&composition, &rendered, MANAGER).expect("target");
+        let kinds: Vec<String> = target
+            .resource_refs(&rendered)
+            .into_iter()
+            .map(|r| format!("{} {}", r.kind, r.name))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Role orders-role",
+                "Database orders-database",
+                "Grant orders-grant"
+            ]
+        );
+    }
+
+    #[test]
+    fn deletion_goes_layer_by_layer_in_reverse_depends_on_order() {
+        struct Case {
+            reason: &'static str,
+            composition: Option<CompositionSpec>,
+            live: Vec<Value>,
+            delete: Vec<Value>,
+            remaining: &'static [&'static str],
+        }
+        let all = || {
+            vec![
+                live("role", true),
+                live("database", true),
+                live("grant", true),
+            ]
+        };
+        let cases = vec![
+            Case {
+                reason: "the last layer of dependsOn goes first",
+                composition: Some(composition()),
+                live: all(),
+                delete: vec![live("grant", true)],
+                remaining: &["role", "database", "grant"],
+            },
+            Case {
+                reason: "the next layer goes once the one after it is gone",
+                composition: Some(composition()),
+                live: vec![live("role", true), live("database", true)],
+                delete: vec![live("database", true)],
+                remaining: &["role", "database"],
+            },
+            Case {
+                reason: "a layer still being deleted holds the one before it",
+                composition: Some(composition()),
+                live: vec![live("role", true), deleting(live("database", true))],
+                delete: vec![],
+                remaining: &["role", "database"],
+            },
+            Case {
+                reason: "the first layer goes last",
+                composition: Some(composition()),
+                live: vec![live("role", true)],
+                delete: vec![live("role", true)],
+                remaining: &["role"],
+            },
+            Case {
+                reason: "without dependsOn all go at once",
+                composition: Some(composition_without_depends_on()),
+                live: all(),
+                delete: all(),
+                remaining: &["role", "database", "grant"],
+            },
+            Case {
+                reason: "without a Composition (deleted meanwhile) there is no order to keep",
+                composition: None,
+                live: all(),
+                delete: all(),
+                remaining: &["database", "grant", "role"],
+            },
+            Case {
+                reason: "a resource the Composition does not name is deleted and listed last",
+                composition: Some(composition()),
+                live: vec![live("role", true), dropped("cache")],
+                delete: vec![live("role", true), dropped("cache")],
+                remaining: &["role", "cache"],
+            },
+            Case {
+                reason: "nothing left: done",
+                composition: Some(composition()),
+                live: vec![],
+                delete: vec![],
+                remaining: &[],
+            },
+        ];
+        for case in cases {
+            let got = deletion(case.composition.as_ref(), &case.live);
+            let mut want: Vec<ObjectKey> = case.delete.iter().map(key).collect();
+            let mut got_delete = got.delete.clone();
+            want.sort();
+            got_delete.sort();
+            assert_eq!(got_delete, want, "{}", case.reason);
+            assert_eq!(got.remaining, case.remaining, "{}", case.reason);
+        }
+    }
 }

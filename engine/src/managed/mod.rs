@@ -15,7 +15,6 @@ pub mod client;
 pub mod credentials;
 pub mod machine;
 pub mod reconciler;
-pub mod secret;
 
 pub use client::{Connector, ExternalClient, Managed, Observation, ProviderError};
 pub use reconciler::{ControllerOptions, FINALIZER, run_controller};

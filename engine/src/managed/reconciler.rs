@@ -40,8 +40,9 @@ use crate::api::common::{
     Condition, ConnectionDetails, ResourceStatus, SecretReference, annotations, condition_type,
     find_condition, reason, set_condition,
 };
+use crate::connection_secret as secret;
 use crate::managed::machine::{self, Effects, Error, Failure, Outcome, Step};
-use crate::managed::{Connector, Managed, ProviderError, secret};
+use crate::managed::{Connector, Managed, ProviderError};
 use crate::runtime::{self, Backoff, capitalize, jitter};
 
 /// The finalizer every managed resource carries while its external resource may exist.

@@ -14,7 +14,7 @@ use super::documents::{Document, read_paths, str_at};
 use crate::api::common::ConnectionDetails;
 use crate::api::composition::{CompositionSpec, ConnectionDetailType};
 use crate::compose::{ObservedResource, RenderedResource};
-use crate::composite::plan::ObjectKey;
+use crate::objects::ObjectKey;
 
 /// Observed composed resources (by `resources[].name`) and their connection details.
 pub(super) struct Observed {

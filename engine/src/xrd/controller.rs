@@ -226,7 +226,7 @@ impl Ctx {
         // write request, every poll, per XRD.
         let live = existing.as_ref().and_then(|c| serde_json::to_value(c).ok());
         let unchanged = serde_json::to_value(crd).is_ok_and(|want| {
-            !crate::composite::plan::needs_apply(&want, live.as_ref(), &self.opts.field_manager)
+            !crate::objects::needs_apply(&want, live.as_ref(), &self.opts.field_manager)
         });
         let params = PatchParams::apply(&self.opts.field_manager).force();
         let result = match existing {

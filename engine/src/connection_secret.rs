@@ -1,5 +1,6 @@
-//! Connection-secret publishing: additive (server-side apply owns only our keys),
-//! owner-referenced to the managed resource, written only when a value changed.
+//! Connection-Secret publishing, shared by the managed and the composite reconcilers:
+//! additive (server-side apply owns only our keys), owner-referenced to the resource whose
+//! details it holds, written only when a value changed.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
