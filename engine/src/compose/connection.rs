@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::ComposeError;
 use super::fieldpath::FieldPath;
-use super::gofmt::go_json;
+use super::sprintf::go_json;
 pub use crate::api::common::ConnectionDetails;
 use crate::api::composition::{ComposedTemplate, ConnectionDetailType};
 

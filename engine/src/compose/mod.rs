@@ -30,7 +30,7 @@
 
 pub mod connection;
 pub mod fieldpath;
-mod gofmt;
+mod sprintf;
 pub mod patch;
 mod quantity;
 pub mod readiness;

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::ComposeError;
 use super::fieldpath::FieldPath;
-use super::gofmt::sprintf;
+use super::sprintf::sprintf;
 use super::transform::apply_transforms;
 use crate::api::composition::{CombineStrategy, ComposedTemplate, Patch, PatchSet, PatchType};
 

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 use super::ComposeError;
 use super::fieldpath::describe;
-use super::gofmt::{go_json, go_value, sprintf};
+use super::sprintf::{go_json, go_value, sprintf};
 use super::quantity::parse_quantity;
 use crate::api::composition::{
     ConvertTransform, ConvertTransformFormat, MapTransform, MatchFallbackTo, MatchTransform,
