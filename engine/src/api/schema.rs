@@ -32,6 +32,30 @@ pub fn map_of_values(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// Gives every `int32` and `int64` integer in `schema` without bounds the `minimum` and
+/// `maximum` of its format.
+///
+/// For fields whose types come from elsewhere (Kubernetes' own types through k8s-openapi):
+/// the API server stores any integer it is given unless the schema bounds it, and a typed
+/// reader of the object then fails on a value its field cannot hold.
+pub fn bound_integers(schema: &mut Schema) {
+    let is_integer = schema.get("type").and_then(serde_json::Value::as_str) == Some("integer");
+    let range = match schema.get("format").and_then(serde_json::Value::as_str) {
+        Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+        Some("int64") => Some((i64::MIN, i64::MAX)),
+        _ => None,
+    };
+    if let (true, Some((min, max))) = (is_integer, range) {
+        if schema.get("minimum").is_none() {
+            schema.insert("minimum".into(), min.into());
+        }
+        if schema.get("maximum").is_none() {
+            schema.insert("maximum".into(), max.into());
+        }
+    }
+    schemars::transform::transform_subschemas(&mut bound_integers, schema);
+}
+
 /// Removes a type's own description from its schema.
 ///
 /// Used on enums: kube inlines the schema of an `Option<Enum>` field over the field's
