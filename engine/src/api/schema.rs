@@ -32,6 +32,12 @@ pub fn map_of_values(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// The largest `maximum` an `int64` field's schema may have: the largest float64 below
+/// 2^63. The API server holds bounds as float64 and converts them to int64 to compare an
+/// integer; `i64::MAX` as float64 rounds up to 2^63, whose conversion overflows (to the
+/// smallest int64 on x86-64), and then every value is refused.
+pub const INT64_MAX: i64 = 9_223_372_036_854_774_784;
+
 /// Gives every `int32` and `int64` integer in `schema` without bounds the `minimum` and
 /// `maximum` of its format.
 ///
@@ -42,7 +48,7 @@ pub fn bound_integers(schema: &mut Schema) {
     let is_integer = schema.get("type").and_then(serde_json::Value::as_str) == Some("integer");
     let range = match schema.get("format").and_then(serde_json::Value::as_str) {
         Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
-        Some("int64") => Some((i64::MIN, i64::MAX)),
+        Some("int64") => Some((i64::MIN, INT64_MAX)),
         _ => None,
     };
     if let (true, Some((min, max))) = (is_integer, range) {

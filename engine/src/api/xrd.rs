@@ -198,7 +198,7 @@ pub struct CompositeResourceDefinitionStatus {
 
     /// The generation of the XRD that the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = i64::MAX))]
+    #[schemars(range(min = 0, max = crate::api::schema::INT64_MAX))]
     pub observed_generation: Option<i64>,
 
     /// The kinds whose controllers this XRD currently runs.
