@@ -17,8 +17,8 @@ use tessera_engine::xr::{
 use tessera_engine::xrd::{claim_crd, composite_crd};
 use tessera_tests::{
     TestEnv, TestKinds, apply, composition_test_options, condition, delete, delete_in,
-    events_about, get, get_in, kubectl, namespace, unique, wait_crd_established, wait_gone,
-    wait_gone_in, wait_object_in,
+    events_about, get, get_in, kubectl, namespace, unique, wait_crd_established, wait_for,
+    wait_gone, wait_gone_in, wait_object_in,
 };
 
 fn is_true(o: &DynamicObject, type_: &str) -> bool {
@@ -169,13 +169,16 @@ async fn claim_follows_its_composite_status_at_once_and_explains_failures() {
         condition(&failing, "Synced").map(|c| c.status),
         Some("False".into())
     );
-    assert!(
+    // The event is published after the status write the wait above saw.
+    wait_for(Duration::from_secs(10), || async {
         events_about(&client, &ns, "orders-db")
             .await
             .iter()
-            .any(|(t, _, note)| t == "Warning" && *note == want),
-        "a warning with the cause"
-    );
+            .any(|(t, _, note)| t == "Warning" && *note == want)
+            .then_some(())
+    })
+    .await
+    .expect("a warning with the cause");
     let describe = kubectl(
         &env,
         &["describe", &t.kinds.claim_plural, "orders-db", "-n", &ns],

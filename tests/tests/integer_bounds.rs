@@ -55,6 +55,18 @@ async fn a_connection_limit_outside_its_int32_range_is_refused_by_the_api_server
         .get(&name)
         .await
         .expect("the Role reads as its Rust type");
+    // An int64 bound the API server cannot convert (i64::MAX rounds up to 2^63) refuses
+    // every value: a status write with observedGeneration shows the bounds are usable.
+    let status = json!({
+        "apiVersion": "postgresql.sql.tessera.dev/v1alpha1", "kind": "Role",
+        "status": { "observedGeneration": 1, "conditions": [{
+            "type": "Ready", "status": "False", "reason": "Creating", "observedGeneration": 1,
+        }]},
+    });
+    roles
+        .patch_status(&name, &params, &Patch::Apply(status))
+        .await
+        .expect("a status with observedGeneration is accepted");
     roles
         .delete(&name, &Default::default())
         .await
