@@ -33,9 +33,9 @@ pub fn map_of_values(_: &mut SchemaGenerator) -> Schema {
 }
 
 /// The largest `maximum` an `int64` field's schema may have: the largest float64 below
-/// 2^63. The API server holds bounds as float64 and converts them to int64 to compare an
-/// integer; `i64::MAX` as float64 rounds up to 2^63, whose conversion overflows (to the
-/// smallest int64 on x86-64), and then every value is refused.
+/// 2^63. Schemas hold bounds as float64, and `i64::MAX` rounds up to 2^63, which is not an
+/// int64: the API server then refuses every value of the field ("Maximum boundary value
+/// must be of type integer with format int64").
 pub const INT64_MAX: i64 = 9_223_372_036_854_774_784;
 
 /// Gives every `int32` and `int64` integer in `schema` without bounds the `minimum` and
