@@ -7,7 +7,7 @@ use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
-use tessera_engine::api::schema::INT64_MAX;
+use tessera_engine::api::schema::{INT64_MAX, INT64_MIN};
 use tessera_engine::api::xrd::CompositeResourceDefinition;
 use tessera_engine::xrd::{claim_crd, composite_crd};
 
@@ -65,8 +65,8 @@ fn check(node: &Value, at: &str, out: &mut Vec<String>) {
     if node.get("type").and_then(Value::as_str) == Some("integer") {
         let (lo, hi) = match format {
             Some("int32") => (f64::from(i32::MIN), f64::from(i32::MAX)),
-            // Not i64::MAX: see tessera_engine::api::schema::INT64_MAX.
-            Some("int64") => (i64::MIN as f64, INT64_MAX as f64),
+            // Not i64::MIN/MAX: see tessera_engine::api::schema::INT64_MAX.
+            Some("int64") => (INT64_MIN as f64, INT64_MAX as f64),
             other => {
                 out.push(format!(
                     "{at}: integer with format {other:?}, not int32 or int64"

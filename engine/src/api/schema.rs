@@ -38,6 +38,10 @@ pub fn map_of_values(_: &mut SchemaGenerator) -> Schema {
 /// must be of type integer with format int64").
 pub const INT64_MAX: i64 = 9_223_372_036_854_774_784;
 
+/// The smallest `minimum` an `int64` field's schema may have. The API server refuses
+/// -2^63 (`i64::MIN`) as a bound just as it refuses 2^63, so the range is symmetric.
+pub const INT64_MIN: i64 = -INT64_MAX;
+
 /// Gives every `int32` and `int64` integer in `schema` without bounds the `minimum` and
 /// `maximum` of its format.
 ///
@@ -48,7 +52,7 @@ pub fn bound_integers(schema: &mut Schema) {
     let is_integer = schema.get("type").and_then(serde_json::Value::as_str) == Some("integer");
     let range = match schema.get("format").and_then(serde_json::Value::as_str) {
         Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
-        Some("int64") => Some((i64::MIN, INT64_MAX)),
+        Some("int64") => Some((INT64_MIN, INT64_MAX)),
         _ => None,
     };
     if let (true, Some((min, max))) = (is_integer, range) {

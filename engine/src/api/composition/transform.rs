@@ -74,17 +74,17 @@ pub struct MathTransform {
 
     /// Factor the input is multiplied by, for `Multiply`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = i64::MIN, max = crate::api::schema::INT64_MAX))]
+    #[schemars(range(min = crate::api::schema::INT64_MIN, max = crate::api::schema::INT64_MAX))]
     pub multiply: Option<i64>,
 
     /// Smallest value the output may have, for `ClampMin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = i64::MIN, max = crate::api::schema::INT64_MAX))]
+    #[schemars(range(min = crate::api::schema::INT64_MIN, max = crate::api::schema::INT64_MAX))]
     pub clamp_min: Option<i64>,
 
     /// Largest value the output may have, for `ClampMax`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = i64::MIN, max = crate::api::schema::INT64_MAX))]
+    #[schemars(range(min = crate::api::schema::INT64_MIN, max = crate::api::schema::INT64_MAX))]
     pub clamp_max: Option<i64>,
 }
 
