@@ -68,6 +68,9 @@ pub fn write_dir(dir: &Path, files: &[CrdFile]) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+mod integer_bounds;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

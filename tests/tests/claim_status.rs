@@ -11,12 +11,14 @@ use kube::discovery::ApiResource;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tessera_engine::api::xrd::CompositeResourceDefinition;
-use tessera_engine::xr::{claim_composite_name, claim_resource, composite_resource};
+use tessera_engine::xr::{
+    claim_composite_name, claim_resource, composite_resource, legacy_claim_composite_name,
+};
 use tessera_engine::xrd::{claim_crd, composite_crd};
 use tessera_tests::{
     TestEnv, TestKinds, apply, composition_test_options, condition, delete, delete_in,
     events_about, get, get_in, kubectl, namespace, record_reconciles, unique, wait_crd_established,
-    wait_gone, wait_gone_in, wait_object_in, wait_reconciled,
+    wait_for, wait_gone, wait_gone_in, wait_object_in, wait_reconciled,
 };
 
 fn is_true(o: &DynamicObject, type_: &str) -> bool {
@@ -182,13 +184,16 @@ async fn claim_follows_its_composite_status_at_once_and_explains_failures() {
         condition(&failing, "Synced").map(|c| c.status),
         Some("False".into())
     );
-    assert!(
+    // The event is published after the status write the wait above saw.
+    wait_for(Duration::from_secs(10), || async {
         events_about(&client, &ns, "orders-db")
             .await
             .iter()
-            .any(|(t, _, note)| t == "Warning" && *note == want),
-        "a warning with the cause"
-    );
+            .any(|(t, _, note)| t == "Warning" && *note == want)
+            .then_some(())
+    })
+    .await
+    .expect("a warning with the cause");
     let describe = kubectl(
         &env,
         &["describe", &t.kinds.claim_plural, "orders-db", "-n", &ns],
@@ -346,5 +351,54 @@ async fn claim_refuses_a_composite_that_belongs_to_someone_else_and_leaves_it_al
         "deleting the claim never deletes a composite that is not its own"
     );
     delete(&client, &t.xr.api_version, &t.xr.kind, &xr_name).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_composite_has_the_earlier_8_digit_name_keeps_it() {
+    let env = TestEnv::load();
+    let t = Isolated::start(&env).await;
+    let client = t.client.clone();
+    let ns = namespace(&client, &unique("claims")).await;
+    // A composite as an earlier version created it, before the claim's status was written
+    // (or after the status was lost, e.g. by a restore).
+    let legacy = legacy_claim_composite_name(&ns, "kept");
+    apply(
+        &client,
+        json!({
+            "apiVersion": t.xr.api_version, "kind": t.xr.kind,
+            "metadata": { "name": legacy },
+            "spec": {
+                "parameters": { "size": "small" },
+                "claimRef": { "apiVersion": t.claim.api_version, "kind": t.claim.kind,
+                              "name": "kept", "namespace": ns },
+            },
+        }),
+    )
+    .await;
+    apply(&client, t.kinds.claim(&ns, "kept", "large")).await;
+    t.wait_claim(&ns, "kept", "bound to the legacy composite", |o| {
+        o.data["status"]["resourceRef"]["name"] == json!(legacy)
+    })
+    .await;
+    let xr = get(&client, &t.xr.api_version, &t.xr.kind, &legacy)
+        .await
+        .expect("the legacy composite");
+    assert_eq!(
+        xr.data["spec"]["parameters"]["size"], "large",
+        "the claim's spec reaches the composite it kept"
+    );
+    let new_name = claim_composite_name(&ns, "kept");
+    assert_ne!(new_name, legacy);
+    assert!(
+        get(&client, &t.xr.api_version, &t.xr.kind, &new_name)
+            .await
+            .is_none(),
+        "no second composite under the new name"
+    );
+
+    delete_in(&client, &t.claim.api_version, &t.claim.kind, &ns, "kept").await;
+    wait_gone(&client, &t.xr.api_version, &t.xr.kind, &legacy).await;
+    wait_gone_in(&client, &t.claim.api_version, &t.claim.kind, &ns, "kept").await;
     t.cleanup().await;
 }

@@ -60,6 +60,7 @@ pub struct Condition {
     pub last_transition_time: Option<String>,
     /// The `metadata.generation` the condition was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = crate::api::schema::INT64_MAX))]
     pub observed_generation: Option<i64>,
 }
 
@@ -241,6 +242,7 @@ impl ResourceSpec {
 pub struct ResourceStatus {
     /// The `metadata.generation` most recently reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = crate::api::schema::INT64_MAX))]
     pub observed_generation: Option<i64>,
     /// `Ready` (is the external resource usable) and `Synced` (did the last reconcile succeed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

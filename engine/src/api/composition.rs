@@ -138,6 +138,7 @@ pub struct CompositionStatus {
 
     /// The generation of the Composition that the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = crate::api::schema::INT64_MAX))]
     pub observed_generation: Option<i64>,
 }
 
@@ -178,6 +179,7 @@ pub struct CompositionRevisionSpec {
 
     /// Number of this revision; each change of the Composition's spec creates a revision
     /// numbered one higher than the newest before it.
+    #[schemars(range(min = 0, max = crate::api::schema::INT64_MAX))]
     pub revision: i64,
 }
 

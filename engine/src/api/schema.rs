@@ -32,6 +32,40 @@ pub fn map_of_values(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// The largest `maximum` an `int64` field's schema may have: the largest float64 below
+/// 2^63. Schemas hold bounds as float64, and `i64::MAX` rounds up to 2^63, which is not an
+/// int64: the API server then refuses every value of the field ("Maximum boundary value
+/// must be of type integer with format int64").
+pub const INT64_MAX: i64 = 9_223_372_036_854_774_784;
+
+/// The smallest `minimum` an `int64` field's schema may have. The API server refuses
+/// -2^63 (`i64::MIN`) as a bound just as it refuses 2^63, so the range is symmetric.
+pub const INT64_MIN: i64 = -INT64_MAX;
+
+/// Gives every `int32` and `int64` integer in `schema` without bounds the `minimum` and
+/// `maximum` of its format.
+///
+/// For fields whose types come from elsewhere (Kubernetes' own types through k8s-openapi):
+/// the API server stores any integer it is given unless the schema bounds it, and a typed
+/// reader of the object then fails on a value its field cannot hold.
+pub fn bound_integers(schema: &mut Schema) {
+    let is_integer = schema.get("type").and_then(serde_json::Value::as_str) == Some("integer");
+    let range = match schema.get("format").and_then(serde_json::Value::as_str) {
+        Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+        Some("int64") => Some((INT64_MIN, INT64_MAX)),
+        _ => None,
+    };
+    if let (true, Some((min, max))) = (is_integer, range) {
+        if schema.get("minimum").is_none() {
+            schema.insert("minimum".into(), min.into());
+        }
+        if schema.get("maximum").is_none() {
+            schema.insert("maximum".into(), max.into());
+        }
+    }
+    schemars::transform::transform_subschemas(&mut bound_integers, schema);
+}
+
 /// Removes a type's own description from its schema.
 ///
 /// Used on enums: kube inlines the schema of an `Option<Enum>` field over the field's

@@ -150,6 +150,7 @@ pub struct CompositeResourceDefinitionVersion {
     /// Extra columns shown by `kubectl get` for this version, after the engine's own
     /// SYNCED and READY columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::api::schema::bound_integers)]
     pub additional_printer_columns: Vec<CustomResourceColumnDefinition>,
 }
 
@@ -197,6 +198,7 @@ pub struct CompositeResourceDefinitionStatus {
 
     /// The generation of the XRD that the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = crate::api::schema::INT64_MAX))]
     pub observed_generation: Option<i64>,
 
     /// The kinds whose controllers this XRD currently runs.

@@ -21,18 +21,42 @@ pub mod reasons {
     pub const READY: &str = "Ready";
 }
 
-/// The composite a claim asks for, as a server-side apply body: [`claim_to_composite`]
-/// (the same function `tessera render` uses), so the claim's spec, `spec.claimRef`, the
-/// claim labels, and the claim's Secret reference pointing into the claim's own namespace.
+/// The name of the composite the claim is already bound to: `status.resourceRef.name`,
+/// when it refers to the XRD's composite kind. A claim keeps that name even when the
+/// naming scheme changes (the hash suffix widened from 8 to 16 hex digits), so a live
+/// composite is never replaced by a second one.
+///
+/// `None` for a claim not bound yet: its composite is then named by
+/// [`claim_composite_name`](crate::xr::claim_composite_name), unless a composite of the
+/// earlier scheme already belongs to it.
+pub fn bound_composite_name(
+    claim: &DynamicObject,
+    xrd: &CompositeResourceDefinitionSpec,
+) -> Option<String> {
+    let rref = claim.data.pointer("/status/resourceRef")?;
+    let kind = rref.get("kind")?.as_str()?;
+    let group = rref.get("apiVersion")?.as_str()?.split_once('/')?.0;
+    let name = rref.get("name")?.as_str()?;
+    (kind == xrd.names.kind && group == xrd.group && !name.is_empty()).then(|| name.to_string())
+}
+
+/// The composite a claim asks for, as a server-side apply body, named `xr_name`:
+/// [`claim_to_composite`] (the same function `tessera render` uses), so the claim's spec,
+/// `spec.claimRef`, the claim labels, and the claim's Secret reference pointing into the
+/// claim's own namespace.
 ///
 /// Labels are left out when the claim's name is too long for a label value (63
 /// characters); `claimRef` always identifies the claim.
 pub fn desired_composite(
     claim: &DynamicObject,
     xrd: &CompositeResourceDefinitionSpec,
+    xr_name: &str,
 ) -> Result<Value, ClaimToCompositeError> {
     let value = serde_json::to_value(claim).unwrap_or_default();
     let mut xr = claim_to_composite(&value, xrd)?;
+    if let Some(meta) = xr.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("name".into(), xr_name.into());
+    }
     if claim.name_any().len() > 63
         && let Some(meta) = xr.get_mut("metadata").and_then(Value::as_object_mut)
     {

@@ -20,7 +20,7 @@ use super::bind;
 use crate::api::common::{Condition, condition_type, find_condition, reason, set_condition};
 use crate::api::xrd::CompositeResourceDefinition;
 use crate::runtime::{self as support, Backoff, capitalize};
-use crate::xr::{CompositionOptions, FINALIZER, claim_composite_name};
+use crate::xr::{CompositionOptions, FINALIZER, claim_composite_name, legacy_claim_composite_name};
 
 /// Kubernetes failures of the claim controller. Problems a person has to fix become
 /// conditions and events instead.
@@ -157,9 +157,12 @@ fn key(claim: &DynamicObject) -> String {
 async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let namespace = claim.namespace().unwrap_or_default();
     let name = claim.name_any();
-    let xr_name = claim_composite_name(&namespace, &name);
     let claims: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &namespace, &ctx.claim);
+    let xr_name = match bind::bound_composite_name(&claim, &ctx.xrd.spec) {
+        Some(bound) => bound,
+        None => ctx.unbound_composite_name(&namespace, &name).await?,
+    };
     if claim.meta().deletion_timestamp.is_some() {
         if !claim.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -178,7 +181,7 @@ async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, E
         return Ok(Action::requeue(poll));
     }
 
-    let desired = match bind::desired_composite(&claim, &ctx.xrd.spec) {
+    let desired = match bind::desired_composite(&claim, &ctx.xrd.spec, &xr_name) {
         Ok(desired) => desired,
         Err(e) => {
             let message = capitalize(&e.to_string());
@@ -253,6 +256,18 @@ impl Ctx {
 
     /// The composite: from the watch cache when `fresh` is false and it is there, else
     /// read from the API server.
+    /// The composite name of a claim without `status.resourceRef`: the name an earlier
+    /// version gave it (8 hex digits) when a composite of that name belongs to the claim
+    /// (its status was lost, or it was never written), else [`claim_composite_name`].
+    async fn unbound_composite_name(&self, namespace: &str, name: &str) -> Result<String, Error> {
+        let legacy = legacy_claim_composite_name(namespace, name);
+        let existing = self.composite(&legacy, false).await?;
+        Ok(match existing {
+            Some(xr) if bind::conflict(namespace, name, Some(&xr)).is_none() => legacy,
+            _ => claim_composite_name(namespace, name),
+        })
+    }
+
     async fn composite(&self, name: &str, fresh: bool) -> Result<Option<DynamicObject>, Error> {
         if !fresh
             && let Some(xr) = self

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::ComposeError;
 use super::fieldpath::FieldPath;
-use super::gofmt::go_json;
+use super::limits::{MAX_VALUE_DEPTH, deeper_than};
+use super::sprintf::go_json;
 pub use crate::api::common::ConnectionDetails;
 use crate::api::composition::{ComposedTemplate, ConnectionDetailType};
 
@@ -73,6 +74,11 @@ pub fn extract_connection_details(
                 let found = FieldPath::parse(path)
                     .and_then(|p| p.get(observed))
                     .map_err(|e| fail(e.to_string()))?;
+                if found.is_some_and(|v| deeper_than(v, MAX_VALUE_DEPTH)) {
+                    return Err(fail(format!(
+                        "field {path} nests deeper than the limit of {MAX_VALUE_DEPTH} levels"
+                    )));
+                }
                 found.map(|v| match v {
                     Value::String(s) => s.clone().into_bytes(),
                     other => go_json(other).into_bytes(),

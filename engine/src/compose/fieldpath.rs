@@ -19,6 +19,7 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use super::ComposeError;
+use super::limits::{MAX_FIELD_PATH_INDEX, MAX_FIELD_PATH_SEGMENTS};
 use crate::api::composition::MergeOptions;
 
 /// One step of a field path.
@@ -66,9 +67,16 @@ impl FieldPath {
                         return Err(err("wildcards '[*]' are not supported"));
                     }
                     segments.push(if inner.bytes().all(|b| b.is_ascii_digit()) {
+                        // Writing at an index grows the list up to it: bounded here.
                         let index = inner
-                            .parse()
-                            .map_err(|_| err(&format!("index [{inner}] is too large")))?;
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|i| *i <= MAX_FIELD_PATH_INDEX)
+                            .ok_or_else(|| {
+                                err(&format!(
+                                    "index [{inner}] is larger than the limit of {MAX_FIELD_PATH_INDEX}"
+                                ))
+                            })?;
                         Segment::Index(index)
                     } else {
                         Segment::Field(inner.to_string())
@@ -114,6 +122,12 @@ impl FieldPath {
                     }
                 }
             }
+        }
+        if segments.len() > MAX_FIELD_PATH_SEGMENTS {
+            return Err(err(&format!(
+                "has {} segments, more than the limit of {MAX_FIELD_PATH_SEGMENTS}",
+                segments.len()
+            )));
         }
         Ok(FieldPath {
             raw: path.to_string(),

@@ -22,6 +22,7 @@
 //! - [`readiness`]: readiness checks.
 //! - [`connection`]: connection details and their filtering by the XRD's keys.
 //! - [`render`]: names, labels, owner references; the composite's observed state.
+//! - [`limits`]: the bounds on input sizes and depths, checked before the work they guard.
 //!
 //! Semantics follow Crossplane v1's patch-and-transform; where Tessera deliberately
 //! differs, the item's documentation says so. Every error is a [`ComposeError`] whose
@@ -30,11 +31,14 @@
 
 pub mod connection;
 pub mod fieldpath;
-mod gofmt;
+pub mod limits;
+#[cfg(test)]
+mod no_values_in_errors;
 pub mod patch;
 mod quantity;
 pub mod readiness;
 pub mod render;
+mod sprintf;
 pub mod transform;
 
 use std::fmt;
@@ -89,6 +93,16 @@ pub enum ComposeError {
         kind: &'static str,
         /// What is wrong.
         reason: String,
+    },
+
+    /// Handling the value of a field failed (a transform, a bound); `error` says how. The
+    /// message names the field, never its value.
+    #[error("field {path}: {error}")]
+    AtField {
+        /// The field's path: a patch's `fromFieldPath`, or a combine patch's `toFieldPath`.
+        path: String,
+        /// What failed.
+        error: Box<ComposeError>,
     },
 
     /// A patch is not configured correctly (e.g. a combine patch without `toFieldPath`).
@@ -154,7 +168,9 @@ impl ComposeError {
     pub fn is_required_field_missing(&self) -> bool {
         match self {
             ComposeError::RequiredFieldMissing { .. } => true,
-            ComposeError::Patch { error, .. } => error.is_required_field_missing(),
+            ComposeError::Patch { error, .. } | ComposeError::AtField { error, .. } => {
+                error.is_required_field_missing()
+            }
             _ => false,
         }
     }

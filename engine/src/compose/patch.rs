@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use super::ComposeError;
 use super::fieldpath::FieldPath;
-use super::gofmt::sprintf;
+use super::limits::{MAX_VALUE_DEPTH, deeper_than};
+use super::sprintf::sprintf;
 use super::transform::apply_transforms;
 use crate::api::composition::{CombineStrategy, ComposedTemplate, Patch, PatchSet, PatchType};
 
@@ -159,7 +160,9 @@ pub fn apply_patch(patch: &Patch, from: &Value, to: &mut Value) -> Result<(), Co
             let Some(value) = FieldPath::parse(source)?.get(from)? else {
                 return missing(patch, source);
             };
-            let value = apply_transforms(&patch.transforms, value.clone())?;
+            check_depth(value).map_err(|e| at_field(source, e))?;
+            let value = apply_transforms(&patch.transforms, value.clone())
+                .map_err(|e| at_field(source, e))?;
             write(patch, &target, value, to)
         }
         PatchType::CombineFromComposite | PatchType::CombineToComposite => {
@@ -178,7 +181,10 @@ pub fn apply_patch(patch: &Patch, from: &Value, to: &mut Value) -> Result<(), Co
             let mut values = Vec::with_capacity(combine.variables.len());
             for variable in &combine.variables {
                 match FieldPath::parse(&variable.from_field_path)?.get(from)? {
-                    Some(v) => values.push(v),
+                    Some(v) => {
+                        check_depth(v).map_err(|e| at_field(&variable.from_field_path, e))?;
+                        values.push(v)
+                    }
                     None => return missing(patch, &variable.from_field_path),
                 }
             }
@@ -193,15 +199,36 @@ pub fn apply_patch(patch: &Patch, from: &Value, to: &mut Value) -> Result<(), Co
                                 "combine strategy string requires string.fmt",
                             )
                         })?;
-                    Value::String(sprintf(fmt, &values).map_err(ComposeError::invalid_patch)?)
+                    let text = sprintf(fmt, &values)
+                        .map_err(|e| at_field(target.as_str(), ComposeError::invalid_patch(e)))?;
+                    Value::String(text)
                 }
             };
-            let value = apply_transforms(&patch.transforms, combined)?;
+            let value = apply_transforms(&patch.transforms, combined)
+                .map_err(|e| at_field(target.as_str(), e))?;
             write(patch, &target, value, to)
         }
         PatchType::PatchSet => Err(ComposeError::invalid_patch(
             "a PatchSet patch must be expanded before it is applied",
         )),
+    }
+}
+
+/// Refuses a source value nested deeper than [`MAX_VALUE_DEPTH`]: formatting and merging
+/// recurse once per level.
+fn check_depth(value: &Value) -> Result<(), ComposeError> {
+    if deeper_than(value, MAX_VALUE_DEPTH) {
+        return Err(ComposeError::invalid_patch(format!(
+            "the value nests deeper than the limit of {MAX_VALUE_DEPTH} levels"
+        )));
+    }
+    Ok(())
+}
+
+fn at_field(path: &str, error: ComposeError) -> ComposeError {
+    ComposeError::AtField {
+        path: path.to_string(),
+        error: Box::new(error),
     }
 }
 

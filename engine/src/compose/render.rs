@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::connection::{ConnectionDetails, extract_connection_details, filter_connection_details};
+use super::limits::{MAX_RENDERED_BYTES, json_len};
 use super::patch::{apply_from_composite, apply_to_composite};
 use super::readiness::is_ready;
 use super::{
@@ -53,8 +54,9 @@ impl RenderedResource {
 /// a `metadata.uid` (not when rendering offline), owned by the composite as its controller.
 ///
 /// Fails on the first resource that cannot be rendered, and when resource names are
-/// missing or repeated, `dependsOn` names an unknown resource or forms a cycle, or two
-/// resources would get the same name.
+/// missing or repeated, `dependsOn` names an unknown resource or forms a cycle, two
+/// resources would get the same name, or the rendered resources together exceed
+/// [`MAX_RENDERED_BYTES`] of JSON.
 pub fn render(
     composite: &Value,
     composition: &CompositionSpec,
@@ -63,8 +65,18 @@ pub fn render(
     let meta = CompositeMeta::read(composite)?;
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     let mut out = Vec::with_capacity(composition.resources.len());
+    let mut total = 0usize;
     for template in &composition.resources {
         let rendered = render_resource(composite, &meta, composition, template)?;
+        total = total.saturating_add(json_len(&rendered.object));
+        if total > MAX_RENDERED_BYTES {
+            return Err(ComposeError::resource(
+                &template.name,
+                format!(
+                    "the rendered resources up to this one are {total} bytes, more than the limit of {MAX_RENDERED_BYTES}"
+                ),
+            ));
+        }
         if let Some(other) = seen.insert(rendered.name().to_string(), &template.name) {
             return Err(ComposeError::resource(
                 &template.name,

@@ -5,15 +5,19 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use serde_json::{Number, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::ComposeError;
 use super::fieldpath::describe;
-use super::gofmt::{go_json, go_value, sprintf};
+use super::limits::{
+    MAX_REGEX_COMPILED_BYTES, MAX_REGEX_LEN, MAX_TRANSFORM_OUTPUT_BYTES, MAX_VALUE_DEPTH,
+    deeper_than,
+};
 use super::quantity::parse_quantity;
+use super::sprintf::{go_json, go_value, sprintf};
 use crate::api::composition::{
     ConvertTransform, ConvertTransformFormat, MapTransform, MatchFallbackTo, MatchTransform,
     MatchTransformPatternType, MathTransform, MathTransformType, StringConversionType,
@@ -29,10 +33,43 @@ pub fn apply_transforms(transforms: &[Transform], input: Value) -> Result<Value,
 }
 
 /// Runs one transform; `index` is its position in the patch's `transforms`, for errors.
+///
+/// Errors say what is wrong with the input (its type, never its content: a value may be a
+/// secret) or with the transform. An input or output nested deeper than
+/// [`MAX_VALUE_DEPTH`], or a string output longer than [`MAX_TRANSFORM_OUTPUT_BYTES`], is
+/// an error.
 pub fn apply_transform(index: usize, t: &Transform, input: Value) -> Result<Value, ComposeError> {
     let kind = kind_name(t.type_);
+    let fail = |reason: String| ComposeError::Transform {
+        index,
+        kind,
+        reason,
+    };
+    if deeper_than(&input, MAX_VALUE_DEPTH) {
+        return Err(fail(format!(
+            "input nests deeper than the limit of {MAX_VALUE_DEPTH} levels"
+        )));
+    }
+    let output = run(kind, t, input).map_err(fail)?;
+    if deeper_than(&output, MAX_VALUE_DEPTH) {
+        return Err(fail(format!(
+            "output nests deeper than the limit of {MAX_VALUE_DEPTH} levels"
+        )));
+    }
+    if let Value::String(text) = &output
+        && text.len() > MAX_TRANSFORM_OUTPUT_BYTES
+    {
+        return Err(fail(format!(
+            "output is {} bytes, more than the limit of {MAX_TRANSFORM_OUTPUT_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(output)
+}
+
+fn run(kind: &'static str, t: &Transform, input: Value) -> Result<Value, String> {
     let missing = || format!("type {kind} requires the {kind} field");
-    let result = match t.type_ {
+    match t.type_ {
         TransformType::Map => t
             .map
             .as_ref()
@@ -58,12 +95,7 @@ pub fn apply_transform(index: usize, t: &Transform, input: Value) -> Result<Valu
             .as_ref()
             .ok_or_else(missing)
             .and_then(|c| convert(c, input)),
-    };
-    result.map_err(|reason| ComposeError::Transform {
-        index,
-        kind,
-        reason,
-    })
+    }
 }
 
 fn kind_name(t: TransformType) -> &'static str {
@@ -83,7 +115,7 @@ fn map(m: &MapTransform, input: &Value) -> Result<Value, String> {
     m.pairs
         .get(key)
         .cloned()
-        .ok_or_else(|| format!("key {key:?} is not in the map"))
+        .ok_or_else(|| "input is not a key of the map".to_string())
 }
 
 fn match_(m: &MatchTransform, input: Value) -> Result<Value, String> {
@@ -140,7 +172,7 @@ fn math(m: &MathTransform, input: Value) -> Result<Value, String> {
             if let Some(i) = n.as_i64() {
                 i.checked_mul(factor)
                     .map(Value::from)
-                    .ok_or_else(|| format!("{i} * {factor} overflows a 64-bit integer"))
+                    .ok_or_else(|| format!("input * {factor} overflows a 64-bit integer"))
             } else {
                 float(n.as_f64().unwrap_or(f64::NAN) * factor as f64)
             }
@@ -174,7 +206,7 @@ fn as_i64_truncated(n: &Number) -> i64 {
 fn float(f: f64) -> Result<Value, String> {
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| format!("result {f} is not a finite number"))
+        .ok_or_else(|| "result is not a finite number".to_string())
 }
 
 fn string(s: &StringTransform, input: &Value) -> Result<Value, String> {
@@ -237,7 +269,8 @@ fn string_convert(conversion: StringConversionType, input: &Value) -> Result<Str
         StringConversionType::FromBase64 => {
             let bytes = BASE64
                 .decode(go_value(input))
-                .map_err(|e| format!("input is not valid base64: {e}"))?;
+                // The decoder's error quotes the offending byte: a byte of a secret.
+                .map_err(|_| "input is not valid base64".to_string())?;
             String::from_utf8_lossy(&bytes).into_owned()
         }
         StringConversionType::ToJson => go_json(input),
@@ -263,8 +296,21 @@ fn adler32(bytes: &[u8]) -> u32 {
     (b << 16) | a
 }
 
+/// Compiles a transform's regular expression within [`MAX_REGEX_LEN`] and
+/// [`MAX_REGEX_COMPILED_BYTES`]. The `regex` crate matches in linear time, so a bounded
+/// pattern also bounds the matching.
 fn compile(re: &str) -> Result<Regex, String> {
-    Regex::new(re).map_err(|e| format!("invalid regexp {re:?}: {e}"))
+    if re.len() > MAX_REGEX_LEN {
+        return Err(format!(
+            "regexp is {} bytes long, more than the limit of {MAX_REGEX_LEN}",
+            re.len()
+        ));
+    }
+    RegexBuilder::new(re)
+        .size_limit(MAX_REGEX_COMPILED_BYTES)
+        .dfa_size_limit(MAX_REGEX_COMPILED_BYTES)
+        .build()
+        .map_err(|e| format!("invalid regexp {re:?}: {e}"))
 }
 
 /// The transform I/O type of a value, as Crossplane names it.
@@ -320,7 +366,7 @@ fn convert(c: &ConvertTransform, input: Value) -> Result<Value, String> {
             }
         )
     };
-    let cannot = |what: &str| format!("cannot convert {input} to {what}");
+    let cannot = |what: &str| format!("cannot convert the input {} to {what}", io_name(from));
     match (&input, to, format) {
         (Value::String(s), T::Int64, F::None) => s
             .parse::<i64>()

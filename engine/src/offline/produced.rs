@@ -70,8 +70,13 @@ pub fn through_transforms(
             Some(values) => {
                 let mut out = Vec::with_capacity(values.len());
                 for v in values {
-                    // Errors name the transform and its index, as at run time.
-                    out.push(apply_transform(index, t, v.clone()).map_err(|e| e.to_string())?);
+                    // Errors name the transform and its index, as at run time. Run-time errors
+                    // never quote the value (it may be a secret); these values come from a
+                    // schema's `enum` or a Composition, so naming the one that fails helps.
+                    out.push(
+                        apply_transform(index, t, v.clone())
+                            .map_err(|e| format!("{e}, for the known input value {v}"))?,
+                    );
                 }
                 Produced::of_values(out)
             }

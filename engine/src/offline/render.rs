@@ -302,7 +302,10 @@ fn subject<'a>(
     }
     let claim: DynamicObject = serde_json::from_value(object)
         .map_err(|e| Problems::from(doc.problem("", format!("cannot be read: {e}"))))?;
-    let mut xr = crate::claim::bind::desired_composite(&claim, &xrd.spec)
+    // As the controller names it; a claim file carrying status keeps its bound composite.
+    let xr_name = crate::claim::bind::bound_composite_name(&claim, &xrd.spec)
+        .unwrap_or_else(|| crate::xr::claim_composite_name(&namespace, doc.name()));
+    let mut xr = crate::claim::bind::desired_composite(&claim, &xrd.spec, &xr_name)
         .map_err(|e| Problems::from(doc.problem("", e.to_string())))?;
     if let Found::Kind(xr_info) = catalog.find(str_at(&xr, "/apiVersion"), str_at(&xr, "/kind")) {
         let info = xr_info.clone();

@@ -211,7 +211,7 @@ fn status_fields(kind: CrdKind) -> Map<String, Value> {
                     "reason": { "type": "string", "description": "Machine-readable reason for the last transition." },
                     "message": { "type": "string", "description": "What is wrong and what to do about it." },
                     "lastTransitionTime": { "type": "string", "description": "When the status last changed (RFC 3339)." },
-                    "observedGeneration": { "type": "integer", "format": "int64", "description": "The metadata.generation the condition describes." },
+                    "observedGeneration": { "type": "integer", "format": "int64", "minimum": 0, "maximum": crate::api::schema::INT64_MAX, "description": "The metadata.generation the condition describes." },
                 },
             },
         }),
@@ -221,6 +221,8 @@ fn status_fields(kind: CrdKind) -> Map<String, Value> {
         json!({
             "type": "integer",
             "format": "int64",
+            "minimum": 0,
+            "maximum": crate::api::schema::INT64_MAX,
             "description": "The metadata.generation most recently reconciled.",
         }),
     );

@@ -44,6 +44,7 @@ pub struct ReadinessCheck {
 
     /// Value the field must equal, for `MatchInteger`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = crate::api::schema::INT64_MIN, max = crate::api::schema::INT64_MAX))]
     pub match_integer: Option<i64>,
 
     /// Condition to match, for `MatchCondition`; defaults to type `Ready`, status `True`.

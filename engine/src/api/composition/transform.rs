@@ -74,14 +74,17 @@ pub struct MathTransform {
 
     /// Factor the input is multiplied by, for `Multiply`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = crate::api::schema::INT64_MIN, max = crate::api::schema::INT64_MAX))]
     pub multiply: Option<i64>,
 
     /// Smallest value the output may have, for `ClampMin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = crate::api::schema::INT64_MIN, max = crate::api::schema::INT64_MAX))]
     pub clamp_min: Option<i64>,
 
     /// Largest value the output may have, for `ClampMax`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = crate::api::schema::INT64_MIN, max = crate::api::schema::INT64_MAX))]
     pub clamp_max: Option<i64>,
 }
 
@@ -280,6 +283,7 @@ pub struct StringTransformRegexp {
 
     /// Capture group to return; 0 (the default) is the whole match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"), range(min = 0, max = i32::MAX))]
     pub group: Option<u32>,
 }
 

@@ -47,8 +47,8 @@ fn composite_gets_the_claim_spec_claim_ref_labels_and_a_secret_in_the_claim_name
         "compositionSelector": { "matchLabels": { "env": "prod" } },
         "writeConnectionSecretToRef": { "name": "orders-db-conn" },
     }));
-    let got = desired_composite(&c, &xrd()).expect("a claim of the XRD");
     let name = crate::xr::claim_composite_name("team-a", "orders-db");
+    let got = desired_composite(&c, &xrd(), &name).expect("a claim of the XRD");
     assert_eq!(
         got,
         json!({
@@ -80,7 +80,8 @@ fn composite_gets_the_claim_spec_claim_ref_labels_and_a_secret_in_the_claim_name
 fn claims_with_names_too_long_for_labels_are_bound_by_claim_ref_only() {
     let mut c = claim(json!({}));
     c.metadata.name = Some("a".repeat(70));
-    let got = desired_composite(&c, &xrd()).expect("a claim of the XRD");
+    let name = crate::xr::claim_composite_name("team-a", "a");
+    let got = desired_composite(&c, &xrd(), &name).expect("a claim of the XRD");
     assert!(got["metadata"].get("labels").is_none());
     let xr = obj(got);
     assert_eq!(claim_of(&xr), Some(("team-a".to_string(), "a".repeat(70))));
@@ -345,4 +346,56 @@ fn events_are_published_on_transitions_only() {
     }
     let (_, _, note) = events("x-1", &[], &[], None, Some(&rref)).remove(0);
     assert_eq!(note, "Bound to composite x-1");
+}
+
+#[test]
+fn a_claim_bound_before_the_hash_was_widened_keeps_its_composite() {
+    let mut c = claim(json!({}));
+    c.data["status"]["resourceRef"] = json!({
+        "apiVersion": "platform.example.org/v1",
+        "kind": "XPostgresDatabase",
+        "name": "orders-db-24ad43c5",
+    });
+    let bound = bound_composite_name(&c, &xrd());
+    assert_eq!(bound.as_deref(), Some("orders-db-24ad43c5"));
+    let got = desired_composite(&c, &xrd(), "orders-db-24ad43c5").expect("a claim of the XRD");
+    assert_eq!(got["metadata"]["name"], json!("orders-db-24ad43c5"));
+}
+
+#[test]
+fn a_claim_not_bound_to_a_composite_of_the_xrd_gets_a_new_name() {
+    struct Case {
+        reason: &'static str,
+        resource_ref: Value,
+    }
+    let cases = [
+        Case {
+            reason: "no resourceRef",
+            resource_ref: Value::Null,
+        },
+        Case {
+            reason: "a reference without kind",
+            resource_ref: json!({ "name": "orders-db-24ad43c5" }),
+        },
+        Case {
+            reason: "another kind",
+            resource_ref: json!({ "apiVersion": "platform.example.org/v1", "kind": "XBucket",
+                                  "name": "orders-db-24ad43c5" }),
+        },
+        Case {
+            reason: "another group",
+            resource_ref: json!({ "apiVersion": "other.example.org/v1", "kind": "XPostgresDatabase",
+                                  "name": "orders-db-24ad43c5" }),
+        },
+        Case {
+            reason: "an empty name",
+            resource_ref: json!({ "apiVersion": "platform.example.org/v1", "kind": "XPostgresDatabase",
+                                  "name": "" }),
+        },
+    ];
+    for case in cases {
+        let mut c = claim(json!({}));
+        c.data["status"]["resourceRef"] = case.resource_ref;
+        assert_eq!(bound_composite_name(&c, &xrd()), None, "{}", case.reason);
+    }
 }

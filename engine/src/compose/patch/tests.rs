@@ -121,7 +121,9 @@ fn apply_patch_from_composite() {
             patch: json!({"fromFieldPath": "spec.parameters.size", "toFieldPath": "spec.tier",
                 "transforms": [{"type": "map", "map": {"large": "gold"}}]}),
             resource: json!({}),
-            want: Err("transform 0 (map): key \"small\" is not in the map"),
+            want: Err(
+                "field spec.parameters.size: transform 0 (map): input is not a key of the map",
+            ),
         },
         Case {
             reason: "FromCompositeFieldPath without fromFieldPath is an error",
@@ -209,7 +211,7 @@ fn apply_patch_from_composite() {
                 "combine": {"strategy": "string", "string": {"fmt": "%s"},
                     "variables": [{"fromFieldPath": "spec.parameters.size"}, {"fromFieldPath": "spec.parameters.size"}]}}),
             resource: json!({}),
-            want: Err("format \"%s\" has 1 verb(s) for 2 value(s)"),
+            want: Err("field spec.x: format \"%s\" has 1 verb(s) for 2 value(s)"),
         },
         Case {
             reason: "an unexpanded PatchSet patch is an error",

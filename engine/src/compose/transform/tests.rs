@@ -35,10 +35,10 @@ fn map() {
             want: Ok(json!({"class": "db.m5", "n": 2})),
         },
         Case {
-            reason: "a missing key is an error naming the key and the transform index",
+            reason: "a missing key is an error naming the transform index, not the key: it may be a secret",
             transform: m.clone(),
             input: json!("medium"),
-            want: Err("transform 3 (map): key \"medium\" is not in the map"),
+            want: Err("transform 3 (map): input is not a key of the map"),
         },
         Case {
             reason: "non-string input is an error, as in Crossplane",
@@ -160,7 +160,7 @@ fn math() {
             reason: "overflow is an error, not a wrapped number",
             transform: json!({"type": "math", "math": {"multiply": 2}}),
             input: json!(i64::MAX),
-            want: Err("transform 3 (math): 9223372036854775807 * 2 overflows a 64-bit integer"),
+            want: Err("transform 3 (math): input * 2 overflows a 64-bit integer"),
         },
         Case {
             reason: "ClampMin raises a smaller value to the minimum",
@@ -370,9 +370,7 @@ fn string_convert() {
             reason: "FromBase64 of invalid input is an error",
             transform: conv("FromBase64"),
             input: json!("not base64!"),
-            want: Err(
-                "transform 3 (string): input is not valid base64: Invalid symbol 32, offset 3.",
-            ),
+            want: Err("transform 3 (string): input is not valid base64"),
         },
         Case {
             reason: "ToJson writes Go's JSON: sorted keys, HTML-safe escapes",
@@ -459,7 +457,7 @@ fn convert() {
             reason: "string to int64 that is not a number is an error",
             transform: to("int", None),
             input: json!("4.2"),
-            want: Err("transform 3 (convert): cannot convert \"4.2\" to int64"),
+            want: Err("transform 3 (convert): cannot convert the input string to int64"),
         },
         Case {
             reason: "string to bool accepts Go's spellings",
@@ -471,7 +469,7 @@ fn convert() {
             reason: "string to bool rejects others",
             transform: to("bool", None),
             input: json!("yes"),
-            want: Err("transform 3 (convert): cannot convert \"yes\" to bool"),
+            want: Err("transform 3 (convert): cannot convert the input string to bool"),
         },
         Case {
             reason: "string to float64",
@@ -490,7 +488,7 @@ fn convert() {
             transform: to("float64", Some("quantity")),
             input: json!("lots"),
             want: Err(
-                "transform 3 (convert): \"lots\" is not a valid quantity (e.g. 250m, 1.5, 10Gi, 1e3)",
+                "transform 3 (convert): input is not a valid quantity (e.g. 250m, 1.5, 10Gi, 1e3)",
             ),
         },
         Case {
@@ -510,7 +508,7 @@ fn convert() {
             transform: to("object", Some("json")),
             input: json!("[1]"),
             want: Err(
-                "transform 3 (convert): cannot convert \"[1]\" to an object; it is not a JSON object",
+                "transform 3 (convert): cannot convert the input string to an object; it is not a JSON object",
             ),
         },
         Case {

@@ -76,7 +76,7 @@ fn observed_render_lists_secret_keys_but_never_their_values() {
         out.contains("message: 'Waiting for resources: database, grant'"),
         "{out}"
     );
-    assert!(out.contains("# resources[2] 'grant': Grant orders-db-24ad43c5-grant; not created yet: waits for database"), "{out}");
+    assert!(out.contains("# resources[2] 'grant': Grant orders-db-24ad43c52a215a6f-grant; not created yet: waits for database"), "{out}");
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn observed_objects_that_belong_to_nothing_are_noted_and_ignored() {
     );
     assert!(
         out.contains(
-            "'role': Role orders-db-24ad43c5-role; not observed: the controller creates it now"
+            "'role': Role orders-db-24ad43c52a215a6f-role; not observed: the controller creates it now"
         ),
         "{out}"
     );

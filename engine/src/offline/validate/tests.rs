@@ -105,7 +105,7 @@ fn broken_compositions_and_claims_are_reported_as_file_resource_message() {
                 .iter()
                 .enumerate()
                 .map(|(i, r)| format!(
-                    "{comp} resources[{i}] '{r}' patch 0 (patch set 'common', patch 0): transform 0 (map): key \"Orphan\" is not in the map"
+                    "{comp} resources[{i}] '{r}' patch 0 (patch set 'common', patch 0): transform 0 (map): input is not a key of the map, for the known input value \"Orphan\""
                 ))
                 .collect(),
         ),

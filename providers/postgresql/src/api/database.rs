@@ -80,6 +80,7 @@ pub struct DatabaseParameters {
 
     /// How many concurrent connections can be made to the database; -1 means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1, max = i32::MAX))]
     pub connection_limit: Option<i32>,
 
     /// Whether anyone can connect to the database. false prevents all new connections.
@@ -125,6 +126,7 @@ pub struct DatabaseObservation {
     pub template: Option<String>,
     /// Connection limit; -1 means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1, max = i32::MAX))]
     pub connection_limit: Option<i32>,
     /// Whether connections are allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

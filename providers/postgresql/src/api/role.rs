@@ -64,6 +64,7 @@ pub struct RoleParameters {
 
     /// How many concurrent connections the role can make; -1 means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1, max = i32::MAX))]
     pub connection_limit: Option<i32>,
 
     /// Role-specific defaults of run-time parameters (ALTER ROLE ... SET), e.g.
@@ -142,6 +143,7 @@ pub struct RoleObservation {
     pub privileges: RolePrivileges,
     /// The role's connection limit in PostgreSQL; -1 means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1, max = i32::MAX))]
     pub connection_limit: Option<i32>,
     /// The role's parameter defaults in PostgreSQL (pg_roles.rolconfig).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -14,6 +14,7 @@
 use serde_json::Value;
 
 use super::fieldpath::describe;
+use super::limits::MAX_FORMAT_WIDTH;
 
 /// Formats `args` with the Go-style `format`.
 pub(crate) fn sprintf(format: &str, args: &[&Value]) -> Result<String, String> {
@@ -64,6 +65,14 @@ pub(crate) fn sprintf(format: &str, args: &[&Value]) -> Result<String, String> {
         if chars.peek() == Some(&'.') {
             chars.next();
             spec.precision = Some(take_number(&mut chars).unwrap_or(0));
+        }
+        // Checked before formatting: the padding is allocated at once.
+        for (what, n) in [("width", spec.width), ("precision", spec.precision)] {
+            if let Some(n) = n.filter(|n| *n > MAX_FORMAT_WIDTH) {
+                return Err(format!(
+                    "format {format:?}: {what} {n} is larger than the limit of {MAX_FORMAT_WIDTH}"
+                ));
+            }
         }
         let Some(verb) = chars.next() else {
             return Err(format!("format {format:?} ends with an incomplete verb"));
