@@ -25,7 +25,7 @@ use crate::api::composition::{
 };
 use crate::compose::{ObservedResource, RenderedResource, dependency_order, is_ready, observe};
 use crate::managed::secret;
-use crate::runtime::now;
+use crate::scaffold::now;
 
 /// What a reconcile found and did, for the status write.
 #[derive(Debug, Default)]

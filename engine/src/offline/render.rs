@@ -2,7 +2,7 @@
 //! composed resources out, as the controllers would apply them, using their functions:
 //!
 //! 1. a claim becomes its composite with [`crate::claim::bind::desired_composite`], that
-//!    is [`crate::xr::claim_to_composite`] (after
+//!    is [`crate::claim::claim_to_composite`] (after
 //!    the claim CRD's schema defaults, as the API server applies them);
 //! 2. the Composition is chosen with [`crate::composite::select::select_composition`];
 //! 3. [`crate::compose::render()`] renders the composed resources;

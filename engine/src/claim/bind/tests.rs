@@ -48,7 +48,7 @@ fn composite_gets_the_claim_spec_claim_ref_labels_and_a_secret_in_the_claim_name
         "writeConnectionSecretToRef": { "name": "orders-db-conn" },
     }));
     let got = desired_composite(&c, &xrd()).expect("a claim of the XRD");
-    let name = crate::xr::claim_composite_name("team-a", "orders-db");
+    let name = crate::naming::claim_composite_name("team-a", "orders-db");
     assert_eq!(
         got,
         json!({
