@@ -14,6 +14,7 @@ pub mod claim;
 pub mod compose;
 pub mod composite;
 pub mod composition_controllers;
+pub mod composition_options;
 pub mod managed;
 pub mod naming;
 pub mod offline;

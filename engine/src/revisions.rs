@@ -29,7 +29,7 @@ use crate::api::composition::{
     Composition, CompositionRevision, CompositionSpec, LABEL_COMPOSITION_HASH,
     LABEL_COMPOSITION_NAME,
 };
-use crate::composition_controllers::options::CompositionOptions;
+use crate::composition_options::CompositionOptions;
 use crate::scaffold::{self, Backoff};
 
 /// Hex digits of the spec hash used in revision names and labels.

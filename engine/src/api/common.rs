@@ -1,5 +1,6 @@
-//! Fields and types that every managed resource and every ProviderConfig shares
-//! (DESIGN.md 3.1), plus the annotation and condition vocabulary of the engine.
+//! Fields and types that every managed resource and every ProviderConfig shares (see
+//! `docs/architecture.md`, "Managed resources"), plus the annotation and condition
+//! vocabulary of the engine.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -17,7 +17,7 @@ use tracing::{debug, instrument};
 use super::bind;
 use crate::api::common::{Condition, capitalize, condition_type, find_condition, set_condition};
 use crate::api::xrd::CompositeResourceDefinition;
-use crate::composition_controllers::options::{CompositionOptions, FINALIZER};
+use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::naming::claim_composite_name;
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next};
 

@@ -66,7 +66,7 @@ use self::watch::ChildWatches;
 use crate::api::common::Condition;
 use crate::api::composition::{Composition, CompositionRevision, LABEL_COMPOSITION_NAME};
 use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
-use crate::composition_controllers::options::{CompositionOptions, FINALIZER};
+use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::scaffold::{self, Backoff, FinalizerError, Next, jitter, now};
 
 /// How soon a composite being deleted is looked at again while its resources go (their

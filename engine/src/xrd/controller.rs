@@ -23,7 +23,7 @@ use super::crd::{ANNOTATION_XRD, LABEL_XRD_CRD, claim_crd, composite_crd};
 use super::resources::{claim_resource, composite_resource};
 use crate::api::common::capitalize;
 use crate::api::xrd::CompositeResourceDefinition;
-use crate::composition_controllers::options::{CompositionOptions, FINALIZER};
+use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next};
 
 /// Kubernetes failures of the XRD controller. Problems with the XRD itself are not

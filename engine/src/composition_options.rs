@@ -1,6 +1,6 @@
 //! Settings and the finalizer shared by the composition controllers (XRD, composite,
 //! claim, revisions): a leaf module, so that each controller can use it while
-//! [`super::run_controllers`] starts them.
+//! `composition_controllers::run_controllers` starts them.
 
 use std::time::Duration;
 

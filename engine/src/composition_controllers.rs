@@ -9,12 +9,10 @@
 //!  revisions::run_revisions: a CompositionRevision per Composition spec
 //! ```
 //!
-//! [`options`] is a leaf: the controllers use it, and this module starts them, so the
-//! dependencies point one way.
+//! Their settings live in the leaf module `composition_options`: the controllers use it,
+//! and this module starts them, so the dependencies point one way.
 
-pub mod options;
-
-pub use options::{CompositionOptions, FINALIZER};
+pub use crate::composition_options::{CompositionOptions, FINALIZER};
 
 /// Runs every composition controller: XRDs (which start the composite and claim
 /// controllers of each XRD) and Composition revisions, until the process is asked to stop.
