@@ -187,3 +187,7 @@ where
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "finalizer_tests.rs"]
+mod tests;
