@@ -6,6 +6,9 @@
 //!        └──────────────────────────────┘                                 ▼
 //!                                                                 external API (SQL, Vault, ...)
 //! ```
+//!
+//! Every controller runs on [`scaffold`]. The layers, the module map and the way
+//! dependencies point are described in `docs/architecture.md`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
