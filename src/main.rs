@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tessera_engine::composition_controllers::CompositionOptions;
 use tessera_engine::managed::ControllerOptions;
-use tessera_engine::xr::CompositionOptions;
 
 /// Tessera: a composition engine for external resources.
 #[derive(Parser)]
@@ -138,7 +138,7 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         poll_interval: opts.poll_interval,
         max_concurrent_reconciles: opts.max_concurrent_reconciles,
     };
-    tasks.spawn(tessera_engine::xr::run_controllers(
+    tasks.spawn(tessera_engine::composition_controllers::run_controllers(
         client.clone(),
         composition,
     ));

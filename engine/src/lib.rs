@@ -6,6 +6,9 @@
 //!        └──────────────────────────────┘                                 ▼
 //!                                                                 external API (SQL, Vault, ...)
 //! ```
+//!
+//! Every controller runs on [`scaffold`]. The layers, the module map and the way
+//! dependencies point are described in `docs/architecture.md`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -13,11 +16,13 @@ pub mod api;
 pub mod claim;
 pub mod compose;
 pub mod composite;
+pub mod composition_controllers;
+pub mod composition_options;
 pub mod connection_secret;
 pub mod managed;
+pub mod naming;
 pub mod objects;
 pub mod offline;
 pub mod revisions;
-pub mod runtime;
-pub mod xr;
+pub mod scaffold;
 pub mod xrd;

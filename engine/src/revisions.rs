@@ -16,21 +16,21 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tracing::{debug, instrument, warn};
+use tracing::instrument;
 
 use crate::api::composition::{
     Composition, CompositionRevision, CompositionSpec, LABEL_COMPOSITION_HASH,
     LABEL_COMPOSITION_NAME,
 };
-use crate::xr::CompositionOptions;
+use crate::composition_options::CompositionOptions;
+use crate::scaffold::{self, Backoff};
 
 /// Hex digits of the spec hash used in revision names and labels.
 const HASH_LEN: usize = 7;
@@ -178,6 +178,13 @@ struct Ctx {
     client: kube::Client,
     recorder: Recorder,
     opts: CompositionOptions,
+    backoff: Backoff,
+}
+
+impl scaffold::Context for Ctx {
+    fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
 }
 
 /// Runs the CompositionRevision controller until the process is asked to stop.
@@ -192,38 +199,17 @@ struct Ctx {
 /// Revision names are deterministic (`<composition>-<hash>`) and written with server-side
 /// apply, so a crash or a second controller never creates two revisions of one spec.
 pub async fn run_revisions(client: kube::Client, opts: CompositionOptions) {
-    let compositions: Api<Composition> = Api::all(client.clone());
     let revisions: Api<CompositionRevision> = Api::all(client.clone());
-    let reporter = Reporter {
-        controller: opts.field_manager.clone(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
+    let controller = scaffold::controller(Api::<Composition>::all(client.clone()), ())
+        .owns(revisions, watcher::Config::default().any_semantic());
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),
         client,
         opts,
+        backoff: Backoff::default(),
     });
-    Controller::new(compositions, watcher::Config::default().any_semantic())
-        .owns(revisions, watcher::Config::default().any_semantic())
-        .with_config(Config::default().concurrency(concurrency))
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                debug!(error = %e, "revision reconcile loop");
-            }
-        })
-        .await;
-}
-
-fn error_policy(comp: Arc<Composition>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    warn!(name = %comp.name_any(), error = %err, "revision reconcile failed");
-    Action::requeue(
-        ctx.opts
-            .poll_interval
-            .min(std::time::Duration::from_secs(10)),
-    )
+    scaffold::run(controller, concurrency, reconcile, ctx).await;
 }
 
 #[instrument(skip_all, fields(kind = "Composition", name = %comp.name_any()))]
@@ -240,7 +226,10 @@ async fn reconcile(comp: Arc<Composition>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let infos: Vec<RevisionInfo> = existing.items.iter().map(RevisionInfo::of).collect();
     let hash = spec_hash(&comp.spec);
     let (rev_name, revision, created) = match plan(&name, &hash, &infos) {
-        RevisionPlan::UpToDate => return Ok(Action::requeue(ctx.opts.poll_interval)),
+        RevisionPlan::UpToDate => {
+            ctx.backoff.reset(comp.as_ref());
+            return Ok(Action::requeue(ctx.opts.poll_interval));
+        }
         RevisionPlan::Create { name, revision } => (name, revision, true),
         RevisionPlan::Renumber { name, revision } => (name, revision, false),
     };
@@ -265,9 +254,8 @@ async fn reconcile(comp: Arc<Composition>, ctx: Arc<Ctx>) -> Result<Action, Erro
         action: "CreateRevision".to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &comp.object_ref(&())).await {
-        warn!(name = %name, error = %e, "failed to publish event");
-    }
+    scaffold::publish_event(&ctx.recorder, comp.as_ref(), &(), event).await;
+    ctx.backoff.reset(comp.as_ref());
     Ok(Action::requeue(ctx.opts.poll_interval))
 }
 

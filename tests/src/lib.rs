@@ -655,8 +655,8 @@ pub fn kubectl(env: &TestEnv, args: &[&str]) -> String {
 
 /// Options of the composition controllers in tests: a short poll interval, so that
 /// safety-net requeues happen within the tests' timeouts.
-pub fn composition_test_options() -> tessera_engine::xr::CompositionOptions {
-    tessera_engine::xr::CompositionOptions {
+pub fn composition_test_options() -> tessera_engine::composition_controllers::CompositionOptions {
+    tessera_engine::composition_controllers::CompositionOptions {
         poll_interval: Duration::from_secs(5),
         ..Default::default()
     }
@@ -670,7 +670,11 @@ pub fn start_composition_controllers_in_process(env: &TestEnv) {
     STARTED.get_or_init(|| {
         spawn_on_own_runtime(env, |env| async move {
             let client = env.kube().await;
-            tessera_engine::xr::run_controllers(client, composition_test_options()).await;
+            tessera_engine::composition_controllers::run_controllers(
+                client,
+                composition_test_options(),
+            )
+            .await;
         });
     });
 }
@@ -726,11 +730,11 @@ pub fn start_composite_controller_in_process(
     STARTED.get_or_init(|| {
         spawn_on_own_runtime(env, |env| async move {
             let client = env.kube().await;
-            let opts = tessera_engine::xr::CompositionOptions {
+            let opts = tessera_engine::composition_controllers::CompositionOptions {
                 poll_interval: Duration::from_secs(5),
                 ..Default::default()
             };
-            let xr = tessera_engine::xr::composite_resource(&xrd)
+            let xr = tessera_engine::xrd::composite_resource(&xrd)
                 .expect("the XRD has a referenceable version");
             let revisions = tessera_engine::revisions::run_revisions(client.clone(), opts.clone());
             let composites =

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tessera_engine::xr::claim_composite_name;
+use tessera_engine::naming::claim_composite_name;
 use tessera_tests::{
     PG_API, TestEnv, apply, condition, delete_in, get, get_in, install_crds,
     install_postgres_platform, kubectl, namespace, secret_data,

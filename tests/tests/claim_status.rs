@@ -11,10 +11,9 @@ use kube::discovery::ApiResource;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tessera_engine::api::xrd::CompositeResourceDefinition;
-use tessera_engine::xr::{
-    claim_composite_name, claim_resource, composite_resource, legacy_claim_composite_name,
-};
+use tessera_engine::naming::{claim_composite_name, legacy_claim_composite_name};
 use tessera_engine::xrd::{claim_crd, composite_crd};
+use tessera_engine::xrd::{claim_resource, composite_resource};
 use tessera_tests::{
     TestEnv, TestKinds, apply, composition_test_options, condition, delete, delete_in,
     events_about, get, get_in, kubectl, namespace, record_reconciles, unique, wait_crd_established,
@@ -65,7 +64,7 @@ impl Isolated {
             Arc::new(xrd),
             claim.clone(),
             xr.clone(),
-            tessera_engine::xr::CompositionOptions {
+            tessera_engine::composition_controllers::CompositionOptions {
                 // Long: the claim must follow its composite through the watch, not a poll.
                 poll_interval: Duration::from_secs(300),
                 ..composition_test_options()

@@ -60,7 +60,7 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
         composite
             .finalizers()
             .iter()
-            .any(|f| f == tessera_engine::xr::FINALIZER)
+            .any(|f| f == tessera_engine::composition_controllers::FINALIZER)
     );
     for (template, kind) in [
         ("role", "Role"),

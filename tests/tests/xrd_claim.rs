@@ -10,7 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tessera_engine::xr::claim_composite_name;
+use tessera_engine::naming::claim_composite_name;
 use tessera_tests::{
     TestEnv, TestKinds, XRD_API_VERSION, apply, condition, delete, delete_in, events_about, get,
     get_in, install_crds, kubectl, namespace, start_composition_controllers_in_process, unique,
@@ -69,7 +69,7 @@ async fn applied_xrd_offers_established_composite_and_claim_crds_that_kubectl_ex
     assert!(
         xrd.finalizers()
             .iter()
-            .any(|f| f == tessera_engine::xr::FINALIZER),
+            .any(|f| f == tessera_engine::composition_controllers::FINALIZER),
         "the XRD carries the finalizer"
     );
 
@@ -284,7 +284,7 @@ async fn claim_creates_its_composite_binds_in_status_and_never_writes_its_spec()
         bound
             .finalizers()
             .iter()
-            .any(|f| f == tessera_engine::xr::FINALIZER)
+            .any(|f| f == tessera_engine::composition_controllers::FINALIZER)
     );
     assert!(
         events_about(&client, &ns, "orders-db")

@@ -1,5 +1,6 @@
-//! Fields and types that every managed resource and every ProviderConfig shares
-//! (DESIGN.md 3.1), plus the annotation and condition vocabulary of the engine.
+//! Fields and types that every managed resource and every ProviderConfig shares (see
+//! `docs/architecture.md`, "Managed resources"), plus the annotation and condition
+//! vocabulary of the engine.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,6 +79,60 @@ impl Condition {
         }
     }
 
+    /// `Ready=True/Available`: the resource is up and usable.
+    pub fn available() -> Self {
+        Condition::new(condition_type::READY, true, reason::AVAILABLE, "")
+    }
+
+    /// `Ready=False/Creating`: the resource is being made (add what it waits for with
+    /// [`Condition::with_message`]).
+    pub fn creating() -> Self {
+        Condition::new(condition_type::READY, false, reason::CREATING, "")
+    }
+
+    /// `Ready=False/Deleting`: the resource is going.
+    pub fn deleting() -> Self {
+        Condition::new(condition_type::READY, false, reason::DELETING, "")
+    }
+
+    /// `Ready=False/Unavailable`: the resource exists but cannot be used, because of `message`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Condition::new(condition_type::READY, false, reason::UNAVAILABLE, message)
+    }
+
+    /// `Synced=True/ReconcileSuccess`: the last reconcile did everything it had to.
+    pub fn reconcile_success() -> Self {
+        Condition::new(condition_type::SYNCED, true, reason::RECONCILE_SUCCESS, "")
+    }
+
+    /// `Synced=False/ReconcileError`: the last reconcile failed, because of `message`.
+    pub fn reconcile_error(message: impl Into<String>) -> Self {
+        Condition::new(
+            condition_type::SYNCED,
+            false,
+            reason::RECONCILE_ERROR,
+            message,
+        )
+    }
+
+    /// `Synced=False/ReconcilePaused`: the `tessera.dev/paused` annotation stops reconciles.
+    pub fn reconcile_paused() -> Self {
+        Condition::new(
+            condition_type::SYNCED,
+            false,
+            reason::RECONCILE_PAUSED,
+            "Reconciliation is paused by the tessera.dev/paused annotation; remove it to resume",
+        )
+    }
+
+    /// The same condition with `message`.
+    pub fn with_message(self, message: impl Into<String>) -> Self {
+        Condition {
+            message: message.into(),
+            ..self
+        }
+    }
+
     /// Whether the condition says `True`.
     pub fn is_true(&self) -> bool {
         self.status == "True"
@@ -118,6 +173,16 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition, now: &
             conditions.push(new);
             true
         }
+    }
+}
+
+/// `s` with a capital first letter: condition messages start with one (as Kubernetes'
+/// own do), while error messages are lower-case so they read inside other messages.
+pub fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -325,6 +390,65 @@ impl fmt::Debug for ConnectionDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_conditions_carry_their_type_status_and_reason() {
+        let cases = [
+            (
+                "available",
+                Condition::available(),
+                ("Ready", "True", "Available"),
+            ),
+            (
+                "creating",
+                Condition::creating(),
+                ("Ready", "False", "Creating"),
+            ),
+            (
+                "deleting",
+                Condition::deleting(),
+                ("Ready", "False", "Deleting"),
+            ),
+            (
+                "unavailable",
+                Condition::unavailable("down"),
+                ("Ready", "False", "Unavailable"),
+            ),
+            (
+                "success",
+                Condition::reconcile_success(),
+                ("Synced", "True", "ReconcileSuccess"),
+            ),
+            (
+                "error",
+                Condition::reconcile_error("bad"),
+                ("Synced", "False", "ReconcileError"),
+            ),
+            (
+                "paused",
+                Condition::reconcile_paused(),
+                ("Synced", "False", "ReconcilePaused"),
+            ),
+        ];
+        for (reason, c, (type_, status, why)) in cases {
+            assert_eq!(
+                (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+                (type_, status, why),
+                "{reason}"
+            );
+        }
+        assert_eq!(Condition::reconcile_error("Bad spec").message, "Bad spec");
+        assert_eq!(
+            Condition::creating().with_message("Waiting").message,
+            "Waiting"
+        );
+    }
+
+    #[test]
+    fn messages_are_capitalised() {
+        assert_eq!(capitalize("no composition"), "No composition");
+        assert_eq!(capitalize(""), "");
+    }
 
     #[test]
     fn connection_details_debug_never_prints_values() {

@@ -8,10 +8,10 @@ use kube::discovery::ApiResource;
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
+use super::to_composite::{ClaimToCompositeError, claim_to_composite};
 use crate::api::common::{Condition, condition_type, find_condition, reason};
 use crate::api::xrd::CompositeResourceDefinitionSpec;
 use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
-use crate::xr::{ClaimToCompositeError, claim_to_composite};
 
 /// Event reasons of claims. PascalCase and stable.
 pub mod reasons {
@@ -27,7 +27,7 @@ pub mod reasons {
 /// composite is never replaced by a second one.
 ///
 /// `None` for a claim not bound yet: its composite is then named by
-/// [`claim_composite_name`](crate::xr::claim_composite_name), unless a composite of the
+/// [`claim_composite_name`](crate::naming::claim_composite_name), unless a composite of the
 /// earlier scheme already belongs to it.
 pub fn bound_composite_name(
     claim: &DynamicObject,
@@ -123,21 +123,12 @@ pub fn conditions_from(xr: &DynamicObject) -> (Condition, Condition) {
         |c: &Condition| matches!((c.observed_generation, generation), (Some(o), Some(g)) if o < g);
 
     let ready = match find_condition(&conditions, condition_type::READY) {
-        None => Condition::new(
-            condition_type::READY,
-            false,
-            reason::CREATING,
-            format!("Waiting for composite {name} to become ready"),
-        ),
-        Some(c) if stale(c) => Condition::new(
-            condition_type::READY,
-            false,
-            reason::CREATING,
-            format!("Waiting for composite {name} to apply its latest spec"),
-        ),
-        Some(c) if c.is_true() => {
-            Condition::new(condition_type::READY, true, reason::AVAILABLE, "")
-        }
+        None => Condition::creating()
+            .with_message(format!("Waiting for composite {name} to become ready")),
+        Some(c) if stale(c) => Condition::creating().with_message(format!(
+            "Waiting for composite {name} to apply its latest spec"
+        )),
+        Some(c) if c.is_true() => Condition::available(),
         Some(c) => Condition {
             status: c.status.clone(),
             ..Condition::new(
@@ -162,7 +153,7 @@ pub fn conditions_from(xr: &DynamicObject) -> (Condition, Condition) {
                 explain(&name, &c.message, "Composite {} is not synced"),
             )
         },
-        _ => Condition::new(condition_type::SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+        _ => Condition::reconcile_success(),
     };
     (ready, synced)
 }
@@ -176,7 +167,7 @@ pub fn deleting_conditions(xr: &DynamicObject) -> (Condition, Condition) {
     } else {
         synced.message.clone()
     };
-    let ready = Condition::new(condition_type::READY, false, reason::DELETING, message);
+    let ready = Condition::deleting().with_message(message);
     (ready, synced)
 }
 

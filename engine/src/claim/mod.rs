@@ -15,9 +15,13 @@
 //!
 //! - `bind`: the decisions as pure functions (desired composite, ownership, conditions,
 //!   events).
+//! - `to_composite`: the composite a claim becomes ([`claim_to_composite`]), shared with
+//!   `tessera render`.
 //! - `reconciler`: the Kubernetes side ([`run`]).
 
 pub mod bind;
 mod reconciler;
+mod to_composite;
 
 pub use reconciler::{Error, run};
+pub use to_composite::{ClaimToCompositeError, claim_to_composite};

@@ -1,26 +1,25 @@
 //! The Kubernetes side of the claim controller: watches, finalizer, applying the
 //! composite, status and events.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
-use tracing::{debug, instrument, warn};
+use tracing::{debug, instrument};
 
 use super::bind;
-use crate::api::common::{Condition, condition_type, find_condition, reason, set_condition};
+use crate::api::common::{Condition, capitalize, condition_type, find_condition, set_condition};
 use crate::api::xrd::CompositeResourceDefinition;
-use crate::runtime::{self as support, Backoff, capitalize};
-use crate::xr::{CompositionOptions, FINALIZER, claim_composite_name, legacy_claim_composite_name};
+use crate::composition_options::{CompositionOptions, FINALIZER};
+use crate::naming::{claim_composite_name, legacy_claim_composite_name};
+use crate::scaffold::{self, Backoff, Event, FinalizerError, Next};
 
 /// Kubernetes failures of the claim controller. Problems a person has to fix become
 /// conditions and events instead.
@@ -76,28 +75,10 @@ pub async fn run(
     opts: CompositionOptions,
 ) {
     let manager = format!("{}/claim", opts.field_manager);
-    let reporter = Reporter {
-        controller: manager.clone(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let claim_writer = reflector::store::Writer::new(claim.clone());
-    let claim_reader = claim_writer.as_reader();
-    // Our own status writes change none of these, so they do not trigger a reconcile.
-    let trigger = |c: &DynamicObject| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        c.meta().generation.hash(&mut h);
-        c.finalizers().hash(&mut h);
-        c.meta().deletion_timestamp.is_some().hash(&mut h);
-        Some(h.finish())
-    };
-    let claims = watcher(
+    let controller = scaffold::controller(
         Api::<DynamicObject>::all_with(client.clone(), &claim),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .reflect(claim_writer)
-    .applied_objects()
-    .predicate_filter(trigger, Default::default());
+        claim.clone(),
+    );
 
     let xr_writer = reflector::store::Writer::new(xr.clone());
     let composites = xr_writer.as_reader();
@@ -113,36 +94,34 @@ pub async fn run(
         bind::claim_of(&x)
             .map(|(ns, name)| ObjectRef::new_with(&name, claim_ar.clone()).within(&ns))
     };
+    let controller = controller.watches_stream_with(xr_events, to_claim, xr.clone());
 
     tracing::info!(xrd = %xrd.name_any(), kind = %claim.kind, "claim controller starting");
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: scaffold::recorder(client.clone(), manager.clone()),
         client,
         opts,
         manager,
         xrd,
-        claim: claim.clone(),
-        xr: xr.clone(),
+        claim,
+        xr,
         composites,
         backoff: Backoff::default(),
     });
-    Controller::for_stream_with(claims, claim_reader, claim)
-        .watches_stream_with(xr_events, to_claim, xr)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                debug!(error = %e, "claim reconcile loop");
-            }
-        })
-        .await;
+    scaffold::run(controller, concurrency, reconcile, ctx).await;
 }
 
-fn error_policy(claim: Arc<DynamicObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    warn!(name = %claim.name_any(), namespace = ?claim.namespace(), error = %err, "claim reconcile failed");
-    Action::requeue(ctx.backoff.next(&key(&claim), Duration::from_secs(60)))
+impl scaffold::Context for Ctx {
+    fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+}
+
+impl From<FinalizerError> for Error {
+    fn from(e: FinalizerError) -> Self {
+        Error::Finalizer(e.object, e.source)
+    }
 }
 
 fn key(claim: &DynamicObject) -> String {
@@ -156,98 +135,111 @@ fn key(claim: &DynamicObject) -> String {
 #[instrument(skip(claim, ctx), fields(kind = %ctx.claim.kind, name = %claim.name_any(), namespace = ?claim.namespace()))]
 async fn reconcile(claim: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let namespace = claim.namespace().unwrap_or_default();
-    let name = claim.name_any();
     let claims: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &namespace, &ctx.claim);
-    let xr_name = match bind::bound_composite_name(&claim, &ctx.xrd.spec) {
-        Some(bound) => bound,
-        None => ctx.unbound_composite_name(&namespace, &name).await?,
-    };
-    if claim.meta().deletion_timestamp.is_some() {
-        if !claim.finalizers().iter().any(|f| f == FINALIZER) {
-            return Ok(Action::await_change());
+    scaffold::finalizer(&claims, FINALIZER, claim, |event| async {
+        match event {
+            Event::Apply(claim) => ctx.apply(&claim).await.map(Next::Requeue),
+            Event::Cleanup(claim) => ctx.finalize(&claim).await,
         }
-        return ctx.finalize(&claims, &claim, &xr_name).await;
-    }
-    support::add_finalizer(&claims, &claim, FINALIZER)
-        .await
-        .map_err(|e| Error::Finalizer(key(&claim), e))?;
-
-    let poll = support::jitter(ctx.opts.poll_interval, 0.1);
-    let existing = ctx.composite(&xr_name, false).await?;
-    if let Some(message) = bind::conflict(&namespace, &name, existing.as_ref()) {
-        ctx.write_failure(&claim, &xr_name, reason::UNAVAILABLE, message, None)
-            .await?;
-        return Ok(Action::requeue(poll));
-    }
-
-    let desired = match bind::desired_composite(&claim, &ctx.xrd.spec, &xr_name) {
-        Ok(desired) => desired,
-        Err(e) => {
-            let message = capitalize(&e.to_string());
-            ctx.write_failure(&claim, &xr_name, reason::CREATING, message, None)
-                .await?;
-            return Ok(Action::requeue(poll));
-        }
-    };
-    // Skip the apply when the composite already holds exactly what this claim asks for:
-    // a no-op apply changes nothing but is still a write request, every poll, per claim.
-    let live = existing
-        .as_ref()
-        .and_then(|xr| serde_json::to_value(xr).ok());
-    let unchanged =
-        existing.is_some() && !crate::objects::needs_apply(&desired, live.as_ref(), &ctx.manager);
-    let params = PatchParams::apply(&ctx.manager).force();
-    let result = match existing.clone() {
-        Some(xr) if unchanged => Ok(xr),
-        _ => {
-            ctx.xr_api()
-                .patch(&xr_name, &params, &Patch::Apply(&desired))
-                .await
-        }
-    };
-    let applied = match result {
-        Ok(xr) => xr,
-        // The API server refused the composite (e.g. a field the schema forbids): the
-        // claim has to change.
-        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => {
-            let message = format!("Cannot apply composite {xr_name}: {}", s.message);
-            let rref = existing
-                .as_ref()
-                .map(|_| bind::resource_ref(&ctx.xr, &xr_name));
-            ctx.write_failure(&claim, &xr_name, reason::CREATING, message, rref)
-                .await?;
-            return Ok(Action::requeue(poll));
-        }
-        Err(e) => return Err(Error::Composite("apply", xr_name, e)),
-    };
-    let (ready, synced) = bind::conditions_from(&applied);
-    let rref = Some(bind::resource_ref(&ctx.xr, &xr_name));
-    ctx.write_status(&claim, &xr_name, ready, synced, rref)
-        .await?;
-    ctx.backoff.reset(&key(&claim));
-    Ok(Action::requeue(poll))
+    })
+    .await
 }
 
 impl Ctx {
-    /// Writes Ready=False (with `ready_reason`) and Synced=False/ReconcileError, both
-    /// carrying `message`.
+    /// Applies the claim's composite and reflects its state onto the claim.
+    async fn apply(&self, claim: &DynamicObject) -> Result<Action, Error> {
+        let ctx = self;
+        let namespace = claim.namespace().unwrap_or_default();
+        let name = claim.name_any();
+        let xr_name = ctx.composite_name_of(claim).await?;
+        let poll = scaffold::jitter(ctx.opts.poll_interval, 0.1);
+        let existing = ctx.composite(&xr_name, false).await?;
+        if let Some(message) = bind::conflict(&namespace, &name, existing.as_ref()) {
+            let ready = Condition::unavailable(&message);
+            ctx.write_failure(claim, &xr_name, ready, message, None)
+                .await?;
+            return Ok(Action::requeue(poll));
+        }
+
+        let desired = match bind::desired_composite(claim, &ctx.xrd.spec, &xr_name) {
+            Ok(desired) => desired,
+            Err(e) => {
+                let message = capitalize(&e.to_string());
+                let ready = Condition::creating().with_message(&message);
+                ctx.write_failure(claim, &xr_name, ready, message, None)
+                    .await?;
+                return Ok(Action::requeue(poll));
+            }
+        };
+        // Skip the apply when the composite already holds exactly what this claim asks for:
+        // a no-op apply changes nothing but is still a write request, every poll, per claim.
+        let live = existing
+            .as_ref()
+            .and_then(|xr| serde_json::to_value(xr).ok());
+        let unchanged = existing.is_some()
+            && !crate::objects::needs_apply(&desired, live.as_ref(), &ctx.manager);
+        let params = PatchParams::apply(&ctx.manager).force();
+        let result = match existing.clone() {
+            Some(xr) if unchanged => Ok(xr),
+            _ => {
+                ctx.xr_api()
+                    .patch(&xr_name, &params, &Patch::Apply(&desired))
+                    .await
+            }
+        };
+        let applied = match result {
+            Ok(xr) => xr,
+            // The API server refused the composite (e.g. a field the schema forbids): the
+            // claim has to change.
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => {
+                let message = format!("Cannot apply composite {xr_name}: {}", s.message);
+                let rref = existing
+                    .as_ref()
+                    .map(|_| bind::resource_ref(&ctx.xr, &xr_name));
+                let ready = Condition::creating().with_message(&message);
+                ctx.write_failure(claim, &xr_name, ready, message, rref)
+                    .await?;
+                return Ok(Action::requeue(poll));
+            }
+            Err(e) => return Err(Error::Composite("apply", xr_name, e)),
+        };
+        let (ready, synced) = bind::conditions_from(&applied);
+        let rref = Some(bind::resource_ref(&ctx.xr, &xr_name));
+        ctx.write_status(claim, &xr_name, ready, synced, rref)
+            .await?;
+        ctx.backoff.reset(claim);
+        Ok(Action::requeue(poll))
+    }
+
+    /// Writes `ready` and Synced=False/ReconcileError with `message`.
     async fn write_failure(
         &self,
         claim: &DynamicObject,
         xr_name: &str,
-        ready_reason: &str,
+        ready: Condition,
         message: String,
         rref: Option<Value>,
     ) -> Result<(), Error> {
-        let ready = Condition::new(condition_type::READY, false, ready_reason, &message);
-        let synced = Condition::new(
-            condition_type::SYNCED,
-            false,
-            reason::RECONCILE_ERROR,
-            message,
-        );
+        let synced = Condition::reconcile_error(message);
         self.write_status(claim, xr_name, ready, synced, rref).await
+    }
+
+    /// The name of the claim's composite: the one its status already records, else the
+    /// composite of an earlier version's 8-digit name when it exists and belongs to this
+    /// claim (live objects are never renamed), else the 64-bit name for a new one.
+    async fn composite_name_of(&self, claim: &DynamicObject) -> Result<String, Error> {
+        if let Some(bound) = bind::bound_composite_name(claim, &self.xrd.spec) {
+            return Ok(bound);
+        }
+        let namespace = claim.namespace().unwrap_or_default();
+        let name = claim.name_any();
+        let legacy = legacy_claim_composite_name(&namespace, &name);
+        let existing = self.composite(&legacy, false).await?;
+        Ok(match existing {
+            Some(xr) if bind::conflict(&namespace, &name, Some(&xr)).is_none() => legacy,
+            _ => claim_composite_name(&namespace, &name),
+        })
     }
 
     fn xr_api(&self) -> Api<DynamicObject> {
@@ -256,18 +248,6 @@ impl Ctx {
 
     /// The composite: from the watch cache when `fresh` is false and it is there, else
     /// read from the API server.
-    /// The composite name of a claim without `status.resourceRef`: the name an earlier
-    /// version gave it (8 hex digits) when a composite of that name belongs to the claim
-    /// (its status was lost, or it was never written), else [`claim_composite_name`].
-    async fn unbound_composite_name(&self, namespace: &str, name: &str) -> Result<String, Error> {
-        let legacy = legacy_claim_composite_name(namespace, name);
-        let existing = self.composite(&legacy, false).await?;
-        Ok(match existing {
-            Some(xr) if bind::conflict(namespace, name, Some(&xr)).is_none() => legacy,
-            _ => claim_composite_name(namespace, name),
-        })
-    }
-
     async fn composite(&self, name: &str, fresh: bool) -> Result<Option<DynamicObject>, Error> {
         if !fresh
             && let Some(xr) = self
@@ -283,12 +263,8 @@ impl Ctx {
     }
 
     /// Deletes the claim's composite and keeps the finalizer until the composite is gone.
-    async fn finalize(
-        &self,
-        claims: &Api<DynamicObject>,
-        claim: &DynamicObject,
-        xr_name: &str,
-    ) -> Result<Action, Error> {
+    async fn finalize(&self, claim: &DynamicObject) -> Result<Next, Error> {
+        let xr_name = &self.composite_name_of(claim).await?;
         let namespace = claim.namespace().unwrap_or_default();
         // Fresh, not cached: a stale "gone" would orphan the composite.
         let xr = self.composite(xr_name, true).await?;
@@ -296,10 +272,7 @@ impl Ctx {
             .as_ref()
             .filter(|x| bind::conflict(&namespace, &claim.name_any(), Some(x)).is_none());
         let Some(xr) = ours else {
-            support::remove_finalizer(claims, claim, FINALIZER)
-                .await
-                .map_err(|e| Error::Finalizer(key(claim), e))?;
-            return Ok(Action::await_change());
+            return Ok(Next::Release);
         };
         if xr.meta().deletion_timestamp.is_none() {
             // Background: the composite's own finalizer deletes its composed resources in
@@ -320,9 +293,9 @@ impl Ctx {
         self.write_status(claim, xr_name, ready, synced, rref)
             .await?;
         // The composite watch re-queues when it is gone; the requeue is a safety net.
-        Ok(Action::requeue(
+        Ok(Next::Requeue(Action::requeue(
             self.opts.poll_interval.min(Duration::from_secs(5)),
-        ))
+        )))
     }
 
     /// Writes Ready, Synced, `resourceRef` and `observedGeneration` to the claim's status
@@ -348,7 +321,7 @@ impl Ctx {
             .pointer("/status/observedGeneration")
             .and_then(Value::as_i64);
         let mut conditions = old.clone();
-        let now = support::now();
+        let now = scaffold::now();
         let mut changed = false;
         for c in [ready, synced] {
             let c = Condition {
@@ -391,7 +364,7 @@ impl Ctx {
         for (type_, reason, note) in
             bind::events(xr_name, &old, &conditions, old_ref, resource_ref.as_ref())
         {
-            support::publish(&self.recorder, claim, &self.claim, type_, &reason, note).await;
+            scaffold::publish(&self.recorder, claim, &self.claim, type_, &reason, note).await;
         }
         Ok(())
     }

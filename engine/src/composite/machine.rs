@@ -24,7 +24,7 @@ use crate::api::common::{ConnectionDetails, SecretReference};
 use crate::api::composition::CompositionSpec;
 use crate::compose::{ObservedResource, RenderedResource, observe, render};
 use crate::objects::ObjectKey;
-use crate::runtime::now;
+use crate::scaffold::now;
 
 /// A kind of composed resource whose objects the composite may own.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -53,13 +53,13 @@ use std::time::Duration;
 use futures::{StreamExt, stream};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
-use kube::runtime::controller::{Action, Config};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
-use tracing::{debug, instrument, warn};
+use tracing::instrument;
 
 pub use error::Error;
 
@@ -70,8 +70,8 @@ use self::watch::ChildWatches;
 use crate::api::common::Condition;
 use crate::api::composition::{Composition, CompositionRevision, LABEL_COMPOSITION_NAME};
 use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
-use crate::runtime::{Backoff, jitter, now};
-use crate::xr::{CompositionOptions, FINALIZER};
+use crate::composition_options::{CompositionOptions, FINALIZER};
+use crate::scaffold::{self, Backoff, FinalizerError, Next, jitter, now};
 
 /// How soon a composite being deleted is looked at again while its resources go (their
 /// deletion events usually re-queue it sooner).
@@ -140,36 +140,13 @@ pub async fn run(
             .and_then(|r| r.labels().get(LABEL_COMPOSITION_NAME).cloned())
     });
 
-    let xr_writer = reflector::store::Writer::<DynamicObject>::new(xr.clone());
-    let xrs = xr_writer.as_reader();
-    // Our own status writes change none of these, so they do not trigger a reconcile.
-    let trigger = |o: &DynamicObject| {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        o.meta().generation.hash(&mut h);
-        o.labels().hash(&mut h);
-        o.annotations().hash(&mut h);
-        o.finalizers().hash(&mut h);
-        o.meta().deletion_timestamp.is_some().hash(&mut h);
-        Some(h.finish())
-    };
-    let xr_stream = watcher(
-        Api::all_with(client.clone(), &xr),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .reflect(xr_writer)
-    .applied_objects()
-    .predicate_filter(trigger, Default::default());
+    let controller = scaffold::controller(Api::all_with(client.clone(), &xr), xr.clone());
+    let xrs = controller.store();
 
     let (watches, child_events) = ChildWatches::new(client.clone(), xr.clone());
-    let reporter = Reporter {
-        controller: opts.field_manager.clone(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),
         kinds: Kinds::new(client.clone()),
         xr_type: TypeReference {
             api_version: xr.api_version.clone(),
@@ -183,24 +160,31 @@ pub async fn run(
         revisions,
         caches_ready: [comp_ready, rev_ready],
         watches,
-        failures: Backoff::default(),
+        failures: Backoff::new(MAX_BACKOFF),
     });
     let composition_changes = stream::select(comp_events, rev_events).flat_map({
         let (xrs, xr) = (xrs.clone(), xr.clone());
         move |composition| stream::iter(using_composition(&xrs, &xr, &composition))
     });
-    Controller::for_stream_with(xr_stream, xrs, xr)
-        .with_config(Config::default().concurrency(concurrency))
+    let controller = controller
         .reconcile_on(child_events)
-        .reconcile_on(composition_changes)
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                debug!(error = %e, "composite reconcile loop");
-            }
-        })
-        .await;
+        .reconcile_on(composition_changes);
+    scaffold::run(controller, concurrency, reconcile, ctx).await;
+}
+
+impl scaffold::Context for Ctx {
+    fn backoff(&self) -> &Backoff {
+        &self.failures
+    }
+}
+
+impl From<FinalizerError> for Error {
+    fn from(e: FinalizerError) -> Self {
+        Error::Finalizer {
+            name: e.object,
+            source: Box::new(e.source),
+        }
+    }
 }
 
 /// The composites that use Composition `name`, or have none recorded yet (a new
@@ -220,37 +204,36 @@ fn using_composition(
         .collect()
 }
 
-fn error_policy(xr: Arc<DynamicObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    warn!(name = %xr.name_any(), error = %err, "composite reconcile failed");
-    Action::requeue(ctx.backoff(&xr.name_any()))
-}
-
 #[instrument(skip_all, fields(kind = %ctx.xr.kind, name = %xr.name_any()))]
 async fn reconcile(xr: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     // Selection reads the Composition and revision caches: wait for their first list.
     for ready in &ctx.caches_ready {
         let _ = ready.clone().wait_for(|r| *r).await;
     }
-    let mut xr_json = serde_json::to_value(xr.as_ref()).unwrap_or_default();
+    scaffold::finalizer(&ctx.api(), FINALIZER, xr, |event| async {
+        match event {
+            scaffold::Event::Apply(xr) => apply(&xr, &ctx).await.map(Next::Requeue),
+            scaffold::Event::Cleanup(xr) => finalize(&xr, &ctx).await,
+        }
+    })
+    .await
+}
+
+/// The composite as JSON with its apiVersion and kind, which the watch does not fill in
+/// for dynamic objects.
+fn to_json(xr: &DynamicObject, ctx: &Ctx) -> Value {
+    let mut xr_json = serde_json::to_value(xr).unwrap_or_default();
     if let Some(obj) = xr_json.as_object_mut() {
         obj.insert("apiVersion".into(), json!(ctx.xr.api_version));
         obj.insert("kind".into(), json!(ctx.xr.kind));
     }
-    let has_finalizer = xr.finalizers().iter().any(|f| f == FINALIZER);
-    if xr.meta().deletion_timestamp.is_some() {
-        if !has_finalizer {
-            return Ok(Action::await_change());
-        }
-        return finalize(&xr, &xr_json, &ctx).await;
-    }
-    if !has_finalizer {
-        match ctx.add_finalizer(&xr).await {
-            // Deleted since the cache saw it: nothing left to do.
-            Err(e) if e.is_not_found() => return Ok(Action::await_change()),
-            other => other?,
-        }
-    }
-    let report = sync::sync(&xr, &xr_json, &ctx).await;
+    xr_json
+}
+
+/// Selects, renders, applies and observes; writes the status.
+async fn apply(xr: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
+    let xr_json = to_json(xr, ctx);
+    let report = sync::sync(xr, &xr_json, ctx).await;
     let transient = report.errors.iter().any(Error::is_transient);
     let message = report.errors.first().map(ToString::to_string);
     let update = StatusUpdate {
@@ -258,13 +241,14 @@ async fn reconcile(xr: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Erro
         synced: Some(synced_condition(message.as_deref())),
         ..report.status
     };
-    ctx.write_status(&xr, &xr_json, update, report.errors.first(), report.events)
+    ctx.write_status(xr, &xr_json, update, report.errors.first(), report.events)
         .await?;
-    Ok(ctx.next_action(&xr, transient))
+    Ok(ctx.next_action(xr, transient))
 }
 
 /// Deletes the composed resources layer by layer; removes the finalizer when all are gone.
-async fn finalize(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Result<Action, Error> {
+async fn finalize(xr: &DynamicObject, ctx: &Ctx) -> Result<Next, Error> {
+    let xr_json = &to_json(xr, ctx);
     let spec: XrSpec = serde_json::from_value(xr_json.get("spec").cloned().unwrap_or_default())
         .unwrap_or_default();
     let (progress, error) = match delete::delete_composed(xr, &spec, ctx).await {
@@ -277,11 +261,7 @@ async fn finalize(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Result<Acti
     if let Some(p) = &progress
         && p.remaining.is_empty()
     {
-        return match ctx.remove_finalizer(xr).await {
-            // A stale cached copy: the composite is gone already.
-            Err(e) if e.is_not_found() => Ok(Action::await_change()),
-            other => other.map(|()| Action::await_change()),
-        };
+        return Ok(Next::Release);
     }
     let remaining: Vec<&str> = progress
         .iter()
@@ -298,10 +278,10 @@ async fn finalize(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Result<Acti
     let events = progress.map(|p| p.events).unwrap_or_default();
     ctx.write_status(xr, xr_json, update, error.as_ref(), events)
         .await?;
-    Ok(match error {
-        Some(e) if e.is_transient() => Action::requeue(ctx.backoff(&xr.name_any())),
+    Ok(Next::Requeue(match error {
+        Some(e) if e.is_transient() => Action::requeue(ctx.failures.next(xr)),
         _ => Action::requeue(DELETE_RECHECK),
-    })
+    }))
 }
 
 impl Ctx {
@@ -334,15 +314,10 @@ impl Ctx {
     /// After a reconcile: back off on transient errors, else poll (jittered).
     fn next_action(&self, xr: &DynamicObject, transient: bool) -> Action {
         if transient {
-            return Action::requeue(self.backoff(&xr.name_any()));
+            return Action::requeue(self.failures.next(xr));
         }
-        self.failures.reset(&xr.name_any());
+        self.failures.reset(xr);
         Action::requeue(jitter(self.opts.poll_interval, 0.1))
-    }
-
-    /// Records one more failure of `name` and returns how long to wait (up to a minute).
-    fn backoff(&self, name: &str) -> Duration {
-        self.failures.next(name, MAX_BACKOFF)
     }
 
     /// Folds `update` into the composite's status and writes it (server-side apply) when
@@ -406,57 +381,6 @@ impl Ctx {
             action: e.action.to_string(),
             secondary: e.related,
         };
-        if let Err(err) = self
-            .recorder
-            .publish(&event, &xr.object_ref(&self.xr))
-            .await
-        {
-            warn!(name = %xr.name_any(), error = %err, "failed to publish event");
-        }
-    }
-
-    async fn add_finalizer(&self, xr: &DynamicObject) -> Result<(), Error> {
-        // A JSON patch that tests the current list: never drops someone else's finalizer.
-        let ops = if xr.finalizers().is_empty() {
-            json!([
-                { "op": "test", "path": "/metadata/finalizers", "value": null },
-                { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
-            ])
-        } else {
-            json!([
-                { "op": "test", "path": "/metadata/finalizers", "value": xr.finalizers() },
-                { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
-            ])
-        };
-        self.patch_json(xr, ops).await
-    }
-
-    async fn remove_finalizer(&self, xr: &DynamicObject) -> Result<(), Error> {
-        let Some(i) = xr.finalizers().iter().position(|f| f == FINALIZER) else {
-            return Ok(());
-        };
-        let path = format!("/metadata/finalizers/{i}");
-        let ops = json!([
-            { "op": "test", "path": path, "value": FINALIZER },
-            { "op": "remove", "path": path },
-        ]);
-        self.patch_json(xr, ops).await
-    }
-
-    async fn patch_json(&self, xr: &DynamicObject, ops: Value) -> Result<(), Error> {
-        let patch: json_patch::Patch =
-            serde_json::from_value(ops).unwrap_or_else(|_| json_patch::Patch(Vec::new()));
-        self.api()
-            .patch(
-                &xr.name_any(),
-                &PatchParams::default(),
-                &Patch::<()>::Json(patch),
-            )
-            .await
-            .map_err(|e| Error::Finalizer {
-                name: xr.name_any(),
-                source: Box::new(e),
-            })?;
-        Ok(())
+        scaffold::publish_event(&self.recorder, xr, &self.xr, event).await;
     }
 }

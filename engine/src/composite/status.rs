@@ -18,14 +18,9 @@ pub fn ready_condition(order: &[&str], ready: &BTreeMap<String, bool>) -> Condit
         .filter(|n| !ready.get(*n).copied().unwrap_or(false))
         .collect();
     if unready.is_empty() {
-        Condition::new(condition_type::READY, true, reason::AVAILABLE, "")
+        Condition::available()
     } else {
-        Condition::new(
-            condition_type::READY,
-            false,
-            reason::CREATING,
-            format!("Waiting for resources: {}", unready.join(", ")),
-        )
+        Condition::creating().with_message(format!("Waiting for resources: {}", unready.join(", ")))
     }
 }
 
@@ -37,24 +32,19 @@ pub fn deleting_condition(remaining: &[&str]) -> Condition {
     } else {
         format!("Deleting resources: {}", remaining.join(", "))
     };
-    Condition::new(condition_type::READY, false, reason::DELETING, message)
+    Condition::deleting().with_message(message)
 }
 
 /// The `Synced` condition: `True` after a reconcile without errors, else `False` with the
 /// error's message.
 pub fn synced_condition(error: Option<&str>) -> Condition {
     match error {
-        None => Condition::new(condition_type::SYNCED, true, reason::RECONCILE_SUCCESS, ""),
-        Some(message) => Condition::new(
-            condition_type::SYNCED,
-            false,
-            reason::RECONCILE_ERROR,
-            capitalize(message),
-        ),
+        None => Condition::reconcile_success(),
+        Some(message) => Condition::reconcile_error(capitalize(message)),
     }
 }
 
-pub use crate::runtime::capitalize;
+pub use crate::api::common::capitalize;
 
 /// What a reconcile learned, to be folded into the composite's status.
 #[derive(Clone, Debug, Default)]
@@ -99,7 +89,7 @@ pub fn next_status(old: &Value, update: StatusUpdate, now: &str) -> Value {
         {
             Some(c) => c.observed_generation = update.generation,
             None => {
-                let ready = Condition::new(condition_type::READY, false, reason::CREATING, "");
+                let ready = Condition::creating();
                 set_condition(&mut conditions, stamp(ready), now);
             }
         },

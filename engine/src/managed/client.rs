@@ -1,4 +1,4 @@
-//! The contract between the managed reconciler and a provider (DESIGN.md 3.2).
+//! The contract between the managed reconciler and a provider (see `docs/architecture.md`).
 
 use std::sync::Arc;
 

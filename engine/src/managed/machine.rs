@@ -131,7 +131,7 @@ pub fn create_attempted<M: kube::Resource>(mr: &M) -> bool {
         .is_some_and(|a| a.contains_key(annotations::EXTERNAL_CREATE_PENDING))
 }
 
-pub use crate::runtime::now;
+pub use crate::scaffold::now;
 
 /// Handles a failure to connect or observe. An object being deleted whose spec cannot name
 /// or reach an external resource (invalid spec, broken ProviderConfig) and for which
@@ -174,15 +174,19 @@ fn success(ready: Condition, requeue: Duration) -> Step {
 }
 
 /// One pass over an object that has the finalizer (or is being deleted with it), after the
-/// provider connected. `mr` starts as a copy of `obj`; the provider may fill its status.
-/// `poll` is the object's (jittered) poll interval.
+/// provider connected. `mr` is the object as read; on return it holds what the provider
+/// observed (its status, and an external name it derived). `poll` is the object's
+/// (jittered) poll interval.
 pub async fn drive<M: Managed>(
     effects: &dyn Effects<M>,
     external: &dyn ExternalClient<M>,
-    obj: &M,
     mr: &mut M,
     poll: Duration,
 ) -> Result<Step, Failure> {
+    // The object as read: what is recorded (annotations, spec) is compared with it, and
+    // effects address it; the provider fills in `mr`.
+    let read = mr.clone();
+    let obj = &read;
     let spec = obj.resource_spec().clone();
     let deleting = obj.meta().deletion_timestamp.is_some();
     let observation = match external.observe(mr).await {

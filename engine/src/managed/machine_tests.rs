@@ -558,14 +558,7 @@ async fn state_machine_table() {
     for case in cases {
         let effects = RecordingEffects::default();
         let mut mr = case.obj.clone();
-        let result = drive(
-            &effects,
-            &case.client,
-            &case.obj,
-            &mut mr,
-            Duration::from_secs(60),
-        )
-        .await;
+        let result = drive(&effects, &case.client, &mut mr, Duration::from_secs(60)).await;
         assert_eq!(
             case.client.calls(),
             case.want.calls,
@@ -630,7 +623,7 @@ async fn connection_secret_merges_observed_and_created_details() {
         })))
     };
     let mut mr = obj.clone();
-    drive(&effects, &client, &obj, &mut mr, Duration::from_secs(60))
+    drive(&effects, &client, &mut mr, Duration::from_secs(60))
         .await
         .map_err(|_| "drive failed")
         .unwrap();

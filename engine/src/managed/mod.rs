@@ -1,5 +1,5 @@
 //! The generic managed-resource runtime: one reconciler for every managed kind, driving a
-//! provider's [`ExternalClient`] (DESIGN.md 3.2).
+//! provider's [`ExternalClient`] (see `docs/architecture.md`, "Managed resources").
 //!
 //! ```text
 //!  watch M ──▶ reconcile ──▶ Connector::connect ──▶ ExternalClient::observe

@@ -26,24 +26,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{EventType, Recorder, Reporter};
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::sync::Semaphore;
-use tracing::{debug, instrument, warn};
+use tracing::{instrument, warn};
 
 use crate::api::common::{
-    Condition, ConnectionDetails, ResourceStatus, SecretReference, annotations, condition_type,
-    find_condition, reason, set_condition,
+    Condition, ConnectionDetails, ResourceStatus, SecretReference, annotations, capitalize,
+    condition_type, find_condition, set_condition,
 };
 use crate::connection_secret as secret;
 use crate::managed::machine::{self, Effects, Error, Failure, Outcome, Step};
 use crate::managed::{Connector, Managed, ProviderError};
-use crate::runtime::{self, Backoff, capitalize, jitter};
+use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, jitter};
 
 /// The finalizer every managed resource carries while its external resource may exist.
 pub const FINALIZER: &str = "finalizer.managed.tessera.dev";
@@ -90,63 +88,30 @@ struct Ctx<M, C> {
     _kind: std::marker::PhantomData<fn() -> M>,
 }
 
+impl<M: Managed, C: Connector<M>> scaffold::Context for Ctx<M, C> {
+    fn backoff(&self) -> &Backoff {
+        &self.failures
+    }
+}
+
 /// Runs the controller of managed kind `M` until the process is asked to stop.
 pub async fn run_controller<M, C>(client: kube::Client, connector: C, opts: ControllerOptions)
 where
     M: Managed,
     C: Connector<M>,
 {
-    let api: Api<M> = Api::all(client.clone());
-    let reporter = Reporter {
-        controller: opts.field_manager.clone(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
+    let controller = scaffold::controller(Api::<M>::all(client.clone()), ());
+    let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),
         client,
         connector,
         limits: Mutex::new(HashMap::new()),
-        failures: Backoff::default(),
+        failures: Backoff::new(opts.max_backoff),
         opts,
         _kind: std::marker::PhantomData,
     });
-    let (reader, writer) = reflector::store();
-    // Status writes do not change any of these, so our own status updates do not
-    // trigger another reconcile; spec, annotation, finalizer and deletion changes do.
-    let trigger = |mr: &M| {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        mr.meta().generation.hash(&mut h);
-        mr.annotations().hash(&mut h);
-        mr.finalizers().hash(&mut h);
-        mr.meta().deletion_timestamp.is_some().hash(&mut h);
-        Some(h.finish())
-    };
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger, Default::default());
-    let concurrency = ctx.opts.max_concurrent_reconciles;
-    Controller::for_stream(stream, reader)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .shutdown_on_signal()
-        .run(reconcile::<M, C>, error_policy::<M, C>, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                debug!(error = %e, "reconcile loop");
-            }
-        })
-        .await;
-}
-
-fn error_policy<M: Managed, C: Connector<M>>(
-    mr: Arc<M>,
-    err: &Error,
-    ctx: Arc<Ctx<M, C>>,
-) -> Action {
-    warn!(name = %mr.name_any(), error = %err, "reconcile failed");
-    Action::requeue(ctx.backoff(&mr.name_any()))
+    scaffold::run(controller, concurrency, reconcile::<M, C>, ctx).await;
 }
 
 impl<M: Managed, C: Connector<M>> Ctx<M, C> {
@@ -176,15 +141,6 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
             .clone()
     }
 
-    /// Records one more failure of `name` and returns how long to wait.
-    fn backoff(&self, name: &str) -> Duration {
-        self.failures.next(name, self.opts.max_backoff)
-    }
-
-    fn reset_backoff(&self, name: &str) {
-        self.failures.reset(name);
-    }
-
     fn poll_interval(&self, mr: &M) -> Duration {
         let interval = mr
             .annotations()
@@ -195,7 +151,7 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
     }
 
     async fn publish(&self, mr: &M, type_: EventType, reason: &str, note: String) {
-        runtime::publish(&self.recorder, mr, &(), type_, reason, note).await;
+        scaffold::publish(&self.recorder, mr, &(), type_, reason, note).await;
     }
 }
 
@@ -230,7 +186,7 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
     }
 
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error> {
-        runtime::remove_finalizer(&self.api(), obj, FINALIZER)
+        scaffold::remove_finalizer(&self.api(), obj, FINALIZER)
             .await
             .map_err(|e| Error::Finalizer(obj.name_any(), e))
     }
@@ -270,35 +226,40 @@ async fn reconcile<M: Managed, C: Connector<M>>(
     obj: Arc<M>,
     ctx: Arc<Ctx<M, C>>,
 ) -> Result<Action, Error> {
-    let name = obj.name_any();
     let deleting = obj.meta().deletion_timestamp.is_some();
     let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
-    if deleting && !has_finalizer {
-        return Ok(Action::await_change());
-    }
-    if obj
+    let paused = obj
         .annotations()
         .get(annotations::PAUSED)
-        .is_some_and(|v| v == "true")
-    {
+        .is_some_and(|v| v == "true");
+    // A paused object is left alone before the finalizer branch: it gets no finalizer,
+    // and one being deleted keeps its finalizer (and its external resource) until resumed.
+    if paused && (has_finalizer || !deleting) {
         let outcome = Outcome {
             ready: None,
-            synced: Condition::new(
-                condition_type::SYNCED,
-                false,
-                reason::RECONCILE_PAUSED,
-                "Reconciliation is paused by the tessera.dev/paused annotation; remove it to resume",
-            ),
+            synced: Condition::reconcile_paused(),
         };
         ctx.write_status(&obj, (*obj).clone(), outcome).await?;
         return Ok(Action::await_change());
     }
-    if !deleting && !has_finalizer {
-        runtime::add_finalizer(&ctx.api(), obj.as_ref(), FINALIZER)
-            .await
-            .map_err(|e| Error::Finalizer(name.clone(), e))?;
-    }
+    scaffold::finalizer(&ctx.api(), FINALIZER, obj, |event| async {
+        // Apply and Cleanup take the same path: the machine decides what deletion means
+        // and removes the finalizer itself once nothing external is left.
+        let (Event::Apply(obj) | Event::Cleanup(obj)) = event;
+        sync(obj, &ctx).await.map(Next::Requeue)
+    })
+    .await
+}
 
+impl From<FinalizerError> for Error {
+    fn from(e: FinalizerError) -> Self {
+        Error::Finalizer(e.object, e.source)
+    }
+}
+
+/// Connects, drives the machine one step and writes the status it decided.
+async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Result<Action, Error> {
+    let deleting = obj.meta().deletion_timestamp.is_some();
     let mut mr = (*obj).clone();
     let poll = ctx.poll_interval(&obj);
     let result = match ctx.connector.connect(&ctx.client, &obj).await {
@@ -306,25 +267,27 @@ async fn reconcile<M: Managed, C: Connector<M>>(
             let limit = ctx.limit(obj.resource_spec().provider_config_name());
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = limit.acquire_owned().await.ok();
-            machine::drive(ctx.as_ref(), external.as_ref(), &obj, &mut mr, poll).await
+            machine::drive(ctx, external.as_ref(), &mut mr, poll).await
         }
-        Err(e) => Err(machine::release_uncreated(ctx.as_ref(), &obj, e).await),
+        Err(e) => Err(machine::release_uncreated(ctx, &obj, e).await),
     };
     match result {
         Ok(Step::Done { outcome, requeue }) => {
-            ctx.reset_backoff(&name);
+            ctx.failures.reset(obj.as_ref());
             ctx.write_status(&obj, mr, *outcome).await?;
             Ok(requeue.map_or_else(Action::await_change, Action::requeue))
         }
         Ok(Step::FinalizerRemoved) | Err(Failure::Released) => {
-            ctx.reset_backoff(&name);
+            ctx.failures.reset(obj.as_ref());
             Ok(Action::await_change())
         }
         Err(Failure::Kube(e)) => Err(e),
         Err(Failure::Provider(e)) => {
             let requeue = match e {
                 ProviderError::InvalidSpec(_) => poll,
-                ProviderError::Transient(_) | ProviderError::Config(_) => ctx.backoff(&name),
+                ProviderError::Transient(_) | ProviderError::Config(_) => {
+                    ctx.failures.next(obj.as_ref())
+                }
             };
             let message = capitalize(&e.to_string());
             let previous = obj
@@ -336,14 +299,8 @@ async fn reconcile<M: Managed, C: Connector<M>>(
                     .await;
             }
             let outcome = Outcome {
-                ready: deleting
-                    .then(|| Condition::new(condition_type::READY, false, reason::DELETING, "")),
-                synced: Condition::new(
-                    condition_type::SYNCED,
-                    false,
-                    reason::RECONCILE_ERROR,
-                    message,
-                ),
+                ready: deleting.then(Condition::deleting),
+                synced: Condition::reconcile_error(message),
             };
             // Keep the last good observed state: a failed call may have filled atProvider
             // partially.
@@ -357,7 +314,7 @@ async fn reconcile<M: Managed, C: Connector<M>>(
 impl<M: Managed, C: Connector<M>> Ctx<M, C> {
     async fn write_status(&self, obj: &M, mut mr: M, outcome: Outcome) -> Result<(), Error> {
         let generation = obj.meta().generation;
-        let now = runtime::now();
+        let now = scaffold::now();
         let status: &mut ResourceStatus = mr.resource_status_mut();
         let mut conditions = status.conditions.clone();
         let stamp = |mut c: Condition| {
@@ -369,7 +326,7 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
         } else if find_condition(&conditions, condition_type::READY).is_none() {
             // The first reconcile always says Ready=False, so GitOps tools never take an
             // object without status for a healthy one.
-            let ready = Condition::new(condition_type::READY, false, reason::CREATING, "");
+            let ready = Condition::creating();
             set_condition(&mut conditions, stamp(ready), &now);
         }
         set_condition(&mut conditions, stamp(outcome.synced), &now);
@@ -416,23 +373,6 @@ mod tests {
         ];
         for (reason, input, want) in cases {
             assert_eq!(parse_duration(input).map(|d| d.as_secs()), want, "{reason}");
-        }
-    }
-
-    #[test]
-    fn messages_are_capitalised() {
-        assert_eq!(capitalize("role x failed"), "Role x failed");
-        assert_eq!(capitalize(""), "");
-    }
-
-    #[test]
-    fn jitter_stays_within_its_fraction() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_secs(100), 0.1);
-            assert!(
-                d >= Duration::from_secs(90) && d <= Duration::from_secs(110),
-                "{d:?}"
-            );
         }
     }
 }

@@ -9,7 +9,7 @@
 //!  files/dirs ──documents──▶ catalog (CRDs, XRDs ──xrd::crd──▶ CRDs) ──schema──▶ problems  validate
 //! ```
 //!
-//! Both use the controllers' own code: [`crate::xr::claim_to_composite`],
+//! Both use the controllers' own code: [`crate::claim::claim_to_composite`],
 //! [`crate::compose::render()`] and [`crate::compose::observe()`] for rendering, and the
 //! CRDs the XRD controller generates ([`crate::xrd::crd`]) for schemas. What they report
 //! is a [`Problem`]: `file:line: resource: message`.

@@ -2,7 +2,7 @@
 //! composed resources out, as the controllers would apply them, using their functions:
 //!
 //! 1. a claim becomes its composite with [`crate::claim::bind::desired_composite`], that
-//!    is [`crate::xr::claim_to_composite`] (after
+//!    is [`crate::claim::claim_to_composite`] (after
 //!    the claim CRD's schema defaults, as the API server applies them);
 //! 2. the Composition is chosen with [`crate::composite::select::select_composition`];
 //! 3. [`crate::compose::render()`] renders the composed resources;
@@ -304,7 +304,7 @@ fn subject<'a>(
         .map_err(|e| Problems::from(doc.problem("", format!("cannot be read: {e}"))))?;
     // As the controller names it; a claim file carrying status keeps its bound composite.
     let xr_name = crate::claim::bind::bound_composite_name(&claim, &xrd.spec)
-        .unwrap_or_else(|| crate::xr::claim_composite_name(&namespace, doc.name()));
+        .unwrap_or_else(|| crate::naming::claim_composite_name(&namespace, doc.name()));
     let mut xr = crate::claim::bind::desired_composite(&claim, &xrd.spec, &xr_name)
         .map_err(|e| Problems::from(doc.problem("", e.to_string())))?;
     if let Found::Kind(xr_info) = catalog.find(str_at(&xr, "/apiVersion"), str_at(&xr, "/kind")) {

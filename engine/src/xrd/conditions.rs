@@ -2,7 +2,7 @@
 
 use kube::runtime::events::EventType;
 
-use crate::api::common::{Condition, condition_type, find_condition, reason, set_condition};
+use crate::api::common::{Condition, condition_type, find_condition, set_condition};
 use crate::api::xrd::{
     CONDITION_ESTABLISHED, CONDITION_OFFERED, CompositeResourceDefinition,
     CompositeResourceDefinitionControllerStatus, CompositeResourceDefinitionStatus,
@@ -72,36 +72,18 @@ pub(crate) fn next_status(
     let conditions = &mut status.conditions;
     match obs {
         Observation::Failed { message } => {
-            set(
-                conditions,
-                Condition::new(
-                    condition_type::SYNCED,
-                    false,
-                    reason::RECONCILE_ERROR,
-                    message.as_str(),
-                ),
-            );
+            set(conditions, Condition::reconcile_error(message.as_str()));
             if find_condition(conditions, condition_type::READY).is_none() {
                 set(
                     conditions,
-                    Condition::new(
-                        condition_type::READY,
-                        false,
-                        reason::CREATING,
-                        message.as_str(),
-                    ),
+                    Condition::creating().with_message(message.as_str()),
                 );
             }
         }
         Observation::DeletionBlocked { message } => {
             set(
                 conditions,
-                Condition::new(
-                    condition_type::READY,
-                    false,
-                    reason::DELETING,
-                    message.as_str(),
-                ),
+                Condition::deleting().with_message(message.as_str()),
             );
             set(
                 conditions,
@@ -170,16 +152,11 @@ pub(crate) fn next_status(
             set(
                 conditions,
                 match pending {
-                    None => Condition::new(condition_type::READY, true, reason::AVAILABLE, ""),
-                    Some(message) => {
-                        Condition::new(condition_type::READY, false, reason::CREATING, message)
-                    }
+                    None => Condition::available(),
+                    Some(message) => Condition::creating().with_message(message),
                 },
             );
-            set(
-                conditions,
-                Condition::new(condition_type::SYNCED, true, reason::RECONCILE_SUCCESS, ""),
-            );
+            set(conditions, Condition::reconcile_success());
             if *running {
                 status.controllers = Some(CompositeResourceDefinitionControllerStatus {
                     composite_resource_type: spec.composite_type(),

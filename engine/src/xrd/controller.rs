@@ -6,24 +6,25 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, instrument, warn};
+use tracing::{info, instrument};
 
 use super::conditions::{CrdState, Observation, next_status, transitions};
 use super::crd::{ANNOTATION_XRD, LABEL_XRD_CRD, claim_crd, composite_crd};
+use super::resources::{claim_resource, composite_resource};
+use crate::api::common::capitalize;
 use crate::api::xrd::CompositeResourceDefinition;
-use crate::runtime::{self as support, Backoff, capitalize};
-use crate::xr::{CompositionOptions, FINALIZER, claim_resource, composite_resource};
+use crate::composition_options::{CompositionOptions, FINALIZER};
+use crate::scaffold::{self, Backoff, Event, FinalizerError, Next};
 
 /// Kubernetes failures of the XRD controller. Problems with the XRD itself are not
 /// errors here: they become conditions and events.
@@ -77,35 +78,17 @@ struct Ctx {
 /// finalizer stays and the XRD says why; afterwards the controllers stop, the CRDs are
 /// deleted and the finalizer is removed.
 pub async fn run(client: kube::Client, opts: CompositionOptions) {
-    let reporter = Reporter {
-        controller: format!("{}/xrd", opts.field_manager),
-        instance: std::env::var("POD_NAME").ok(),
-    };
+    let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: scaffold::recorder(client.clone(), format!("{}/xrd", opts.field_manager)),
         client: client.clone(),
         opts,
         running: Mutex::new(HashMap::new()),
         backoff: Backoff::default(),
     });
-    let (reader, writer) = reflector::store();
-    // Our own status writes change none of these, so they do not trigger a reconcile.
-    let trigger = |x: &CompositeResourceDefinition| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        x.meta().generation.hash(&mut h);
-        x.finalizers().hash(&mut h);
-        x.meta().deletion_timestamp.is_some().hash(&mut h);
-        Some(h.finish())
-    };
-    let xrds: Api<CompositeResourceDefinition> = Api::all(client.clone());
-    let stream = watcher(xrds, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger, Default::default());
     // A generated CRD becoming Established (or being changed by someone) re-queues its XRD.
-    let crds: Api<CustomResourceDefinition> = Api::all(client);
-    Controller::for_stream(stream, reader)
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let controller = scaffold::controller(Api::<CompositeResourceDefinition>::all(client), ())
         .watches(
             crds,
             watcher::Config::default().labels(LABEL_XRD_CRD),
@@ -114,66 +97,69 @@ pub async fn run(client: kube::Client, opts: CompositionOptions) {
                     .get(ANNOTATION_XRD)
                     .map(|name| ObjectRef::new(name))
             },
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                debug!(error = %e, "xrd reconcile loop");
-            }
-        })
-        .await;
+        );
+    scaffold::run(controller, concurrency, reconcile, ctx).await;
 }
 
-fn error_policy(xrd: Arc<CompositeResourceDefinition>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    warn!(name = %xrd.name_any(), error = %err, "xrd reconcile failed");
-    Action::requeue(ctx.backoff.next(&xrd.name_any(), Duration::from_secs(60)))
+impl scaffold::Context for Ctx {
+    fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+}
+
+impl From<FinalizerError> for Error {
+    fn from(e: FinalizerError) -> Self {
+        Error::Finalizer(e.object, e.source)
+    }
 }
 
 #[instrument(skip(xrd, ctx), fields(kind = "CompositeResourceDefinition", name = %xrd.name_any()))]
 async fn reconcile(xrd: Arc<CompositeResourceDefinition>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let name = xrd.name_any();
     let api: Api<CompositeResourceDefinition> = Api::all(ctx.client.clone());
-    if xrd.meta().deletion_timestamp.is_some() {
-        if !xrd.finalizers().iter().any(|f| f == FINALIZER) {
-            ctx.stop(&name);
-            return Ok(Action::await_change());
-        }
-        return ctx.finalize(&xrd).await;
+    if xrd.meta().deletion_timestamp.is_some() && !xrd.finalizers().iter().any(|f| f == FINALIZER) {
+        // Someone removed the finalizer by hand: the controllers must stop all the same.
+        ctx.stop(&xrd.name_any());
     }
-    support::add_finalizer(&api, &xrd, FINALIZER)
-        .await
-        .map_err(|e| Error::Finalizer(name.clone(), e))?;
-
-    let (observation, requeue) = match ctx.apply_crds(&xrd).await? {
-        Ok((composite, claim)) => {
-            let established = composite.established && claim.as_ref().is_none_or(|c| c.established);
-            let running = established && ctx.ensure_running(&xrd);
-            ctx.backoff.reset(&name);
-            // The CRD watch re-queues as soon as they are Established; the requeue is a
-            // safety net.
-            let requeue = if running {
-                None
-            } else {
-                Some(Duration::from_secs(2))
-            };
-            let obs = Observation::Applied {
-                composite,
-                claim,
-                running,
-            };
-            (obs, requeue)
+    scaffold::finalizer(&api, FINALIZER, xrd, |event| async {
+        match event {
+            Event::Apply(xrd) => ctx.apply(&xrd).await.map(Next::Requeue),
+            Event::Cleanup(xrd) => ctx.finalize(&xrd).await,
         }
-        Err(message) => {
-            let wait = ctx.backoff.next(&name, ctx.opts.poll_interval);
-            (Observation::Failed { message }, Some(wait))
-        }
-    };
-    ctx.write_status(&xrd, &observation).await?;
-    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    })
+    .await
 }
 
 impl Ctx {
+    /// Applies the XRD's CRDs and, once they are Established, runs its controllers.
+    async fn apply(&self, xrd: &CompositeResourceDefinition) -> Result<Action, Error> {
+        let (observation, requeue) = match self.apply_crds(xrd).await? {
+            Ok((composite, claim)) => {
+                let established =
+                    composite.established && claim.as_ref().is_none_or(|c| c.established);
+                let running = established && self.ensure_running(xrd);
+                self.backoff.reset(xrd);
+                // The CRD watch re-queues as soon as they are Established; the requeue is a
+                // safety net.
+                let requeue = if running {
+                    None
+                } else {
+                    Some(Duration::from_secs(2))
+                };
+                let obs = Observation::Applied {
+                    composite,
+                    claim,
+                    running,
+                };
+                (obs, requeue)
+            }
+            Err(message) => {
+                let wait = self.backoff.next(xrd).min(self.opts.poll_interval);
+                (Observation::Failed { message }, Some(wait))
+            }
+        };
+        self.write_status(xrd, &observation).await?;
+        Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    }
     /// Applies the XRD's CRDs. The outer error is a Kubernetes failure; the inner one a
     /// problem with the XRD (or its CRDs) that a person has to fix, as a message.
     async fn apply_crds(
@@ -301,7 +287,7 @@ impl Ctx {
 
     /// Deletion: refuse while composites or claims exist; otherwise stop the controllers,
     /// delete the CRDs and remove the finalizer.
-    async fn finalize(&self, xrd: &CompositeResourceDefinition) -> Result<Action, Error> {
+    async fn finalize(&self, xrd: &CompositeResourceDefinition) -> Result<Next, Error> {
         let name = xrd.name_any();
         let composites = self.count(&name, composite_resource(xrd)).await?;
         let claims = self.count(&name, claim_resource(xrd)).await?;
@@ -310,9 +296,9 @@ impl Ctx {
             self.ensure_running(xrd);
             self.write_status(xrd, &Observation::DeletionBlocked { message })
                 .await?;
-            return Ok(Action::requeue(
+            return Ok(Next::Requeue(Action::requeue(
                 self.opts.poll_interval.min(Duration::from_secs(10)),
-            ));
+            )));
         }
         self.stop(&name);
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
@@ -332,11 +318,7 @@ impl Ctx {
                 }
             }
         }
-        let xrds: Api<CompositeResourceDefinition> = Api::all(self.client.clone());
-        support::remove_finalizer(&xrds, xrd, FINALIZER)
-            .await
-            .map_err(|e| Error::Finalizer(name, e))?;
-        Ok(Action::await_change())
+        Ok(Next::Release)
     }
 
     /// How many objects of a kind exist (0 when the kind is not served).
@@ -357,7 +339,7 @@ impl Ctx {
         xrd: &CompositeResourceDefinition,
         obs: &Observation,
     ) -> Result<(), Error> {
-        let status = next_status(xrd, obs, &support::now());
+        let status = next_status(xrd, obs, &scaffold::now());
         let old = xrd.status.clone().unwrap_or_default();
         if status == old {
             return Ok(());
@@ -377,7 +359,7 @@ impl Ctx {
         .await
         .map_err(|e| Error::WriteStatus(name, e))?;
         for (type_, reason, note) in transitions(&old.conditions, &status.conditions) {
-            support::publish(&self.recorder, xrd, &(), type_, &reason, note).await;
+            scaffold::publish(&self.recorder, xrd, &(), type_, &reason, note).await;
         }
         Ok(())
     }

@@ -15,15 +15,18 @@
 //! - [`crd`]: the CRDs as pure functions of the XRD ([`composite_crd`], [`claim_crd`]),
 //!   and the XRD's validation.
 //! - `schema`: the engine's fields merged into the XRD's schema.
+//! - `resources`: the API resources (composite and claim kinds) an XRD defines.
 //! - `conditions`: the XRD's conditions and events as a pure function of what was observed.
 //! - `controller`: the Kubernetes side ([`run`]).
 //!
 //! The CompositionRevision controller (`revisions::run_revisions`) runs beside [`run`];
-//! the caller (`tessera controller`) starts both.
+//! `composition_controllers::run_controllers` starts both.
 
 mod conditions;
 mod controller;
 pub mod crd;
+mod error;
+mod resources;
 mod schema;
 
 pub use conditions::reasons;
@@ -32,3 +35,4 @@ pub use crd::{
     ANNOTATION_XRD, CATEGORY_CLAIM, CATEGORY_COMPOSITE, CrdKind, LABEL_XRD_CRD, XrdError,
     claim_crd, composite_crd, crd_name, validate,
 };
+pub use resources::{claim_resource, composite_resource};

@@ -6,7 +6,26 @@
 
 use serde_json::{Map, Value, json};
 
-use super::crd::{CrdKind, XrdError};
+use super::error::XrdError;
+
+/// Which of the two CRDs of an XRD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrdKind {
+    /// The cluster-scoped composite resource (XR).
+    Composite,
+    /// The namespaced claim.
+    Claim,
+}
+
+impl CrdKind {
+    /// Value of the `tessera.dev/xrd-crd` label of a generated CRD.
+    pub fn label(self) -> &'static str {
+        match self {
+            CrdKind::Composite => "composite",
+            CrdKind::Claim => "claim",
+        }
+    }
+}
 
 /// Merges the engine's fields into the `openAPIV3Schema` an XRD version declares.
 ///

@@ -47,7 +47,7 @@ fn composite_gets_the_claim_spec_claim_ref_labels_and_a_secret_in_the_claim_name
         "compositionSelector": { "matchLabels": { "env": "prod" } },
         "writeConnectionSecretToRef": { "name": "orders-db-conn" },
     }));
-    let name = crate::xr::claim_composite_name("team-a", "orders-db");
+    let name = crate::naming::claim_composite_name("team-a", "orders-db");
     let got = desired_composite(&c, &xrd(), &name).expect("a claim of the XRD");
     assert_eq!(
         got,
@@ -80,7 +80,7 @@ fn composite_gets_the_claim_spec_claim_ref_labels_and_a_secret_in_the_claim_name
 fn claims_with_names_too_long_for_labels_are_bound_by_claim_ref_only() {
     let mut c = claim(json!({}));
     c.metadata.name = Some("a".repeat(70));
-    let name = crate::xr::claim_composite_name("team-a", "a");
+    let name = crate::naming::claim_composite_name("team-a", "a");
     let got = desired_composite(&c, &xrd(), &name).expect("a claim of the XRD");
     assert!(got["metadata"].get("labels").is_none());
     let xr = obj(got);

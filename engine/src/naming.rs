@@ -1,49 +1,7 @@
-//! What the XRD, composite and claim controllers share: options, the deterministic
-//! composite name of a claim, and the API resources an XRD defines.
-//!
-//! ```text
-//!  xrd controller ──▶ composite CRD + claim CRD ──▶ starts per XRD:
-//!       composite::run (XR kind)   claim::run (claim kind)
-//!  claim ──SSA──▶ XR (cluster, name = claim_composite_name) ──SSA──▶ composed MRs
-//!    ▲ status          │ status, connection Secret written straight into the claim namespace
-//!    └─────────────────┘
-//! ```
+//! Deterministic names of the objects Tessera creates for others, so that a crash or a
+//! second controller never creates a second copy.
 
-mod claim_to_composite;
-
-pub use claim_to_composite::{ClaimToCompositeError, claim_to_composite};
-
-use std::time::Duration;
-
-use kube::discovery::ApiResource;
 use sha2::{Digest, Sha256};
-
-use crate::api::xrd::CompositeResourceDefinition;
-
-/// Settings of the composition controllers.
-#[derive(Clone, Debug)]
-pub struct CompositionOptions {
-    /// Prefix of field managers; composed resources are applied with
-    /// `<field_manager>/composite/<xr name>`.
-    pub field_manager: String,
-    /// How often composites and claims are reconciled when nothing else happens.
-    pub poll_interval: Duration,
-    /// Reconciles running at once per composite or claim kind.
-    pub max_concurrent_reconciles: u16,
-}
-
-impl Default for CompositionOptions {
-    fn default() -> Self {
-        CompositionOptions {
-            field_manager: "tessera".to_string(),
-            poll_interval: Duration::from_secs(60),
-            max_concurrent_reconciles: 16,
-        }
-    }
-}
-
-/// Finalizer of composites and claims.
-pub const FINALIZER: &str = "finalizer.apiextensions.tessera.dev";
 
 /// The composite of a new claim: `<claim name>-<first 16 hex digits of
 /// sha256("<ns>/<name>")>`, so two namespaces never collide and a crash never creates a
@@ -83,41 +41,6 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
-}
-
-/// The API resource of the composite (XR) kind an XRD defines, at its referenceable version.
-pub fn composite_resource(xrd: &CompositeResourceDefinition) -> Option<ApiResource> {
-    let version = xrd.spec.referenceable_version()?.name.clone();
-    let names = &xrd.spec.names;
-    Some(ApiResource {
-        group: xrd.spec.group.clone(),
-        version: version.clone(),
-        api_version: format!("{}/{}", xrd.spec.group, version),
-        kind: names.kind.clone(),
-        plural: names.plural.clone(),
-    })
-}
-
-/// The API resource of the claim kind an XRD defines, if it offers claims.
-pub fn claim_resource(xrd: &CompositeResourceDefinition) -> Option<ApiResource> {
-    let version = xrd.spec.referenceable_version()?.name.clone();
-    let names = xrd.spec.claim_names.as_ref()?;
-    Some(ApiResource {
-        group: xrd.spec.group.clone(),
-        version: version.clone(),
-        api_version: format!("{}/{}", xrd.spec.group, version),
-        kind: names.kind.clone(),
-        plural: names.plural.clone(),
-    })
-}
-
-/// Runs every composition controller: XRDs (which start the composite and claim
-/// controllers of each XRD) and Composition revisions, until the process is asked to stop.
-pub async fn run_controllers(client: kube::Client, opts: CompositionOptions) {
-    futures::join!(
-        crate::xrd::run(client.clone(), opts.clone()),
-        crate::revisions::run_revisions(client, opts),
-    );
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::claim_composite_name;
 use crate::api::xrd::CompositeResourceDefinitionSpec;
 use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
+use crate::naming::claim_composite_name;
 
 /// Claim spec fields that are not copied to the composite: the Secret reference is
 /// rewritten to point into the claim's namespace, and the binding fields are Tessera's.
