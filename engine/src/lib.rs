@@ -15,7 +15,10 @@ pub mod compose;
 pub mod composite;
 pub mod managed;
 pub mod offline;
+pub mod provider;
 pub mod revisions;
 pub mod runtime;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod xr;
 pub mod xrd;
