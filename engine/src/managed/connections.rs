@@ -94,12 +94,17 @@ struct Inner<C: Connect> {
     connect: C,
     // Started by the first connect, with that call's Kubernetes client.
     configs: OnceCell<Watched<C::Config>>,
-    secrets: Mutex<HashMap<(String, String), Arc<OnceCell<Watched<Secret>>>>>,
+    secrets: Mutex<HashMap<(String, String), SecretWatch>>,
     // One slot per ProviderConfig name. The outer lock is held only to find the slot; the
     // slot's async lock is held while connecting, so concurrent reconciles of one
     // ProviderConfig share one connection attempt and others are not blocked by it.
-    clients: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Cached<C::Client>>>>>>,
+    clients: Mutex<HashMap<String, Slot<C::Client>>>,
 }
+
+/// The watch of one Secret (`namespace`, `name`), started by the first reconcile that needs it.
+type SecretWatch = Arc<OnceCell<Watched<Secret>>>;
+/// The cached client of one ProviderConfig, if any.
+type Slot<T> = Arc<tokio::sync::Mutex<Option<Cached<T>>>>;
 
 struct Cached<T> {
     fingerprint: u64,
