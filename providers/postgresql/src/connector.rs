@@ -13,7 +13,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kube::Resource;
 use tessera_engine::api::common::ProviderCredentials;
-use tessera_engine::api::common::annotations::EXTERNAL_NAME;
 use tessera_engine::managed::ProviderError;
 use tessera_engine::managed::connections::{CachedConnector, Connect, ProviderConfigKind};
 use tessera_engine::managed::credentials::Credentials;
@@ -138,17 +137,6 @@ impl PostgresClient {
             ))),
         }
     }
-}
-
-/// The external name of `obj`: its `tessera.dev/external-name` annotation, or its name.
-pub(crate) fn external_name<K: Resource>(obj: &K) -> String {
-    let meta = obj.meta();
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(EXTERNAL_NAME))
-        .cloned()
-        .or_else(|| meta.name.clone())
-        .unwrap_or_default()
 }
 
 /// Whether `obj` is being deleted. Observe then only answers whether the external resource
