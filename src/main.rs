@@ -3,6 +3,7 @@
 
 mod crds;
 mod offline;
+mod providers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,19 +21,6 @@ struct Cli {
     command: Command,
 }
 
-/// A provider compiled into this binary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Provider {
-    /// PostgreSQL roles, databases and grants (`postgresql.sql.tessera.dev`).
-    Postgresql,
-}
-
-impl Provider {
-    fn all() -> Vec<Provider> {
-        vec![Provider::Postgresql]
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the controllers of the engine and of the enabled providers.
@@ -40,8 +28,8 @@ enum Command {
     /// Print the CRDs of the engine and the enabled providers as a YAML stream.
     Crds {
         /// Providers whose CRDs to include (default: all compiled in).
-        #[arg(long, value_delimiter = ',')]
-        providers: Option<Vec<Provider>>,
+        #[arg(long, value_delimiter = ',', value_parser = providers::parser())]
+        providers: Option<Vec<String>>,
         /// Write one file per CRD into this directory instead of printing them.
         #[arg(long)]
         out_dir: Option<PathBuf>,
@@ -57,8 +45,8 @@ enum Command {
 #[derive(clap::Args)]
 struct ControllerArgs {
     /// Providers to run (default: all compiled in).
-    #[arg(long, value_delimiter = ',', env = "TESSERA_PROVIDERS")]
-    providers: Option<Vec<Provider>>,
+    #[arg(long, value_delimiter = ',', env = "TESSERA_PROVIDERS", value_parser = providers::parser())]
+    providers: Option<Vec<String>>,
     /// How often each external resource is read again when nothing else happens, in
     /// seconds. Objects can override it with the `tessera.dev/poll-interval` annotation.
     #[arg(long, default_value_t = 60, env = "TESSERA_POLL_INTERVAL")]
@@ -72,6 +60,10 @@ struct ControllerArgs {
     /// The longest wait between retries after errors, in seconds.
     #[arg(long, default_value_t = 60, env = "TESSERA_MAX_BACKOFF")]
     max_backoff: u64,
+    /// How long one call to an external system (connect, observe, create, update, delete)
+    /// may take before it fails as a transient error, in seconds.
+    #[arg(long, default_value_t = 30, env = "TESSERA_EXTERNAL_TIMEOUT")]
+    external_timeout: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TESSERA_LOG_FORMAT")]
     log_format: LogFormat,
@@ -87,8 +79,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { providers, out_dir } => {
-            let providers = providers.unwrap_or_else(Provider::all);
-            let files = crds::render(&providers)?;
+            let files = crds::render(&providers::select(providers.as_deref()))?;
             match out_dir {
                 Some(dir) => crds::write_dir(&dir, &files)?,
                 None => print!("{}", crds::stream(&files)),
@@ -126,12 +117,14 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
         provider_config_concurrency: args.provider_config_concurrency.max(1),
         max_backoff: Duration::from_secs(args.max_backoff.max(1)),
+        external_timeout: Duration::from_secs(args.external_timeout.max(1)),
         exit_after_external_create: std::env::var("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE")
             .is_ok_and(|v| v == "1"),
         ..ControllerOptions::default()
     };
-    let providers = args.providers.unwrap_or_else(Provider::all);
-    tracing::info!(?providers, "starting controllers");
+    let providers = providers::select(args.providers.as_deref());
+    let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
+    tracing::info!(providers = ?names, "starting controllers");
     let mut tasks = tokio::task::JoinSet::new();
     let composition = CompositionOptions {
         field_manager: opts.field_manager.clone(),
@@ -143,14 +136,7 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         composition,
     ));
     for p in providers {
-        match p {
-            Provider::Postgresql => {
-                tasks.spawn(tessera_provider_postgresql::run(
-                    client.clone(),
-                    opts.clone(),
-                ));
-            }
-        }
+        tasks.spawn(p.run(client.clone(), opts.clone()));
     }
     while let Some(res) = tasks.join_next().await {
         res?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use tessera_engine::offline::{self, RenderInput};
 
-use crate::{Provider, crds};
+use crate::{crds, providers};
 
 /// Arguments of `tessera render`.
 #[derive(clap::Args)]
@@ -59,7 +59,7 @@ pub fn render(args: RenderArgs) -> ExitCode {
 pub fn validate(args: ValidateArgs) -> ExitCode {
     let (docs, files, mut problems) = offline::read_paths(&args.paths);
     // The providers' CRDs, exactly as `tessera crds` renders them.
-    let known: Vec<serde_json::Value> = crds::definitions(&Provider::all())
+    let known: Vec<serde_json::Value> = crds::definitions(providers::ALL)
         .iter()
         .filter_map(|crd| serde_json::to_value(crd).ok())
         .collect();

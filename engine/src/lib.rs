@@ -23,6 +23,9 @@ pub mod managed;
 pub mod naming;
 pub mod objects;
 pub mod offline;
+pub mod provider;
 pub mod revisions;
 pub mod scaffold;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod xrd;

@@ -12,7 +12,6 @@ use tessera_engine::api::xrd::CompositeResourceDefinition;
 use tessera_engine::xrd::{claim_crd, composite_crd};
 
 use super::definitions;
-use crate::Provider;
 
 /// The formats the API server knows (k8s.io/apiextensions-apiserver, `SupportedFormats`).
 const KNOWN_FORMATS: &[&str] = &[
@@ -106,7 +105,7 @@ fn check(node: &Value, at: &str, out: &mut Vec<String>) {
 
 #[test]
 fn every_integer_of_every_generated_crd_has_a_known_format_and_bounds() {
-    let found: Vec<String> = definitions(&Provider::all())
+    let found: Vec<String> = definitions(crate::providers::ALL)
         .iter()
         .flat_map(problems)
         .collect();

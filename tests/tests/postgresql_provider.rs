@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -20,9 +21,9 @@ use tessera_provider_postgresql::api::{
     RoleSpec, SslMode,
 };
 use tessera_provider_postgresql::{
-    Database, Grant, PostgresClient, PostgresConnector, Role, Session, crds,
+    Database, Grant, Postgres, PostgresClient, PostgresConnector, Role, Session, crds,
 };
-use tessera_tests::{TestEnv, namespace, secret_data, unique};
+use tessera_tests::{TestEnv, namespace, secret_data, unique, wait_for};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -1009,7 +1010,7 @@ async fn ssl_mode_require_uses_tls_when_the_server_offers_it_and_is_a_config_err
 }
 
 #[tokio::test]
-async fn the_connector_reads_provider_config_and_secret_reuses_its_session_and_reconnects_on_change()
+async fn the_connector_watches_provider_config_and_secret_reuses_its_session_and_reconnects_on_change()
  {
     let f = fixture().await.with_namespace().await;
     let crd_api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
@@ -1025,8 +1026,18 @@ async fn the_connector_reads_provider_config_and_secret_reuses_its_session_and_r
             .expect("install CRD");
     }
     let pc = unique("pc");
-    let connector = PostgresConnector::with_password_namespace(f.ns.clone());
-    match connector.session(&f.kube, &pc).await {
+    let connector = Postgres::connector_with_password_namespace(f.ns.clone());
+    let session = |connector: PostgresConnector| {
+        let kube = f.kube.clone();
+        let pc = pc.clone();
+        async move {
+            connector
+                .client(&kube, &pc)
+                .await
+                .map(|c| c.session().clone())
+        }
+    };
+    match session(connector.clone()).await {
         Err(ProviderError::Config(msg)) => assert_eq!(
             msg,
             format!("ProviderConfig \"{pc}\" not found; create it or set spec.providerConfigRef")
@@ -1076,8 +1087,14 @@ async fn the_connector_reads_provider_config_and_secret_reuses_its_session_and_r
         .await
         .expect("create ProviderConfig");
 
-    let first = connector.session(&f.kube, &pc).await.expect("connect");
-    let again = connector.session(&f.kube, &pc).await.unwrap();
+    // The connector reads the ProviderConfig from a watched store, which sees the new
+    // object within moments.
+    let first = wait_for(Duration::from_secs(10), || async {
+        session(connector.clone()).await.ok()
+    })
+    .await
+    .expect("connect once the store has the ProviderConfig");
+    let again = session(connector.clone()).await.unwrap();
     assert!(
         Arc::ptr_eq(&first, &again),
         "the session is cached per ProviderConfig"
@@ -1091,14 +1108,20 @@ async fn the_connector_reads_provider_config_and_secret_reuses_its_session_and_r
         .patch(&secret, &ssa, &Patch::Apply(&s))
         .await
         .unwrap();
-    match connector.session(&f.kube, &pc).await {
-        Err(ProviderError::Config(msg)) => assert!(
+    // The watched Secret's change reaches the store within moments, and the next session
+    // is made with the new credentials.
+    let changed = wait_for(Duration::from_secs(10), || async {
+        session(connector.clone()).await.err()
+    })
+    .await;
+    match changed {
+        Ok(ProviderError::Config(msg)) => assert!(
             msg.starts_with(&format!(
                 "ProviderConfig {pc:?}: PostgreSQL rejected the credentials"
             )),
             "{msg}"
         ),
-        other => panic!("changed credentials are used at once; got {other:?}"),
+        other => panic!("changed credentials are used without a restart; got {other:?}"),
     }
     configs
         .delete(&pc, &Default::default())

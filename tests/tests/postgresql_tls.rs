@@ -11,7 +11,7 @@ use tessera_engine::api::common::{CredentialsSource, ProviderCredentials, Secret
 use tessera_engine::managed::ProviderError;
 use tessera_engine::managed::credentials::Credentials;
 use tessera_provider_postgresql::api::{ProviderConfigSpec, SslMode};
-use tessera_provider_postgresql::{PostgresConnector, Session};
+use tessera_provider_postgresql::{Postgres, Session};
 use tessera_tests::{
     PG_API, TEST_NAMESPACE, TestEnv, apply, delete, delete_in, install_crds, namespace, unique,
 };
@@ -385,25 +385,31 @@ async fn the_connector_takes_the_ca_from_key_ca_crt_of_the_credentials_secret_an
     )
     .await;
 
-    let connector = PostgresConnector::new();
-    let session = connector
-        .session(&client, &pc)
+    let connector = Postgres::connector();
+    let first = connector
+        .client(&client, &pc)
         .await
         .expect("verify-full with the CA from the Secret");
-    assert!(!session.is_closed());
+    assert!(!first.session().is_closed());
 
-    // Another CA in the Secret: the next session is refused.
+    // Another CA in the Secret: once the watched Secret shows it, the next connection is
+    // refused.
     apply(&client, secret(env.get("KUBE_CA_FILE"))).await;
-    match connector.session(&client, &pc).await {
-        Err(ProviderError::Config(msg)) => {
-            assert!(
-                msg.starts_with(&format!("ProviderConfig {pc:?}: sslMode verify-full: ")),
-                "{msg}"
-            );
-            assert!(msg.contains("UnknownIssuer"), "{msg}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let msg = loop {
+        match connector.client(&client, &pc).await {
+            Err(ProviderError::Config(msg)) => break msg,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => panic!("want a Config error, got {:?}", other.err()),
         }
-        other => panic!("want a Config error, got {other:?}"),
-    }
+    };
+    assert!(
+        msg.starts_with(&format!("ProviderConfig {pc:?}: sslMode verify-full: ")),
+        "{msg}"
+    );
+    assert!(msg.contains("UnknownIssuer"), "{msg}");
 
     delete(&client, PG_API, "ProviderConfig", &pc).await;
     delete_in(&client, "v1", "Secret", TEST_NAMESPACE, &secret_name).await;

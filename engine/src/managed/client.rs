@@ -73,7 +73,8 @@ pub enum ProviderError {
     #[error("{0}")]
     InvalidSpec(String),
     /// The ProviderConfig or its credentials are missing or wrong: the message names the
-    /// ProviderConfig and what is wrong; retried with backoff, since Secrets are not watched.
+    /// ProviderConfig and what is wrong; retried with backoff (a fixed Secret is picked up
+    /// by the next try).
     #[error("{0}")]
     Config(String),
 }
@@ -107,8 +108,10 @@ pub trait ExternalClient<M>: Send + Sync {
 }
 
 /// Produces the [`ExternalClient`] for one managed resource: resolves its ProviderConfig
-/// and credentials (use [`crate::managed::credentials`]) and connects, typically reusing a
-/// cached connection pool per ProviderConfig.
+/// and credentials and connects, reusing a cached connection per ProviderConfig. A
+/// provider rarely writes one: [`crate::managed::connections::CachedConnector`] is the
+/// connector of every kind of a provider that implements
+/// [`crate::managed::connections::Connect`].
 #[async_trait]
 pub trait Connector<M>: Send + Sync + 'static {
     /// Connects for `mr`. Errors about the ProviderConfig or its Secret are
@@ -118,6 +121,11 @@ pub trait Connector<M>: Send + Sync + 'static {
         client: &kube::Client,
         mr: &M,
     ) -> Result<Arc<dyn ExternalClient<M>>, ProviderError>;
+
+    /// The external system, as messages name it (for example when a call times out).
+    fn external_system(&self) -> &str {
+        "the external system"
+    }
 }
 
 /// A managed-resource kind: a cluster-scoped custom resource whose spec flattens

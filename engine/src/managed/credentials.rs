@@ -1,11 +1,9 @@
-//! Reading ProviderConfig credentials from their Secret, with errors a user can act on.
+//! ProviderConfig credentials read from their Secret, with errors a user can act on.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 
-use crate::api::common::ProviderCredentials;
 use crate::managed::ProviderError;
 
 /// The data of a ProviderConfig's credentials Secret. Values are secrets: `Debug`
@@ -73,33 +71,20 @@ impl Credentials {
     }
 }
 
-/// Reads the Secret that a ProviderConfig named `provider_config` refers to.
-pub async fn read(
-    client: &kube::Client,
-    provider_config: &str,
-    creds: &ProviderCredentials,
-) -> Result<Credentials, ProviderError> {
-    let r = &creds.secret_ref;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
-    let secret_name = format!("{}/{}", r.namespace, r.name);
-    let secret = match secrets.get_opt(&r.name).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return Err(ProviderError::Config(format!(
-                "ProviderConfig {provider_config:?}: credentials Secret {secret_name} not found"
-            )));
-        }
-        Err(e) => {
-            return Err(ProviderError::Transient(format!(
-                "ProviderConfig {provider_config:?}: cannot read credentials Secret {secret_name}: {e}"
-            )));
-        }
-    };
+/// The credentials of the ProviderConfig named `provider_config` in `secret` (the Secret
+/// its credentials reference, as held by a watched store).
+pub fn from_secret(provider_config: &str, secret: &Secret) -> Credentials {
+    let name = format!(
+        "{}/{}",
+        secret.metadata.namespace.as_deref().unwrap_or_default(),
+        secret.metadata.name.as_deref().unwrap_or_default()
+    );
     let data = secret
         .data
+        .clone()
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k, v.0))
         .collect();
-    Ok(Credentials::from_data(provider_config, &secret_name, data))
+    Credentials::from_data(provider_config, &name, data)
 }

@@ -1,5 +1,5 @@
 //! Table tests of the managed state machine, with closure-based fakes of the provider
-//! (in the spirit of crossplane-runtime's `ExternalClientFns`) and of the cluster writes.
+//! ([`crate::testing::ExternalClientFns`]) and of the cluster writes.
 
 use std::sync::Mutex;
 
@@ -39,60 +39,8 @@ pub struct WidgetStatus {
 
 crate::impl_managed!(Widget);
 
-type ObserveFn =
-    Box<dyn Fn(usize, &mut Widget) -> Result<Observation, ProviderError> + Send + Sync>;
-type ResultFn = Box<dyn Fn() -> Result<ConnectionDetails, ProviderError> + Send + Sync>;
-
-/// The fake provider: closures per call, and a log of the calls made.
-struct ExternalClientFns {
-    observe: ObserveFn,
-    create: ResultFn,
-    update: ResultFn,
-    delete: Box<dyn Fn() -> Result<(), ProviderError> + Send + Sync>,
-    calls: Mutex<Vec<&'static str>>,
-}
-
-impl ExternalClientFns {
-    fn new(observe: ObserveFn) -> Self {
-        ExternalClientFns {
-            observe,
-            create: Box::new(|| Ok(ConnectionDetails::new())),
-            update: Box::new(|| Ok(ConnectionDetails::new())),
-            delete: Box::new(|| Ok(())),
-            calls: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn calls(&self) -> Vec<&'static str> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    fn log(&self, call: &'static str) -> usize {
-        let mut calls = self.calls.lock().unwrap();
-        calls.push(call);
-        calls.iter().filter(|c| **c == call).count()
-    }
-}
-
-#[async_trait]
-impl ExternalClient<Widget> for ExternalClientFns {
-    async fn observe(&self, mr: &mut Widget) -> Result<Observation, ProviderError> {
-        let n = self.log("observe");
-        (self.observe)(n, mr)
-    }
-    async fn create(&self, _mr: &mut Widget) -> Result<ConnectionDetails, ProviderError> {
-        self.log("create");
-        (self.create)()
-    }
-    async fn update(&self, _mr: &mut Widget) -> Result<ConnectionDetails, ProviderError> {
-        self.log("update");
-        (self.update)()
-    }
-    async fn delete(&self, _mr: &Widget) -> Result<(), ProviderError> {
-        self.log("delete");
-        (self.delete)()
-    }
-}
+type ObserveFn = crate::testing::ObserveFn<Widget>;
+type ExternalClientFns = crate::testing::ExternalClientFns<Widget>;
 
 /// The fake cluster: records every write.
 #[derive(Default)]

@@ -10,11 +10,18 @@
 //! ```
 //!
 //! `machine` holds the decisions (unit-tested with fakes), `reconciler` the Kubernetes side.
+//! The provider kit: `crd` (standard printer columns and categories), `connections` (one
+//! cached client per ProviderConfig from watched stores, the connector of every kind),
+//! `timeout` (every external call under `--external-timeout`) and, for providers' tests,
+//! [`crate::testing`]. docs/writing-a-provider.md walks through them.
 
 pub mod client;
+pub mod connections;
+pub mod crd;
 pub mod credentials;
 pub mod machine;
 pub mod reconciler;
+pub mod timeout;
 
 pub use client::{Connector, ExternalClient, Managed, Observation, ProviderError};
 pub use reconciler::{ControllerOptions, FINALIZER, run_controller};

@@ -3,7 +3,8 @@
 //! # Expected flow
 //! 1. Paused objects get `Synced=False/ReconcilePaused` and nothing else happens.
 //! 2. The finalizer is added before anything touches the external system.
-//! 3. The provider connects (ProviderConfig + credentials) and observes.
+//! 3. The provider connects (ProviderConfig + credentials) and observes. Every external
+//!    call runs under `external_timeout`; a call past it is a transient error.
 //! 4. Absent: the external name and the `external-create-pending` annotation are
 //!    persisted, then `create` runs, then `external-create-succeeded` (or `-failed`) is
 //!    persisted. Drifted: `update`. Deleting: `delete` until observe says absent, then the
@@ -40,6 +41,7 @@ use crate::api::common::{
 };
 use crate::connection_secret as secret;
 use crate::managed::machine::{self, Effects, Error, Failure, Outcome, Step};
+use crate::managed::timeout::{Deadline, TimedClient};
 use crate::managed::{Connector, Managed, ProviderError};
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, jitter};
 
@@ -58,6 +60,9 @@ pub struct ControllerOptions {
     pub provider_config_concurrency: usize,
     /// The longest wait between retries after errors.
     pub max_backoff: Duration,
+    /// How long one external call (connect, observe, create, update, delete) may take
+    /// before it counts as a transient failure.
+    pub external_timeout: Duration,
     /// Field manager for server-side apply and the controller name in events.
     pub field_manager: String,
     /// Crash-safety test hook: exit the process right after a successful external create,
@@ -72,6 +77,7 @@ impl Default for ControllerOptions {
             max_concurrent_reconciles: 16,
             provider_config_concurrency: 10,
             max_backoff: Duration::from_secs(60),
+            external_timeout: Duration::from_secs(30),
             field_manager: "tessera".to_string(),
             exit_after_external_create: false,
         }
@@ -262,12 +268,24 @@ async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Resu
     let deleting = obj.meta().deletion_timestamp.is_some();
     let mut mr = (*obj).clone();
     let poll = ctx.poll_interval(&obj);
-    let result = match ctx.connector.connect(&ctx.client, &obj).await {
+    let provider_config = obj.resource_spec().provider_config_name();
+    let deadline = Deadline {
+        timeout: ctx.opts.external_timeout,
+        system: ctx.connector.external_system().to_string(),
+        provider_config: provider_config.to_string(),
+    };
+    let connected = deadline
+        .run("connect", ctx.connector.connect(&ctx.client, &obj))
+        .await;
+    let result = match connected {
         Ok(external) => {
-            let limit = ctx.limit(obj.resource_spec().provider_config_name());
+            // Every call is bounded, so a hung external system holds a permit of its
+            // ProviderConfig for at most the timeout.
+            let external = TimedClient::new(external, deadline);
+            let limit = ctx.limit(provider_config);
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = limit.acquire_owned().await.ok();
-            machine::drive(ctx, external.as_ref(), &mut mr, poll).await
+            machine::drive(ctx, &external, &mut mr, poll).await
         }
         Err(e) => Err(machine::release_uncreated(ctx, &obj, e).await),
     };

@@ -1,171 +1,83 @@
-//! [`PostgresConnector`]: resolves a managed resource's ProviderConfig and credentials and
-//! hands out a [`PostgresClient`] on a cached [`Session`].
+//! [`PostgresConnector`]: the kit's [`CachedConnector`] with [`Postgres`], which makes one
+//! [`Session`] per ProviderConfig from its spec and credentials.
 //!
 //! ```text
-//!  mr.spec.providerConfigRef ─▶ ProviderConfig ─▶ credentials Secret ─▶ cache[(name)] ─▶ Session
-//!                                                      │ fingerprint differs or connection closed
-//!                                                      └──────────────▶ reconnect
+//!  mr.spec.providerConfigRef ─▶ ProviderConfig + credentials Secret (watched stores)
+//!        ─▶ cache[(name)] ─▶ PostgresClient on a Session
+//!                │ fingerprint differs or connection closed
+//!                └──────────▶ Postgres::connect again
 //! ```
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use kube::{Api, Resource};
-use tessera_engine::api::common::annotations::EXTERNAL_NAME;
-use tessera_engine::managed::{Connector, ExternalClient, Managed, ProviderError, credentials};
+use kube::Resource;
+use tessera_engine::api::common::ProviderCredentials;
+use tessera_engine::managed::ProviderError;
+use tessera_engine::managed::connections::{CachedConnector, Connect, ProviderConfigKind};
+use tessera_engine::managed::credentials::Credentials;
 
-use crate::api::{Database, Grant, ProviderConfig, Role};
+use crate::api::ProviderConfig;
 use crate::session::Session;
 
 /// The namespace of generated password Secrets of Roles without a connection secret.
 pub const DEFAULT_PASSWORD_NAMESPACE: &str = "tessera-system";
 
-/// Connects managed resources of this provider to PostgreSQL. Cheap to clone; clones
-/// share the cache of sessions, one per ProviderConfig.
-#[derive(Clone)]
-pub struct PostgresConnector {
-    inner: Arc<Inner>,
-}
+/// Connects Roles, Databases and Grants to PostgreSQL, one cached [`Session`] per
+/// ProviderConfig. Cheap to clone; clones share the cache.
+pub type PostgresConnector = CachedConnector<Postgres>;
 
-struct Inner {
+/// How the PostgreSQL provider connects: a [`Session`] as the ProviderConfig's
+/// administrative user.
+pub struct Postgres {
     password_namespace: String,
-    // One slot per ProviderConfig name. The outer lock is held only to find the slot; the
-    // slot's async lock is held while connecting, so concurrent reconciles of one
-    // ProviderConfig share one connection attempt and others are not blocked by it.
-    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<CachedSession>>>>>,
 }
 
-struct CachedSession {
-    key: u64,
-    session: Arc<Session>,
-}
-
-impl Default for PostgresConnector {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl PostgresConnector {
+impl Postgres {
     /// A connector that keeps generated passwords of Roles without a connection secret in
     /// [`DEFAULT_PASSWORD_NAMESPACE`].
-    pub fn new() -> Self {
-        Self::with_password_namespace(DEFAULT_PASSWORD_NAMESPACE)
+    pub fn connector() -> PostgresConnector {
+        Self::connector_with_password_namespace(DEFAULT_PASSWORD_NAMESPACE)
     }
 
     /// A connector that keeps generated passwords of Roles without a connection secret in
     /// `namespace` (typically the controller's own namespace).
-    pub fn with_password_namespace(namespace: impl Into<String>) -> Self {
-        PostgresConnector {
-            inner: Arc::new(Inner {
-                password_namespace: namespace.into(),
-                sessions: Mutex::new(HashMap::new()),
-            }),
-        }
+    pub fn connector_with_password_namespace(namespace: impl Into<String>) -> PostgresConnector {
+        CachedConnector::new(Postgres {
+            password_namespace: namespace.into(),
+        })
     }
+}
 
-    /// The session for the ProviderConfig named `name`: the cached one while its
-    /// ProviderConfig and credentials are unchanged and its connection is open, a new one
-    /// otherwise.
-    pub async fn session(
+impl ProviderConfigKind for ProviderConfig {
+    fn credentials(&self) -> &ProviderCredentials {
+        &self.spec.credentials
+    }
+}
+
+#[async_trait]
+impl Connect for Postgres {
+    type Config = ProviderConfig;
+    type Client = PostgresClient;
+    const SYSTEM: &'static str = "PostgreSQL";
+
+    async fn connect(
         &self,
-        client: &kube::Client,
+        kube: &kube::Client,
         name: &str,
-    ) -> Result<Arc<Session>, ProviderError> {
-        let configs: Api<ProviderConfig> = Api::all(client.clone());
-        let pc = match configs.get_opt(name).await {
-            Ok(Some(pc)) => pc,
-            Ok(None) => {
-                return Err(ProviderError::Config(format!(
-                    "ProviderConfig {name:?} not found; create it or set spec.providerConfigRef"
-                )));
-            }
-            Err(e) => {
-                return Err(ProviderError::Transient(format!(
-                    "cannot read ProviderConfig {name:?}: {e}"
-                )));
-            }
-        };
-        let creds = credentials::read(client, name, &pc.spec.credentials).await?;
-        let key = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            creds.fingerprint().hash(&mut h);
-            pc.spec.ssl_mode.hash(&mut h);
-            pc.spec.default_database.hash(&mut h);
-            h.finish()
-        };
-
-        let slot = {
-            let mut sessions = self
-                .inner
-                .sessions
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            sessions.entry(name.to_string()).or_default().clone()
-        };
-        let mut slot = slot.lock().await;
-        if let Some(cached) = slot.as_ref()
-            && cached.key == key
-            && !cached.session.is_closed()
-        {
-            return Ok(cached.session.clone());
-        }
-        let session = Arc::new(Session::connect(name, &pc.spec, &creds).await?);
-        *slot = Some(CachedSession {
-            key,
-            session: session.clone(),
-        });
-        Ok(session)
-    }
-
-    async fn client_for<M: Managed>(
-        &self,
-        client: &kube::Client,
-        mr: &M,
+        config: &ProviderConfig,
+        credentials: &Credentials,
     ) -> Result<PostgresClient, ProviderError> {
-        let session = self
-            .session(client, mr.resource_spec().provider_config_name())
-            .await?;
+        let session = Session::connect(name, &config.spec, credentials).await?;
         Ok(PostgresClient::new(
-            session,
-            client.clone(),
-            self.inner.password_namespace.clone(),
+            Arc::new(session),
+            kube.clone(),
+            self.password_namespace.clone(),
         ))
     }
-}
 
-#[async_trait]
-impl Connector<Role> for PostgresConnector {
-    async fn connect(
-        &self,
-        client: &kube::Client,
-        mr: &Role,
-    ) -> Result<Arc<dyn ExternalClient<Role>>, ProviderError> {
-        Ok(Arc::new(self.client_for(client, mr).await?))
-    }
-}
-
-#[async_trait]
-impl Connector<Database> for PostgresConnector {
-    async fn connect(
-        &self,
-        client: &kube::Client,
-        mr: &Database,
-    ) -> Result<Arc<dyn ExternalClient<Database>>, ProviderError> {
-        Ok(Arc::new(self.client_for(client, mr).await?))
-    }
-}
-
-#[async_trait]
-impl Connector<Grant> for PostgresConnector {
-    async fn connect(
-        &self,
-        client: &kube::Client,
-        mr: &Grant,
-    ) -> Result<Arc<dyn ExternalClient<Grant>>, ProviderError> {
-        Ok(Arc::new(self.client_for(client, mr).await?))
+    fn is_usable(client: &PostgresClient) -> bool {
+        !client.session.is_closed()
     }
 }
 
@@ -195,6 +107,11 @@ impl PostgresClient {
 }
 
 impl PostgresClient {
+    /// The session this client runs its statements on.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
     /// Fails with a transient error naming the first of `roles` that does not exist: a
     /// role that a spec refers to may be created by another managed resource shortly.
     pub(crate) async fn require_roles(
@@ -220,17 +137,6 @@ impl PostgresClient {
             ))),
         }
     }
-}
-
-/// The external name of `obj`: its `tessera.dev/external-name` annotation, or its name.
-pub(crate) fn external_name<K: Resource>(obj: &K) -> String {
-    let meta = obj.meta();
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(EXTERNAL_NAME))
-        .cloned()
-        .or_else(|| meta.name.clone())
-        .unwrap_or_default()
 }
 
 /// Whether `obj` is being deleted. Observe then only answers whether the external resource

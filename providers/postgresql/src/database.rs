@@ -11,7 +11,9 @@ use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
 use tokio_postgres::error::SqlState;
 
 use crate::api::{Database, DatabaseObservation, DatabaseParameters};
-use crate::connector::{PostgresClient, deleting, external_name};
+use tessera_engine::managed::machine::external_name;
+
+use crate::connector::{PostgresClient, deleting};
 use crate::sql::{ident, literal, validate_identifier, validate_literal};
 
 /// A database as pg_database has it.

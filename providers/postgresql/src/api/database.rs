@@ -9,34 +9,10 @@ use tessera_engine::api::common::{ResourceSpec, ResourceStatus};
     group = "postgresql.sql.tessera.dev",
     version = "v1alpha1",
     kind = "Database",
-    plural = "databases",
-    singular = "database",
-    category = "tessera",
-    category = "managed",
     status = "DatabaseStatus",
     derive = "PartialEq",
     doc = "A Database is a PostgreSQL database. Its name in PostgreSQL is the \
-           tessera.dev/external-name annotation, which defaults to metadata.name.",
-    printcolumn(
-        name = "READY",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Ready')].status"
-    ),
-    printcolumn(
-        name = "SYNCED",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Synced')].status"
-    ),
-    printcolumn(
-        name = "EXTERNAL-NAME",
-        type_ = "string",
-        json_path = ".metadata.annotations.tessera\\.dev/external-name"
-    ),
-    printcolumn(
-        name = "AGE",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+           tessera.dev/external-name annotation, which defaults to metadata.name."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseSpec {

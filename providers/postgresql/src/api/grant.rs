@@ -9,36 +9,12 @@ use tessera_engine::api::common::{ResourceSpec, ResourceStatus};
     group = "postgresql.sql.tessera.dev",
     version = "v1alpha1",
     kind = "Grant",
-    plural = "grants",
-    singular = "grant",
-    category = "tessera",
-    category = "managed",
     status = "GrantStatus",
     derive = "PartialEq",
     doc = "A Grant gives a PostgreSQL role either privileges on a database (set database and \
            privileges) or membership in another role (set memberOf). Its external name is \
            derived from the role and the database or memberOf, e.g. `alice/database/shop` or \
-           `alice/member-of/readers`, and these cannot change after creation.",
-    printcolumn(
-        name = "READY",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Ready')].status"
-    ),
-    printcolumn(
-        name = "SYNCED",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Synced')].status"
-    ),
-    printcolumn(
-        name = "EXTERNAL-NAME",
-        type_ = "string",
-        json_path = ".metadata.annotations.tessera\\.dev/external-name"
-    ),
-    printcolumn(
-        name = "AGE",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+           `alice/member-of/readers`, and these cannot change after creation."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GrantSpec {

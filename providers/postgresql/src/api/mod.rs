@@ -4,14 +4,11 @@
 //!
 //! Field doc comments are the `kubectl explain` text; developer notes are `//` comments.
 
-// Each printcolumn(...) of kube's derive repeats `type_ = "string"`, which clippy
-// mistakes for a duplicated attribute.
-#[allow(clippy::duplicated_attributes)]
+// Printer columns and categories are the kit's (tessera_engine::managed::crd), added in
+// crate::crds(): the #[kube(...)] attributes name only group, version, kind and doc.
 mod database;
-#[allow(clippy::duplicated_attributes)]
 mod grant;
 mod provider_config;
-#[allow(clippy::duplicated_attributes)]
 mod role;
 
 pub use database::{

@@ -9,32 +9,19 @@ use tessera_engine::api::common::ProviderCredentials;
     group = "postgresql.sql.tessera.dev",
     version = "v1alpha1",
     kind = "ProviderConfig",
-    plural = "providerconfigs",
-    singular = "providerconfig",
-    category = "tessera",
-    category = "providerconfig",
     derive = "PartialEq",
     doc = "A ProviderConfig tells the PostgreSQL provider how to reach a PostgreSQL server and \
            with which credentials. Managed resources name it in spec.providerConfigRef; the one \
-           named `default` is used when they do not.",
-    printcolumn(
-        name = "SECRET",
-        type_ = "string",
-        json_path = ".spec.credentials.secretRef.name"
-    ),
-    printcolumn(
-        name = "AGE",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+           named `default` is used when they do not."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderConfigSpec {
     /// The Secret with the server address and the credentials of an administrative role
     /// (a superuser, or a role with CREATEROLE and CREATEDB). Keys: `endpoint` (host name
     /// or IP address), `port` (optional, default 5432), `username`, `password`, and `ca.crt`
-    /// (PEM CA bundle, needed by sslMode `verify-ca` and `verify-full`). A change
-    /// of the Secret is picked up at the next reconcile of each managed resource.
+    /// (PEM CA bundle, needed by sslMode `verify-ca` and `verify-full`). The Secret is
+    /// watched: a change (a rotated password) is used from the next reconcile of each
+    /// managed resource on, without a restart.
     pub credentials: ProviderCredentials,
 
     /// Whether the connection is encrypted and the server authenticated, as libpq's

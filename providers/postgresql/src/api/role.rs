@@ -9,37 +9,13 @@ use tessera_engine::api::common::{ResourceSpec, ResourceStatus, SecretKeySelecto
     group = "postgresql.sql.tessera.dev",
     version = "v1alpha1",
     kind = "Role",
-    plural = "roles",
-    singular = "role",
-    category = "tessera",
-    category = "managed",
     status = "RoleStatus",
     derive = "PartialEq",
     doc = "A Role is a PostgreSQL role (a user or a group). Its name in PostgreSQL is the \
            tessera.dev/external-name annotation, which defaults to metadata.name. The \
            connection secret has the keys username, password, endpoint and port. To rotate a \
            generated password, set the annotation tessera.dev/rotate-password to a new value \
-           (any token, e.g. a date).",
-    printcolumn(
-        name = "READY",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Ready')].status"
-    ),
-    printcolumn(
-        name = "SYNCED",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Synced')].status"
-    ),
-    printcolumn(
-        name = "EXTERNAL-NAME",
-        type_ = "string",
-        json_path = ".metadata.annotations.tessera\\.dev/external-name"
-    ),
-    printcolumn(
-        name = "AGE",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+           (any token, e.g. a date)."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RoleSpec {

@@ -16,7 +16,9 @@ use tessera_engine::api::common::annotations::EXTERNAL_NAME;
 use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
 
 use crate::api::{Grant, GrantObservation};
-use crate::connector::{PostgresClient, deleting, external_name};
+use tessera_engine::managed::machine::external_name;
+
+use crate::connector::{PostgresClient, deleting};
 use crate::sql::ident;
 use plan::{DatabaseAcl, DbPrivilege, Identity, Target};
 

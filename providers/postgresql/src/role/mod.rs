@@ -22,7 +22,9 @@ use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
 use tokio_postgres::error::SqlState;
 
 use crate::api::{ROTATE_PASSWORD_ANNOTATION, Role, RoleObservation};
-use crate::connector::{PostgresClient, deleting, external_name};
+use tessera_engine::managed::machine::external_name;
+
+use crate::connector::{PostgresClient, deleting};
 use crate::error::role_still_referenced;
 use crate::sql::{ident, validate_identifier};
 use password::{Password, Source};
