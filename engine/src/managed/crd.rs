@@ -74,3 +74,77 @@ fn with_columns(
     }
     crd
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResource;
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    use crate::api::common::{ResourceSpec, ResourceStatus};
+    use crate::testing::assert_provider_crds;
+
+    /// A gadget of the test provider.
+    #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+    #[kube(
+        group = "test.tessera.dev",
+        version = "v1",
+        kind = "Gadget",
+        status = "GadgetStatus",
+        doc = "A gadget of the test provider."
+    )]
+    #[serde(rename_all = "camelCase")]
+    pub struct GadgetSpec {
+        #[serde(flatten)]
+        resource: ResourceSpec,
+        /// The desired gadget.
+        for_provider: GadgetParameters,
+    }
+
+    /// The desired gadget.
+    #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+    struct GadgetParameters {
+        /// How big.
+        size: Option<i64>,
+        // Deliberately without a doc comment.
+        colour: Option<String>,
+    }
+
+    /// The observed gadget.
+    #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+    pub struct GadgetStatus {
+        #[serde(flatten)]
+        resource: ResourceStatus,
+    }
+
+    fn problems(
+        crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    ) -> String {
+        let panic = std::panic::catch_unwind(|| assert_provider_crds("test.tessera.dev", &[crd]))
+            .expect_err("the check finds problems");
+        panic.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_helper_adds_the_standard_columns_and_categories_that_the_derive_lacks() {
+        use kube::CustomResourceExt;
+        let bare = problems(Gadget::crd());
+        assert!(
+            bare.contains("Gadget: categories [], want [\"tessera\", \"managed\"]"),
+            "{bare}"
+        );
+        assert!(bare.contains("Gadget: printer columns [], want [\"READY\", \"SYNCED\", \"EXTERNAL-NAME\", \"AGE\"]"), "{bare}");
+        let helped = problems(super::managed::<Gadget>());
+        assert!(
+            !helped.contains("categories") && !helped.contains("printer columns"),
+            "{helped}"
+        );
+    }
+
+    #[test]
+    fn the_crd_check_names_every_field_without_a_doc_comment() {
+        let msg = problems(super::managed::<Gadget>());
+        assert!(msg.contains(".spec.forProvider.colour"), "{msg}");
+        assert!(!msg.contains(".spec.forProvider.size"), "{msg}");
+    }
+}
