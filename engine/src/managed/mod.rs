@@ -20,6 +20,7 @@ pub mod connections;
 pub mod crd;
 pub mod credentials;
 pub mod machine;
+mod own_writes;
 pub mod reconciler;
 pub mod timeout;
 

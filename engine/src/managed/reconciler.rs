@@ -33,7 +33,7 @@ use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::sync::Semaphore;
-use tracing::{instrument, warn};
+use tracing::{debug, instrument, warn};
 
 use crate::api::common::{
     Condition, ConnectionDetails, ResourceStatus, SecretReference, annotations, capitalize,
@@ -41,6 +41,7 @@ use crate::api::common::{
 };
 use crate::connection_secret as secret;
 use crate::managed::machine::{self, Effects, Error, Failure, Outcome, Step};
+use crate::managed::own_writes::OwnWrites;
 use crate::managed::timeout::{Deadline, TimedClient};
 use crate::managed::{Connector, Managed, ProviderError};
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, jitter};
@@ -91,6 +92,7 @@ struct Ctx<M, C> {
     opts: ControllerOptions,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     failures: Backoff,
+    own_writes: OwnWrites,
     _kind: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -114,6 +116,7 @@ where
         connector,
         limits: Mutex::new(HashMap::new()),
         failures: Backoff::new(opts.max_backoff),
+        own_writes: OwnWrites::default(),
         opts,
         _kind: std::marker::PhantomData,
     });
@@ -128,14 +131,27 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
     /// A JSON merge patch of `obj`: safe for map keys (annotations, spec fields) without
     /// reading the object first.
     async fn merge_patch(&self, obj: &M, patch: &serde_json::Value) -> Result<(), kube::Error> {
-        self.api()
+        let written = self
+            .api()
             .patch(
                 &obj.name_any(),
                 &PatchParams::default(),
                 &Patch::Merge(patch),
             )
-            .await
-            .map(|_| ())
+            .await?;
+        self.record_write(obj, &written);
+        Ok(())
+    }
+
+    /// Remembers that `written` replaced `read`, see [`OwnWrites`].
+    fn record_write(&self, read: &M, written: &M) {
+        if let Some(uid) = read.meta().uid.as_deref() {
+            self.own_writes.record(
+                uid,
+                read.meta().resource_version.as_deref(),
+                written.meta().resource_version.as_deref(),
+            );
+        }
     }
 
     /// The semaphore limiting concurrent external calls through one ProviderConfig.
@@ -263,8 +279,20 @@ impl From<FinalizerError> for Error {
     }
 }
 
+/// How soon a reconcile that found a cached version older than its own last write looks
+/// again (status writes trigger no reconcile, so the newer version may bring none).
+const STALE_CACHE_RETRY: Duration = Duration::from_millis(200);
+
 /// Connects, drives the machine one step and writes the status it decided.
 async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Result<Action, Error> {
+    if let Some(uid) = obj.meta().uid.as_deref()
+        && ctx
+            .own_writes
+            .is_superseded(uid, obj.meta().resource_version.as_deref())
+    {
+        debug!("the watch cache has not yet seen this controller's last write; waiting for it");
+        return Ok(Action::requeue(STALE_CACHE_RETRY));
+    }
     let deleting = obj.meta().deletion_timestamp.is_some();
     let mut mr = (*obj).clone();
     let poll = ctx.poll_interval(&obj);
@@ -297,6 +325,9 @@ async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Resu
         }
         Ok(Step::FinalizerRemoved) | Err(Failure::Released) => {
             ctx.failures.reset(obj.as_ref());
+            if let Some(uid) = obj.meta().uid.as_deref() {
+                ctx.own_writes.forget(uid);
+            }
             Ok(Action::await_change())
         }
         Err(Failure::Kube(e)) => Err(e),
@@ -362,7 +393,8 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
             "kind": M::kind(&()),
             "status": new_status,
         });
-        self.api()
+        let written = self
+            .api()
             .patch_status(
                 &obj.name_any(),
                 &PatchParams::apply(&self.opts.field_manager).force(),
@@ -370,6 +402,7 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
             )
             .await
             .map_err(|e| Error::WriteStatus(obj.name_any(), e))?;
+        self.record_write(obj, &written);
         Ok(())
     }
 }

@@ -64,10 +64,12 @@ impl Session {
         let password = creds.require("password")?;
         let port = match creds.optional("port")? {
             None => 5432,
+            // The value is not quoted: a key of a credentials Secret may hold anything,
+            // even a password pasted into the wrong key.
             Some(p) => p.trim().parse::<u16>().map_err(|_| {
                 ProviderError::Config(format!(
                     "ProviderConfig {provider_config:?}: key \"port\" of its credentials Secret \
-                     is {p:?}, not a port number"
+                     is not a port number (1-65535)"
                 ))
             })?,
         };
@@ -208,4 +210,36 @@ fn timed_out(action: &str) -> ProviderError {
         "cannot {action}: PostgreSQL did not answer within {}s",
         STATEMENT_TIMEOUT.as_secs()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tessera_engine::managed::credentials::Credentials;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_that_is_no_number_is_refused_without_quoting_the_value() {
+        let data = BTreeMap::from([
+            ("endpoint".to_string(), b"127.0.0.1".to_vec()),
+            ("username".to_string(), b"admin".to_vec()),
+            ("password".to_string(), b"pw".to_vec()),
+            ("port".to_string(), b"hunter2-secret".to_vec()),
+        ]);
+        let creds = Credentials::from_data("pc", "creds", data);
+        let spec: ProviderConfigSpec = serde_json::from_value(serde_json::json!({
+            "credentials": {"source": "Secret", "secretRef": {"name": "creds", "namespace": "ns"}}
+        }))
+        .expect("a spec");
+        match Session::connect("pc", &spec, &creds).await {
+            Err(ProviderError::Config(msg)) => {
+                assert!(msg.contains("not a port number"), "{msg}");
+                assert!(!msg.contains("hunter2"), "the value leaked: {msg}");
+            }
+            Err(other) => panic!("want a Config error, got {other}"),
+            Ok(_) => panic!("want a Config error, got a session"),
+        }
+    }
 }
