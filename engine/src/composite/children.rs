@@ -11,7 +11,6 @@ use kube::discovery::{ApiResource, Scope};
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
-use crate::api::common::ConnectionDetails;
 use crate::compose::LABEL_COMPOSITE;
 
 /// A kind of composed resource, as the API server serves it.
@@ -140,22 +139,15 @@ pub async fn delete(
     }
 }
 
-/// The data of Secret `namespace/name`, empty when it does not exist (yet).
+/// Secret `namespace/name`, `None` when it does not exist (yet).
 pub async fn read_secret(
     client: &kube::Client,
     namespace: &str,
     name: &str,
-) -> Result<ConnectionDetails, kube::Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = api.get_opt(name).await?;
-    Ok(ConnectionDetails(
-        secret
-            .and_then(|s| s.data)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect(),
-    ))
+) -> Result<Option<Secret>, kube::Error> {
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
 }
 
 /// A reference to a composed resource given as JSON, for events.

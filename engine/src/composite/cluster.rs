@@ -13,7 +13,7 @@ use tracing::debug;
 use super::Ctx;
 use super::children::{self, KindInfo};
 use super::error::Error;
-use super::machine::{Effects, KindRef, SpecRefs};
+use super::machine::{ComposedSecret, Effects, KindRef, SpecRefs};
 use crate::api::common::{ConnectionDetails, SecretReference};
 use crate::connection_secret;
 
@@ -95,8 +95,25 @@ impl Effects for Cluster<'_> {
     async fn read_secret(
         &self,
         secret: &SecretReference,
-    ) -> Result<ConnectionDetails, kube::Error> {
-        children::read_secret(&self.ctx.client, &secret.namespace, &secret.name).await
+    ) -> Result<Option<ComposedSecret>, kube::Error> {
+        let secret =
+            children::read_secret(&self.ctx.client, &secret.namespace, &secret.name).await?;
+        Ok(secret.map(|s| ComposedSecret {
+            controller_uid: s
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| o.controller == Some(true))
+                .map(|o| o.uid),
+            details: ConnectionDetails(
+                s.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect(),
+            ),
+        }))
     }
 
     async fn publish_secret(

@@ -85,6 +85,23 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
+    /// A composed resource's connection Secret is not controlled by that resource, so
+    /// its keys may belong to someone else (a Composition pointing a resource at another
+    /// application's Secret) and are not copied.
+    #[error(
+        "connection Secret {namespace}/{name} of resource '{resource}' is not controlled by that \
+         resource; its keys are not copied (point the resource's writeConnectionSecretToRef \
+         at a Secret only that resource writes)"
+    )]
+    SecretNotControlled {
+        /// The `resources[].name`.
+        resource: String,
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+
     /// Writing the composite's connection Secret failed.
     #[error("cannot write connection Secret {namespace}/{name}: {}", Msg(.source))]
     WriteSecret {
@@ -136,6 +153,7 @@ impl Error {
             Error::Delete { .. } => "DeleteResource",
             Error::List { .. } => "ListResources",
             Error::ReadSecret { .. } => "ReadConnectionSecret",
+            Error::SecretNotControlled { .. } => "ConnectionSecretNotControlled",
             Error::WriteSecret { .. } => "PublishConnectionSecret",
             Error::WriteSpec { .. } => "WriteSpec",
             Error::WriteStatus { .. } => "WriteStatus",
@@ -176,7 +194,10 @@ impl Error {
     /// that waits for someone to change a spec (then the composite is polled normally).
     pub fn is_transient(&self) -> bool {
         let kube = match self {
-            Error::ReadSpec(_) | Error::Select(_) | Error::Compose(_) => return false,
+            Error::ReadSpec(_)
+            | Error::Select(_)
+            | Error::Compose(_)
+            | Error::SecretNotControlled { .. } => return false,
             Error::Discover { source, .. }
             | Error::Apply { source, .. }
             | Error::Delete { source, .. }

@@ -47,9 +47,11 @@ pub trait Effects: Send + Sync {
     async fn apply(&self, object: &Value) -> Result<Value, kube::Error>;
     /// Deletes a composed resource (gone already is fine).
     async fn delete(&self, object: &Value) -> Result<(), kube::Error>;
-    /// The data of a composed resource's connection Secret; empty when it does not exist.
-    async fn read_secret(&self, secret: &SecretReference)
-    -> Result<ConnectionDetails, kube::Error>;
+    /// A composed resource's connection Secret, `None` when it does not exist.
+    async fn read_secret(
+        &self,
+        secret: &SecretReference,
+    ) -> Result<Option<ComposedSecret>, kube::Error>;
     /// Writes the composite's connection Secret unless it holds `details` already;
     /// returns whether it was written.
     async fn publish_secret(
@@ -60,6 +62,15 @@ pub trait Effects: Send + Sync {
     /// Records the chosen Composition, revision and composed resources in the composite's
     /// spec.
     async fn write_refs(&self, refs: &SpecRefs) -> Result<(), kube::Error>;
+}
+
+/// A composed resource's connection Secret as read.
+#[derive(Clone, Debug, Default)]
+pub struct ComposedSecret {
+    /// The UID of the Secret's controller (its owner reference with `controller: true`).
+    pub controller_uid: Option<String>,
+    /// The Secret's data.
+    pub details: ConnectionDetails,
 }
 
 /// The references recorded in the composite's spec.
@@ -309,7 +320,7 @@ async fn read_connections(
 ) -> Result<BTreeMap<String, ConnectionDetails>, Error> {
     let mut out = BTreeMap::new();
     for read in plan::secret_reads(target, observed) {
-        let details = fx
+        let secret = fx
             .read_secret(&read.secret)
             .await
             .map_err(|source| Error::ReadSecret {
@@ -318,6 +329,21 @@ async fn read_connections(
                 name: read.secret.name.clone(),
                 source: Box::new(source),
             })?;
+        let details = match secret {
+            None => ConnectionDetails::new(),
+            // Only the composed resource's own Secret: a Composition must not be able to
+            // copy another application's Secret into a claim's namespace.
+            Some(s) if s.controller_uid.is_some() && s.controller_uid == read.owner_uid => {
+                s.details
+            }
+            Some(_) => {
+                return Err(Error::SecretNotControlled {
+                    resource: read.resource,
+                    namespace: read.secret.namespace,
+                    name: read.secret.name,
+                });
+            }
+        };
         out.insert(read.resource, details);
     }
     Ok(out)

@@ -22,6 +22,8 @@ struct ClusterFns {
     /// What the composite's connection Secret holds: publishing the same keys writes nothing.
     published: Mutex<ConnectionDetails>,
     role_secret: ConnectionDetails,
+    /// The controller of the role's connection Secret (by default the live role).
+    role_secret_controller: Option<String>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -32,6 +34,7 @@ impl ClusterFns {
             apply: Box::new(|o| Ok(stored(o, false))),
             published: Mutex::new(ConnectionDetails::new()),
             role_secret: ConnectionDetails::new(),
+            role_secret_controller: Some("uid-role".to_string()),
             calls: Mutex::new(Vec::new()),
         }
     }
@@ -54,6 +57,8 @@ impl ClusterFns {
 /// `object` as the API server stores it after an apply, with `Ready` as given.
 fn stored(object: &Value, ready: bool) -> Value {
     let mut o = object.clone();
+    // The API server gives every object a UID; the fixtures' live objects use the same form.
+    o["metadata"]["uid"] = json!(format!("uid-{}", resource_of(object)));
     o["status"] = json!({
         "atProvider": {"state": if ready { "ready" } else { "creating" }},
         "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
@@ -97,9 +102,12 @@ impl Effects for ClusterFns {
     async fn read_secret(
         &self,
         secret: &SecretReference,
-    ) -> Result<ConnectionDetails, kube::Error> {
+    ) -> Result<Option<ComposedSecret>, kube::Error> {
         self.log(format!("read-secret {}/{}", secret.namespace, secret.name));
-        Ok(self.role_secret.clone())
+        Ok((!self.role_secret.is_empty()).then(|| ComposedSecret {
+            controller_uid: self.role_secret_controller.clone(),
+            details: self.role_secret.clone(),
+        }))
     }
     async fn publish_secret(
         &self,
@@ -153,8 +161,8 @@ fn all_ready() -> Vec<Value> {
 /// What a reconcile should do.
 struct Want {
     calls: &'static [&'static str],
-    /// `(status, message)` of Ready.
-    ready: (&'static str, &'static str),
+    /// `(status, message)` of Ready; `None` when the reconcile stopped before readiness.
+    ready: Option<(&'static str, &'static str)>,
     events: &'static [&'static str],
     /// The start of each error message, in order.
     errors: &'static [&'static str],
@@ -168,7 +176,7 @@ const WAITING_FOR_ALL: (&str, &str) = ("False", "Waiting for resources: role, da
 
 const NONE: Want = Want {
     calls: &[],
-    ready: ("True", ""),
+    ready: Some(("True", "")),
     events: &[],
     errors: &[],
     published: &[],
@@ -214,7 +222,7 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
                     "publish shop/orders-conn",
                     "write-refs 3",
                 ],
-                ready: WAITING_FOR_ALL,
+                ready: Some(WAITING_FOR_ALL),
                 events: &["CreatedResource"],
                 published: &["password", "port", "url", "username"],
                 published_now: true,
@@ -256,7 +264,7 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
                     "read-secret tessera-system/orders-role",
                     "publish shop/orders-conn",
                 ],
-                ready: ("False", "Waiting for resources: database, grant"),
+                ready: Some(("False", "Waiting for resources: database, grant")),
                 events: &["CreatedResource"],
                 published: &["password", "port", "url", "username"],
                 published_now: true,
@@ -272,7 +280,7 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
             keys: &[],
             want: Want {
                 calls: &["observe", "read-secret tessera-system/orders-role"],
-                ready: WAITING_FOR_ALL,
+                ready: Some(WAITING_FOR_ALL),
                 published: &["password", "port", "url", "username"],
                 ..NONE
             },
@@ -302,7 +310,7 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
                     "apply database",
                     "read-secret tessera-system/orders-role",
                 ],
-                ready: ("False", "Waiting for resources: role, database, grant"),
+                ready: Some(("False", "Waiting for resources: role, database, grant")),
                 published: &["password", "port", "url", "username"],
                 ..NONE
             },
@@ -353,7 +361,7 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
             keys: &[],
             want: Want {
                 calls: &["observe", "read-secret tessera-system/orders-role"],
-                ready: ("False", "Waiting for resources: database"),
+                ready: Some(("False", "Waiting for resources: database")),
                 published: &["password", "port", "url", "username"],
                 ..NONE
             },
@@ -371,6 +379,40 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
                 ],
                 published: &["url", "username"],
                 published_now: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a connection Secret that its composed resource does not control is not copied",
+            xr: composite(),
+            cluster: ClusterFns {
+                role_secret_controller: Some("uid-of-another-application".to_string()),
+                ..ClusterFns::new(all_ready()).with_role_secret()
+            },
+            keys: &["url", "username"],
+            want: Want {
+                calls: &["observe", "read-secret tessera-system/orders-role"],
+                ready: None,
+                errors: &[
+                    "connection Secret tessera-system/orders-role of resource 'role' is not controlled by that resource",
+                ],
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a connection Secret without a controller is not copied either",
+            xr: composite(),
+            cluster: ClusterFns {
+                role_secret_controller: None,
+                ..ClusterFns::new(all_ready()).with_role_secret()
+            },
+            keys: &["url", "username"],
+            want: Want {
+                calls: &["observe", "read-secret tessera-system/orders-role"],
+                ready: None,
+                errors: &[
+                    "connection Secret tessera-system/orders-role of resource 'role' is not controlled by that resource",
+                ],
                 ..NONE
             },
         },
@@ -400,7 +442,7 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
             keys: &[],
             want: Want {
                 calls: &["observe", "apply role"],
-                ready: WAITING_FOR_ALL,
+                ready: Some(WAITING_FOR_ALL),
                 errors: &["cannot apply Role \"orders-role\" (resource 'role')"],
                 ..NONE
             },
@@ -419,7 +461,7 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
                     "apply database",
                     "read-secret tessera-system/orders-role",
                 ],
-                ready: ("False", "Waiting for resources: database, grant"),
+                ready: Some(("False", "Waiting for resources: database, grant")),
                 errors: &["cannot apply Database \"orders-database\" (resource 'database')"],
                 published: &["password", "port", "url", "username"],
                 ..NONE
@@ -434,13 +476,11 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
         let report = converge(&input, &case.cluster).await;
         let reason = case.reason;
         assert_eq!(case.cluster.calls(), case.want.calls, "calls: {reason}");
-        let ready = report.status.ready.expect(reason);
-        assert_eq!(ready.type_, condition_type::READY);
-        assert_eq!(
-            (ready.status.as_str(), ready.message.as_str()),
-            case.want.ready,
-            "ready: {reason}"
-        );
+        let ready = report.status.ready.as_ref().map(|ready| {
+            assert_eq!(ready.type_, condition_type::READY, "{reason}");
+            (ready.status.as_str(), ready.message.as_str())
+        });
+        assert_eq!(ready, case.want.ready, "ready: {reason}");
         let events: Vec<&str> = report.events.iter().map(|e| e.reason).collect();
         assert_eq!(events, case.want.events, "events: {reason}");
         let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();

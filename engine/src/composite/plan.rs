@@ -185,6 +185,8 @@ pub struct SecretRead {
     pub resource: String,
     /// The Secret (the resource's `spec.writeConnectionSecretToRef`).
     pub secret: SecretReference,
+    /// The UID of the live composed resource: only a Secret it controls is read.
+    pub owner_uid: Option<String>,
 }
 
 /// The connection Secrets to read: those of the live composed resources whose templates
@@ -197,12 +199,10 @@ pub fn secret_reads(target: &Target<'_>, observed: &Observed) -> Vec<SecretRead>
             .connection_details
             .iter()
             .any(|c| c.detail_type() == Some(ConnectionDetailType::FromConnectionSecretKey));
-        let Some(to) = observed
-            .live
-            .get(&d.key)
-            .and_then(|o| o.pointer("/spec/writeConnectionSecretToRef"))
-            .filter(|_| reads_secret)
-        else {
+        let Some(live) = observed.live.get(&d.key).filter(|_| reads_secret) else {
+            continue;
+        };
+        let Some(to) = live.pointer("/spec/writeConnectionSecretToRef") else {
             continue;
         };
         if let (Some(name), Some(namespace)) = (
@@ -215,6 +215,10 @@ pub fn secret_reads(target: &Target<'_>, observed: &Observed) -> Vec<SecretRead>
                     name: name.to_string(),
                     namespace: namespace.to_string(),
                 },
+                owner_uid: live
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             });
         }
     }

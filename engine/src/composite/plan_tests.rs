@@ -299,6 +299,7 @@ mod decisions {
                     name: "orders-role".into(),
                     namespace: "tessera-system".into(),
                 },
+                owner_uid: Some("uid-role".into()),
             }]
         );
         let nothing_live = Observed::new(&target, vec![]).expect("observed");
