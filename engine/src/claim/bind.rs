@@ -337,3 +337,7 @@ pub fn events(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "bind/status_tests.rs"]
+mod status_tests;
