@@ -188,3 +188,49 @@ async fn a_claim_whose_selector_matches_no_composition_says_so() {
     );
     delete_in(&client, CLAIM_API, "PostgresDatabase", &ns, name).await;
 }
+
+#[tokio::test]
+async fn a_ready_claim_shows_its_database_name_in_status_and_in_kubectls_database_column() {
+    let (env, client) = platform().await;
+    let ns = namespace(&client, &unique("shop")).await;
+    let name = "catalog-db";
+    apply(&client, claim(&ns, name, 5)).await;
+
+    // The composition patches the database's name onto the composite's status; the
+    // claim shows it as its own.
+    let xr_name = claim_composite_name(&ns, name);
+    let c = wait_object_in(
+        &client,
+        CLAIM_API,
+        "PostgresDatabase",
+        &ns,
+        name,
+        "Ready, with the database name",
+        |o| {
+            condition(o, "Ready").is_some_and(|c| c.is_true())
+                && o.data["status"]["databaseName"] == json!(xr_name)
+        },
+    )
+    .await;
+    let xr = get(&client, XR_API, "XPostgresDatabase", &xr_name)
+        .await
+        .expect("composite");
+    assert_eq!(c.data["status"]["roleName"], xr.data["status"]["roleName"]);
+    assert!(
+        c.data["status"].get("connectionDetails").is_none(),
+        "the composite's bookkeeping stays on the composite"
+    );
+
+    let table = kubectl(&env, &["get", "postgresdatabase", "-n", &ns, name]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    let row: Vec<&str> = lines.next().expect("a row").split_whitespace().collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "DATABASE")
+        .unwrap_or_else(|| panic!("a DATABASE column:\n{table}"));
+    assert_eq!(row[column], xr_name, "{table}");
+
+    delete_in(&client, CLAIM_API, "PostgresDatabase", &ns, name).await;
+    wait_gone(&client, XR_API, "XPostgresDatabase", &xr_name).await;
+}

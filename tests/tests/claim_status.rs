@@ -94,10 +94,17 @@ impl Isolated {
 
     /// Sets the composite's conditions through its status subresource.
     async fn set_composite_status(&self, name: &str, conditions: Value) {
+        self.apply_composite_status(name, json!({ "conditions": conditions }))
+            .await;
+    }
+
+    /// Server-side applies the composite's whole status, as the composite reconciler does
+    /// (one field manager, so a field left out is removed).
+    async fn apply_composite_status(&self, name: &str, status: Value) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.xr);
         let patch = json!({
             "apiVersion": self.xr.api_version, "kind": self.xr.kind,
-            "status": { "conditions": conditions },
+            "status": status,
         });
         api.patch_status(
             name,
@@ -399,5 +406,113 @@ async fn a_claim_whose_composite_has_the_earlier_8_digit_name_keeps_it() {
     delete_in(&client, &t.claim.api_version, &t.claim.kind, &ns, "kept").await;
     wait_gone(&client, &t.xr.api_version, &t.xr.kind, &legacy).await;
     wait_gone_in(&client, &t.claim.api_version, &t.claim.kind, &ns, "kept").await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_shows_its_composites_status_fields_but_not_its_bookkeeping_and_drops_a_removed_one()
+{
+    let env = TestEnv::load();
+    let t = Isolated::start(&env).await;
+    let client = t.client.clone();
+    let ns = namespace(&client, &unique("claims")).await;
+    apply(&client, t.kinds.claim(&ns, "orders-db", "small")).await;
+    let xr_name = claim_composite_name(&ns, "orders-db");
+    t.wait_claim(&ns, "orders-db", "bound", |o| {
+        o.data["status"]["resourceRef"]["name"] == json!(xr_name)
+    })
+    .await;
+
+    let generation = get(&client, &t.xr.api_version, &t.xr.kind, &xr_name)
+        .await
+        .expect("composite")
+        .metadata
+        .generation
+        .expect("generation");
+    let ready = json!([
+        { "type": "Ready", "status": "True", "reason": "Available", "observedGeneration": generation },
+        { "type": "Synced", "status": "True", "reason": "ReconcileSuccess", "observedGeneration": generation },
+    ]);
+    t.apply_composite_status(
+        &xr_name,
+        json!({
+            "conditions": ready,
+            "observedGeneration": 41,
+            "connectionDetails": { "lastPublishedTime": "2026-01-01T00:00:00Z" },
+            "endpoint": "db.example.org:5432",
+        }),
+    )
+    .await;
+    let shown = t
+        .wait_claim(&ns, "orders-db", "the composite's endpoint", |o| {
+            o.data["status"]["endpoint"] == json!("db.example.org:5432") && is_true(o, "Ready")
+        })
+        .await;
+    let status = &shown.data["status"];
+    assert!(
+        status.get("connectionDetails").is_none(),
+        "the composite's Secret bookkeeping stays on the composite: {status}"
+    );
+    assert_eq!(
+        status["observedGeneration"],
+        json!(shown.metadata.generation.expect("generation")),
+        "the claim's own generation, not the composite's"
+    );
+    assert_eq!(status["resourceRef"]["name"], json!(xr_name));
+
+    // Steady state: a reconcile after the copy writes nothing.
+    let mark = Instant::now();
+    t.touch_composite(&xr_name).await;
+    wait_reconciled(
+        &t.claim.kind,
+        Some(&ns),
+        "orders-db",
+        mark,
+        Duration::from_secs(30),
+    )
+    .await;
+    let again = get_in(
+        &client,
+        &t.claim.api_version,
+        &t.claim.kind,
+        &ns,
+        "orders-db",
+    )
+    .await
+    .expect("claim");
+    assert_eq!(
+        again.resource_version(),
+        shown.resource_version(),
+        "claim not rewritten"
+    );
+
+    // The composite loses the field: so does the claim (server-side apply removes a field
+    // its manager stops sending).
+    t.apply_composite_status(&xr_name, json!({ "conditions": ready }))
+        .await;
+    let dropped = t
+        .wait_claim(&ns, "orders-db", "the endpoint removed", |o| {
+            o.data["status"].get("endpoint").is_none()
+        })
+        .await;
+    assert!(is_true(&dropped, "Ready"), "still ready");
+
+    delete_in(
+        &client,
+        &t.claim.api_version,
+        &t.claim.kind,
+        &ns,
+        "orders-db",
+    )
+    .await;
+    wait_gone_in(
+        &client,
+        &t.claim.api_version,
+        &t.claim.kind,
+        &ns,
+        "orders-db",
+    )
+    .await;
+    wait_gone(&client, &t.xr.api_version, &t.xr.kind, &xr_name).await;
     t.cleanup().await;
 }

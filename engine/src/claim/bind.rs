@@ -1,17 +1,18 @@
 //! The claim's decisions as pure functions: the composite a claim asks for, whether an
-//! existing composite belongs to it, and the claim's conditions and events derived from
-//! its composite.
+//! existing composite belongs to it, the claim's conditions, status fields and events
+//! derived from its composite, and whether the claim's status needs a write.
 
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::events::EventType;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::to_composite::{ClaimToCompositeError, claim_to_composite};
-use crate::api::common::{Condition, condition_type, find_condition, reason};
+use crate::api::common::{Condition, condition_type, find_condition, reason, set_condition};
 use crate::api::xrd::CompositeResourceDefinitionSpec;
 use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
+use crate::objects::needs_apply;
 
 /// Event reasons of claims. PascalCase and stable.
 pub mod reasons {
@@ -158,6 +159,105 @@ pub fn conditions_from(xr: &DynamicObject) -> (Condition, Condition) {
     (ready, synced)
 }
 
+/// Status fields the engine writes itself, on composites or on claims, and so never copies
+/// from a composite to its claim: the claim has conditions and an `observedGeneration` of
+/// its own, `resourceRef` is the claim's binding, and a composite's `connectionDetails`
+/// describe the composite's Secret, not anything the claim's user asked for.
+pub const ENGINE_STATUS_FIELDS: &[&str] = &[
+    "conditions",
+    "observedGeneration",
+    "connectionDetails",
+    "resourceRef",
+];
+
+/// The composite's status fields its claim shows as its own (e.g. the database name a
+/// composition patches onto the composite, which the XRD's printer columns read): every
+/// top-level field but [`ENGINE_STATUS_FIELDS`]. Claim and composite share the XRD's
+/// status schema, so each copied field fits the claim.
+pub fn copied_status(xr: &DynamicObject) -> Map<String, Value> {
+    xr.data
+        .get("status")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !ENGINE_STATUS_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// What the claim's status should say, from its composite.
+#[derive(Clone, Debug)]
+pub struct ClaimStatus {
+    /// The claim's Ready condition.
+    pub ready: Condition,
+    /// The claim's Synced condition.
+    pub synced: Condition,
+    /// `status.resourceRef`: the bound composite, when the claim has one.
+    pub resource_ref: Option<Value>,
+    /// The composite's status fields ([`copied_status`]); empty without a composite.
+    pub fields: Map<String, Value>,
+}
+
+/// A write of the claim's status that [`status_write`] decided on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusWrite {
+    /// The `status` to server-side apply with the claim controller's field manager.
+    pub status: Value,
+    /// All of the claim's conditions once it is written, for [`events`].
+    pub conditions: Vec<Condition>,
+}
+
+/// The status write that brings `claim` to `want`, or `None` when the claim already says
+/// it, so that the steady state makes no writes.
+///
+/// The body carries every field the claim controller owns (the claim's Ready and Synced,
+/// `observedGeneration`, `resourceRef`, the copied fields): server-side apply removes a
+/// field its manager owned and no longer sends, so a field gone from the composite goes
+/// from the claim too. Conditions keep their transition time unless their status changes;
+/// conditions other controllers own stay, since the list is a map keyed by type.
+pub fn status_write(
+    claim: &DynamicObject,
+    want: ClaimStatus,
+    manager: &str,
+    now: &str,
+) -> Option<StatusWrite> {
+    let generation = claim.metadata.generation;
+    let live_conditions = claim.data.pointer("/status/conditions");
+    let mut conditions: Vec<Condition> = live_conditions
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    let mut changed = false;
+    for c in [want.ready, want.synced] {
+        let c = Condition {
+            observed_generation: generation,
+            ..c
+        };
+        changed |= set_condition(&mut conditions, c, now);
+    }
+    let ours: Vec<&Condition> = [condition_type::READY, condition_type::SYNCED]
+        .iter()
+        .filter_map(|t| find_condition(&conditions, t))
+        .collect();
+    let mut status = want.fields;
+    status.insert("conditions".into(), json!(ours));
+    status.insert("observedGeneration".into(), json!(generation));
+    if let Some(r) = want.resource_ref {
+        status.insert("resourceRef".into(), r);
+    }
+    let status = Value::Object(status);
+    if !changed {
+        // The conditions were compared above (transition times aside); the other fields
+        // are compared with the claim as it is, including the fields this manager owns.
+        let mut compared = status.clone();
+        compared["conditions"] = live_conditions.cloned().unwrap_or(Value::Null);
+        let live = serde_json::to_value(claim).unwrap_or_default();
+        if !needs_apply(&json!({ "status": compared }), Some(&live), manager) {
+            return None;
+        }
+    }
+    Some(StatusWrite { status, conditions })
+}
+
 /// The claim's conditions while its composite is being deleted.
 pub fn deleting_conditions(xr: &DynamicObject) -> (Condition, Condition) {
     let name = xr.name_any();
@@ -237,3 +337,7 @@ pub fn events(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "bind/status_tests.rs"]
+mod status_tests;

@@ -7,6 +7,8 @@
 //!     never written)                  + writeConnectionSecretToRef {name, namespace: team-a}
 //!    status.resourceRef ◀──────────── status: Ready, Synced (messages copied, prefixed
 //!    status.conditions                        "Composite <name>: ...")
+//!    status.<field> ◀──────────────── status.<field>: every field but the engine's
+//!                                             bookkeeping (bind::ENGINE_STATUS_FIELDS)
 //! ```
 //!
 //! The composite reconciler writes the connection Secret straight into the claim's
@@ -14,7 +16,7 @@
 //! the Secret goes when the composite goes.
 //!
 //! - `bind`: the decisions as pure functions (desired composite, ownership, conditions,
-//!   events).
+//!   copied status fields, whether the status needs a write, events).
 //! - `to_composite`: the composite a claim becomes ([`claim_to_composite`]), shared with
 //!   `tessera render`.
 //! - `reconciler`: the Kubernetes side ([`run`]).

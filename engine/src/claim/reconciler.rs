@@ -11,11 +11,11 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tracing::{debug, instrument};
 
 use super::bind;
-use crate::api::common::{Condition, capitalize, condition_type, find_condition, set_condition};
+use crate::api::common::{Condition, capitalize};
 use crate::api::xrd::CompositeResourceDefinition;
 use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::naming::{claim_composite_name, legacy_claim_composite_name};
@@ -56,8 +56,11 @@ struct Ctx {
 ///    `<opts.field_manager>/claim`) with the claim's spec, `spec.claimRef`, the claim labels
 ///    and a `writeConnectionSecretToRef` pointing into the claim's namespace. A composite of
 ///    that name that belongs to something else is never touched.
-/// 3. The claim's status gets `resourceRef` and the composite's Ready and Synced
-///    conditions (with the composite's messages), written only when they changed.
+/// 3. The claim's status gets `resourceRef`, the composite's Ready and Synced conditions
+///    (with the composite's messages) and the composite's own status fields (all but the
+///    engine's bookkeeping, [`bind::ENGINE_STATUS_FIELDS`]), so the XRD's printer columns
+///    show on the claim; written only when something changed, and a field removed from
+///    the composite is removed from the claim.
 /// 4. On deletion the composite is deleted and the finalizer stays until it is gone: the
 ///    composite deletes its composed resources (in dependsOn-reverse order) and, through
 ///    its owner reference, the connection Secret.
@@ -156,8 +159,9 @@ impl Ctx {
         let poll = scaffold::jitter(ctx.opts.poll_interval, 0.1);
         let existing = ctx.composite(&xr_name, false).await?;
         if let Some(message) = bind::conflict(&namespace, &name, existing.as_ref()) {
+            // Not this claim's composite: none of its status is the claim's.
             let ready = Condition::unavailable(&message);
-            ctx.write_failure(claim, &xr_name, ready, message, None)
+            ctx.write_failure(claim, &xr_name, ready, message, None, Map::new())
                 .await?;
             return Ok(Action::requeue(poll));
         }
@@ -167,8 +171,16 @@ impl Ctx {
             Err(e) => {
                 let message = capitalize(&e.to_string());
                 let ready = Condition::creating().with_message(&message);
-                ctx.write_failure(claim, &xr_name, ready, message, None)
-                    .await?;
+                let fields = existing.as_ref().map(bind::copied_status);
+                ctx.write_failure(
+                    claim,
+                    &xr_name,
+                    ready,
+                    message,
+                    None,
+                    fields.unwrap_or_default(),
+                )
+                .await?;
                 return Ok(Action::requeue(poll));
             }
         };
@@ -198,31 +210,50 @@ impl Ctx {
                     .as_ref()
                     .map(|_| bind::resource_ref(&ctx.xr, &xr_name));
                 let ready = Condition::creating().with_message(&message);
-                ctx.write_failure(claim, &xr_name, ready, message, rref)
-                    .await?;
+                let fields = existing.as_ref().map(bind::copied_status);
+                ctx.write_failure(
+                    claim,
+                    &xr_name,
+                    ready,
+                    message,
+                    rref,
+                    fields.unwrap_or_default(),
+                )
+                .await?;
                 return Ok(Action::requeue(poll));
             }
             Err(e) => return Err(Error::Composite("apply", xr_name, e)),
         };
         let (ready, synced) = bind::conditions_from(&applied);
-        let rref = Some(bind::resource_ref(&ctx.xr, &xr_name));
-        ctx.write_status(claim, &xr_name, ready, synced, rref)
-            .await?;
+        let want = bind::ClaimStatus {
+            ready,
+            synced,
+            resource_ref: Some(bind::resource_ref(&ctx.xr, &xr_name)),
+            fields: bind::copied_status(&applied),
+        };
+        ctx.write_status(claim, &xr_name, want).await?;
         ctx.backoff.reset(claim);
         Ok(Action::requeue(poll))
     }
 
-    /// Writes `ready` and Synced=False/ReconcileError with `message`.
+    /// Writes `ready`, Synced=False/ReconcileError with `message`, and the composite's
+    /// status `fields` (kept while the claim cannot be applied, as the composite keeps them).
     async fn write_failure(
         &self,
         claim: &DynamicObject,
         xr_name: &str,
         ready: Condition,
         message: String,
-        rref: Option<Value>,
+        resource_ref: Option<Value>,
+        fields: Map<String, Value>,
     ) -> Result<(), Error> {
-        let synced = Condition::reconcile_error(message);
-        self.write_status(claim, xr_name, ready, synced, rref).await
+        let want = bind::ClaimStatus {
+            ready,
+            synced: Condition::reconcile_error(message),
+            resource_ref,
+            fields,
+        };
+        self.write_status(claim, xr_name, want).await
     }
 
     /// The name of the claim's composite: the one its status already records, else the
@@ -289,64 +320,41 @@ impl Ctx {
             }
         }
         let (ready, synced) = bind::deleting_conditions(xr);
-        let rref = Some(bind::resource_ref(&self.xr, xr_name));
-        self.write_status(claim, xr_name, ready, synced, rref)
-            .await?;
+        let want = bind::ClaimStatus {
+            ready,
+            synced,
+            resource_ref: Some(bind::resource_ref(&self.xr, xr_name)),
+            fields: bind::copied_status(xr),
+        };
+        self.write_status(claim, xr_name, want).await?;
         // The composite watch re-queues when it is gone; the requeue is a safety net.
         Ok(Next::Requeue(Action::requeue(
             self.opts.poll_interval.min(Duration::from_secs(5)),
         )))
     }
 
-    /// Writes Ready, Synced, `resourceRef` and `observedGeneration` to the claim's status
-    /// with server-side apply, only when something changed, and publishes the events of
-    /// the transitions.
+    /// Writes the claim's status (Ready, Synced, `resourceRef`, `observedGeneration` and
+    /// the composite's status fields) with server-side apply, only when something changed,
+    /// and publishes the events of the transitions.
     async fn write_status(
         &self,
         claim: &DynamicObject,
         xr_name: &str,
-        ready: Condition,
-        synced: Condition,
-        resource_ref: Option<Value>,
+        want: bind::ClaimStatus,
     ) -> Result<(), Error> {
-        let generation = claim.metadata.generation;
+        let new_ref = want.resource_ref.clone();
+        let Some(write) = bind::status_write(claim, want, &self.manager, &scaffold::now()) else {
+            return Ok(());
+        };
         let old: Vec<Condition> = claim
             .data
             .pointer("/status/conditions")
             .and_then(|c| serde_json::from_value(c.clone()).ok())
             .unwrap_or_default();
-        let old_ref = claim.data.pointer("/status/resourceRef");
-        let old_generation = claim
-            .data
-            .pointer("/status/observedGeneration")
-            .and_then(Value::as_i64);
-        let mut conditions = old.clone();
-        let now = scaffold::now();
-        let mut changed = false;
-        for c in [ready, synced] {
-            let c = Condition {
-                observed_generation: generation,
-                ..c
-            };
-            changed |= set_condition(&mut conditions, c, &now);
-        }
-        if !changed && old_ref == resource_ref.as_ref() && old_generation == generation {
-            return Ok(());
-        }
-        // Only our two conditions: the list is a map keyed by type, so conditions that
-        // others own stay.
-        let ours: Vec<&Condition> = [condition_type::READY, condition_type::SYNCED]
-            .iter()
-            .filter_map(|t| find_condition(&conditions, t))
-            .collect();
-        let mut status = json!({ "conditions": ours, "observedGeneration": generation });
-        if let Some(r) = &resource_ref {
-            status["resourceRef"] = r.clone();
-        }
         let patch = json!({
             "apiVersion": self.claim.api_version,
             "kind": self.claim.kind,
-            "status": status,
+            "status": write.status,
         });
         let claims: Api<DynamicObject> = Api::namespaced_with(
             self.client.clone(),
@@ -361,8 +369,9 @@ impl Ctx {
             )
             .await
             .map_err(|e| Error::WriteStatus(key(claim), e))?;
+        let old_ref = claim.data.pointer("/status/resourceRef");
         for (type_, reason, note) in
-            bind::events(xr_name, &old, &conditions, old_ref, resource_ref.as_ref())
+            bind::events(xr_name, &old, &write.conditions, old_ref, new_ref.as_ref())
         {
             scaffold::publish(&self.recorder, claim, &self.claim, type_, &reason, note).await;
         }

@@ -4,11 +4,11 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn obj(v: Value) -> DynamicObject {
+pub(super) fn obj(v: Value) -> DynamicObject {
     serde_json::from_value(v).expect("test object parses")
 }
 
-fn claim(spec: Value) -> DynamicObject {
+pub(super) fn claim(spec: Value) -> DynamicObject {
     obj(json!({
         "apiVersion": "platform.example.org/v1",
         "kind": "PostgresDatabase",
@@ -19,7 +19,7 @@ fn claim(spec: Value) -> DynamicObject {
     }))
 }
 
-fn xr(generation: i64, conditions: Value) -> DynamicObject {
+pub(super) fn xr(generation: i64, conditions: Value) -> DynamicObject {
     obj(json!({
         "apiVersion": "platform.example.org/v1",
         "kind": "XPostgresDatabase",
@@ -30,7 +30,7 @@ fn xr(generation: i64, conditions: Value) -> DynamicObject {
     }))
 }
 
-fn xrd() -> CompositeResourceDefinitionSpec {
+pub(super) fn xrd() -> CompositeResourceDefinitionSpec {
     serde_json::from_value(json!({
         "group": "platform.example.org",
         "names": { "kind": "XPostgresDatabase", "plural": "xpostgresdatabases" },
