@@ -225,7 +225,7 @@ async fn killing_the_controller_at_many_points_leaves_every_pair_ready_once_with
         let code = c
             .wait_exit(Duration::from_secs(30))
             .await
-            .expect("controller exits");
+            .expect("the controller made a create and exited (none is made while objects wait for a person)");
         assert_eq!(
             code,
             Some(86),
