@@ -223,7 +223,7 @@ async fn killing_the_controller_at_many_points_leaves_every_pair_ready_once_with
             ControllerProcess::spawn(&env, &[("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")])
                 .unwrap();
         let code = c
-            .wait_exit(Duration::from_secs(30))
+            .wait_exit(Duration::from_secs(60))
             .await
             .expect("the controller made a create and exited (none is made while objects wait for a person)");
         assert_eq!(
