@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::api::common::ConnectionDetails;
 use crate::managed::crd::{MANAGED_CATEGORIES, PROVIDER_CONFIG_CATEGORIES};
-use crate::managed::{ExternalClient, Observation, ProviderError};
+use crate::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
 
 /// What `observe` answers, given how many times it was called (from 1) and the object.
 pub type ObserveFn<M> =
@@ -30,6 +30,9 @@ pub struct ExternalClientFns<M> {
     pub update: ResultFn,
     /// Answers `delete` (default: success).
     pub delete: DeleteFn,
+    /// What `create_identity` answers (default: the trait's, assigned by the external
+    /// system).
+    pub create_identity: CreateIdentity,
     /// The calls made, in order ("observe", "create", "update", "delete").
     pub calls: Mutex<Vec<&'static str>>,
 }
@@ -42,6 +45,7 @@ impl<M> ExternalClientFns<M> {
             create: Box::new(|| Ok(ConnectionDetails::new())),
             update: Box::new(|| Ok(ConnectionDetails::new())),
             delete: Box::new(|| Ok(())),
+            create_identity: CreateIdentity::AssignedByExternalSystem,
             calls: Mutex::new(Vec::new()),
         }
     }
@@ -60,6 +64,9 @@ impl<M> ExternalClientFns<M> {
 
 #[async_trait]
 impl<M: Send + Sync> ExternalClient<M> for ExternalClientFns<M> {
+    fn create_identity(&self) -> CreateIdentity {
+        self.create_identity
+    }
     async fn observe(&self, mr: &mut M) -> Result<Observation, ProviderError> {
         let n = self.log("observe");
         (self.observe)(n, mr)

@@ -1,6 +1,7 @@
-//! A controller that dies between an external create and recording it neither duplicates
-//! nor leaks the external resource. The controller runs as a real `tessera controller`
-//! process with the crash-safety hook that exits right after a successful create.
+//! A controller that dies between an external create and recording it, or anywhere else,
+//! neither duplicates nor leaks the external resource, and needs no person to finish: the
+//! controller runs as a real `tessera controller` process, stopped by the crash-safety
+//! hook that exits right after a successful create, or killed with SIGKILL.
 
 use std::time::Duration;
 
@@ -112,7 +113,7 @@ async fn crash_after_external_create_neither_duplicates_nor_leaks() {
 }
 
 #[tokio::test]
-async fn an_interrupted_create_whose_object_is_missing_stops_instead_of_creating_again() {
+async fn an_interrupted_create_whose_role_is_missing_is_retried_and_makes_exactly_one_role() {
     let _one = ONE_AT_A_TIME.lock().await;
     let env = TestEnv::load();
     let client = env.kube().await;
@@ -120,38 +121,173 @@ async fn an_interrupted_create_whose_object_is_missing_stops_instead_of_creating
     let pc = unique("pendingpc");
     pg_provider_config(&env, &client, &pc, env.get("POSTGRES_PASSWORD")).await;
     let r = unique("pendingrole");
-    // A create was started (pending recorded) and never finished: the role is not there.
+    let pending = "2026-01-01T00:00:00.000000Z";
+    // A create was started (pending recorded) and never reached PostgreSQL: the role is
+    // not there. A role's name is fixed before the create and unique in PostgreSQL, so
+    // the runtime creates it again instead of waiting for a person.
     apply(
         &client,
         json!({
             "apiVersion": PG_API, "kind": "Role",
             "metadata": { "name": r, "annotations": {
                 "tessera.dev/external-name": r,
-                "tessera.dev/external-create-pending": "2026-01-01T00:00:00.000000Z" } },
+                "tessera.dev/external-create-pending": pending } },
             "spec": { "providerConfigRef": { "name": pc }, "forProvider": {} }
         }),
     )
     .await;
     let controller = ControllerProcess::spawn(&env, &[]).unwrap();
-    let synced =
-        tessera_tests::wait_sync_error(&client, PG_API, "Role", &r, "external-create-pending")
-            .await;
-    assert!(
-        synced.message.contains("never recorded"),
-        "{}",
-        synced.message
-    );
+    let obj = wait_ready(&client, PG_API, "Role", &r).await;
     let pg = env.postgres().await;
-    let n = pg
-        .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&r])
-        .await
-        .unwrap()
-        .len();
     assert_eq!(
-        n, 0,
-        "nothing is created while the create's result is unknown"
+        oid(&pg, "SELECT oid FROM pg_roles WHERE rolname = $1", &r)
+            .await
+            .len(),
+        1,
+        "the role exists once"
+    );
+    let ann = obj.metadata.annotations.clone().unwrap_or_default();
+    let retried = ann
+        .get("tessera.dev/external-create-pending")
+        .map(String::as_str);
+    assert!(
+        retried > Some(pending),
+        "the retry recorded a new pending time: {ann:?}"
+    );
+    assert!(
+        ann.get("tessera.dev/external-create-succeeded")
+            .map(String::as_str)
+            > retried,
+        "the retried create is recorded: {ann:?}"
     );
     delete(&client, PG_API, "Role", &r).await;
     wait_gone(&client, PG_API, "Role", &r).await;
+    assert!(
+        oid(&pg, "SELECT oid FROM pg_roles WHERE rolname = $1", &r)
+            .await
+            .is_empty(),
+        "role dropped"
+    );
     drop(controller);
+}
+
+/// How many roles and databases PostgreSQL holds whose names start with `prefix`.
+async fn count_with_prefix(pg: &tokio_postgres::Client, prefix: &str) -> (i64, i64) {
+    let count = |sql: &'static str| async move {
+        pg.query_one(sql, &[&prefix])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    (
+        count("SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)").await,
+        count("SELECT count(*) FROM pg_database WHERE starts_with(datname, $1)").await,
+    )
+}
+
+#[tokio::test]
+async fn killing_the_controller_at_many_points_leaves_every_pair_ready_once_with_no_leak() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let started = std::time::Instant::now();
+    let env = TestEnv::load();
+    let client = env.kube().await;
+    install_crds(&client).await.expect("install CRDs");
+    let pc = unique("killpc");
+    pg_provider_config(&env, &client, &pc, env.get("POSTGRES_PASSWORD")).await;
+    let pg = env.postgres().await;
+    // Every name starts with the prefix, so PostgreSQL can be asked for all of them.
+    let prefix = format!("{}-", unique("kill"));
+    const PAIRS: usize = 10;
+    let roles: Vec<String> = (0..PAIRS).map(|i| format!("{prefix}r{i}")).collect();
+    let databases: Vec<String> = (0..PAIRS).map(|i| format!("{prefix}d{i}")).collect();
+    for (r, d) in roles.iter().zip(&databases) {
+        apply(&client, json!({
+            "apiVersion": PG_API, "kind": "Role", "metadata": { "name": r },
+            "spec": { "providerConfigRef": { "name": pc }, "forProvider": { "privileges": { "login": true } } }
+        }))
+        .await;
+        apply(
+            &client,
+            json!({
+                "apiVersion": PG_API, "kind": "Database", "metadata": { "name": d },
+                "spec": { "providerConfigRef": { "name": pc }, "forProvider": { "owner": r } }
+            }),
+        )
+        .await;
+    }
+
+    // 1. Three controllers die right after an external create, before recording it; the
+    //    creates running beside it at that moment die wherever they were.
+    for _ in 0..3 {
+        let mut c =
+            ControllerProcess::spawn(&env, &[("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")])
+                .unwrap();
+        let code = c
+            .wait_exit(Duration::from_secs(60))
+            .await
+            .expect("the controller made a create and exited (none is made while objects wait for a person)");
+        assert_eq!(
+            code,
+            Some(86),
+            "exited through the hook; log: {}",
+            c.log().display()
+        );
+    }
+
+    // 2. Six controllers are killed (SIGKILL) at random moments while they work.
+    for _ in 0..6 {
+        let c = ControllerProcess::spawn(&env, &[]).unwrap();
+        tokio::time::sleep(Duration::from_millis(rand::random_range(300..2500))).await;
+        drop(c);
+    }
+    let (r, d) = count_with_prefix(&pg, &prefix).await;
+    assert!(
+        r <= PAIRS as i64 && d <= PAIRS as i64,
+        "never more than one role and one database per object: {r} roles, {d} databases"
+    );
+
+    // 3. A controller that is left running makes every object Ready, with no human action.
+    let controller = ControllerProcess::spawn(&env, &[]).unwrap();
+    for (r, d) in roles.iter().zip(&databases) {
+        wait_ready(&client, PG_API, "Role", r).await;
+        wait_ready(&client, PG_API, "Database", d).await;
+        let owner: String = pg
+            .query_one(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
+                &[d],
+            )
+            .await
+            .expect("the database exists")
+            .get(0);
+        assert_eq!(&owner, r, "database {d} is owned by its role");
+    }
+    assert_eq!(
+        count_with_prefix(&pg, &prefix).await,
+        (PAIRS as i64, PAIRS as i64),
+        "exactly one role and one database per object"
+    );
+
+    // 4. Nothing leaks: deleting the objects drops everything they made.
+    for d in &databases {
+        delete(&client, PG_API, "Database", d).await;
+    }
+    for d in &databases {
+        wait_gone(&client, PG_API, "Database", d).await;
+    }
+    for r in &roles {
+        delete(&client, PG_API, "Role", r).await;
+    }
+    for r in &roles {
+        wait_gone(&client, PG_API, "Role", r).await;
+    }
+    assert_eq!(
+        count_with_prefix(&pg, &prefix).await,
+        (0, 0),
+        "nothing left"
+    );
+    drop(controller);
+    eprintln!(
+        "killed 9 controllers and recovered in {:?}",
+        started.elapsed()
+    );
 }

@@ -90,12 +90,36 @@ impl ProviderError {
     }
 }
 
+/// Who decides the identity of the external resource that `create` makes. It decides
+/// what the reconciler does with a create that was started (`external-create-pending`
+/// persisted) but whose result was never recorded, when observe finds no resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateIdentity {
+    /// The external system assigns the identity at create time (an ID in the create's
+    /// answer), so the reconciler cannot look for what an interrupted create made, and
+    /// creating again could make a second resource: the reconciler stops with a Synced
+    /// message until a person has checked the external system. The safe default.
+    AssignedByExternalSystem,
+    /// The identity is the external name, known before the create and persisted with the
+    /// pending annotation, and the external system refuses a second resource of that name.
+    /// A second resource is impossible, so the reconciler creates again; a create that
+    /// finds the resource already there is answered as `create` documents (adopt or fail),
+    /// and the next observe finds it.
+    Deterministic,
+}
+
 /// One managed-resource kind's operations on the external system.
 ///
 /// The reconciler, not the client, owns finalizers, annotations, conditions, events,
 /// connection secrets, polling and backoff. A client only talks to the external system.
 #[async_trait]
 pub trait ExternalClient<M>: Send + Sync {
+    /// Who decides the identity of what `create` makes (see [`CreateIdentity`]). Declare
+    /// [`CreateIdentity::Deterministic`] only when the external name alone identifies the
+    /// resource and the external system enforces its uniqueness.
+    fn create_identity(&self) -> CreateIdentity {
+        CreateIdentity::AssignedByExternalSystem
+    }
     /// Reads the external resource. Never changes it. May fill `status.atProvider` and,
     /// for LateInitialize, unset fields of `spec.forProvider`.
     async fn observe(&self, mr: &mut M) -> Result<Observation, ProviderError>;

@@ -10,7 +10,7 @@ use crate::api::common::{
     Condition, ConnectionDetails, DeletionPolicy, ManagementAction, SecretReference, annotations,
     condition_type, reason,
 };
-use crate::managed::{ExternalClient, Managed, ProviderError};
+use crate::managed::{CreateIdentity, ExternalClient, Managed, ProviderError};
 
 /// Kubernetes failures of the reconciler itself (provider failures are not errors here:
 /// they become conditions and events).
@@ -244,7 +244,14 @@ pub async fn drive<M: Managed>(
     let mut connection = observation.connection.clone();
     let observation = if observation.exists || !spec.allows(ManagementAction::Create) {
         observation
-    } else if create_incomplete(obj) {
+    } else if create_incomplete(obj)
+        && external.create_identity() == CreateIdentity::AssignedByExternalSystem
+    {
+        // The external system named whatever the interrupted create made, so observe
+        // cannot find it by name and a second create could duplicate it. A kind with a
+        // deterministic identity instead takes the branch below: it is absent under the
+        // name persisted before the create, so the create never reached the external
+        // system (or was rolled back there), and creating again is safe.
         return Ok(Step::Done {
             outcome: Box::new(Outcome {
                 ready: Some(Condition::new(

@@ -124,6 +124,24 @@ fn annotated(mut w: Widget, kv: &[(&str, &str)]) -> Widget {
     w
 }
 
+/// A create was started (pending recorded) after an earlier success, and its result was
+/// never recorded.
+fn interrupted_create() -> Widget {
+    annotated(
+        widget(),
+        &[
+            (
+                annotations::EXTERNAL_CREATE_PENDING,
+                "2026-01-02T00:00:00.000000Z",
+            ),
+            (
+                annotations::EXTERNAL_CREATE_SUCCEEDED,
+                "2026-01-01T00:00:00.000000Z",
+            ),
+        ],
+    )
+}
+
 /// Observe says absent on the first call and `then` afterwards.
 fn absent_then(then: Observation) -> ObserveFn {
     Box::new(move |n, _| {
@@ -203,26 +221,73 @@ async fn state_machine_table() {
             },
         },
         Case {
-            reason: "a pending annotation newer than any result stops creation instead of creating again",
-            obj: annotated(
-                widget(),
-                &[
-                    (
-                        annotations::EXTERNAL_CREATE_PENDING,
-                        "2026-01-02T00:00:00.000000Z",
-                    ),
-                    (
-                        annotations::EXTERNAL_CREATE_SUCCEEDED,
-                        "2026-01-01T00:00:00.000000Z",
-                    ),
-                ],
-            ),
+            reason: "an unrecorded create of a kind whose identity the external system assigns \
+                     stops instead of creating again: what that create made cannot be looked up \
+                     by name, so a second create could duplicate it",
+            obj: interrupted_create(),
             client: ExternalClientFns::new(always(Observation::absent())),
             want: Want {
                 calls: &["observe"],
                 writes: &[],
                 ready: Some(("False", "Creating")),
                 synced: Some(("False", "ReconcileError")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an unrecorded create of a kind with a deterministic identity whose resource \
+                     is absent is retried: the name was persisted before the create and the \
+                     external system refuses a second resource of that name",
+            obj: interrupted_create(),
+            client: ExternalClientFns {
+                create_identity: CreateIdentity::Deterministic,
+                ..ExternalClientFns::new(absent_then(Observation::up_to_date()))
+            },
+            want: Want {
+                calls: &["observe", "create", "observe"],
+                writes: &[
+                    "annotate tessera.dev/external-name,tessera.dev/external-create-pending",
+                    "annotate tessera.dev/external-create-succeeded",
+                    "event Created",
+                ],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a retried create of a deterministic kind that conflicts (the resource appeared \
+                     meanwhile) is recorded as failed, so the next observe finds the resource and \
+                     the adoption rule decides",
+            obj: interrupted_create(),
+            client: ExternalClientFns {
+                create_identity: CreateIdentity::Deterministic,
+                create: Box::new(|| Err(ProviderError::Transient("role already exists".into()))),
+                ..ExternalClientFns::new(always(Observation::absent()))
+            },
+            want: Want {
+                calls: &["observe", "create"],
+                writes: &[
+                    "annotate tessera.dev/external-name,tessera.dev/external-create-pending",
+                    "annotate tessera.dev/external-create-failed",
+                ],
+                provider_error: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an unrecorded create of a deterministic kind whose resource exists is adopted, \
+                     not created again",
+            obj: interrupted_create(),
+            client: ExternalClientFns {
+                create_identity: CreateIdentity::Deterministic,
+                ..ExternalClientFns::new(always(Observation::up_to_date()))
+            },
+            want: Want {
+                calls: &["observe"],
+                writes: &["annotate tessera.dev/external-create-succeeded"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
                 ..NONE
             },
         },

@@ -24,5 +24,5 @@ mod own_writes;
 pub mod reconciler;
 pub mod timeout;
 
-pub use client::{Connector, ExternalClient, Managed, Observation, ProviderError};
+pub use client::{Connector, CreateIdentity, ExternalClient, Managed, Observation, ProviderError};
 pub use reconciler::{ControllerOptions, FINALIZER, run_controller};

@@ -14,11 +14,13 @@
 //!    jittered interval.
 //!
 //! # Guarantees
-//! - No external create happens unless `external-create-pending` was persisted first, and
-//!   a pending annotation newer than any result stops creation until a person looks: a
+//! - No external create happens unless `external-create-pending` was persisted first: a
 //!   crash between the create and the result annotation never creates a second copy.
 //!   Because external names are persisted before the create, the next observe finds the
-//!   object the interrupted create made, and the reconciler adopts it.
+//!   object the interrupted create made, and the reconciler adopts it. When observe finds
+//!   nothing, a kind whose identity is its external name
+//!   ([`crate::managed::CreateIdentity::Deterministic`]) is created again; any other kind
+//!   stops until a person looks.
 //! - Steady state makes no Kubernetes writes: status, annotations and Secrets are written
 //!   only when their content changes; events are published on transitions only.
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::api::common::ConnectionDetails;
-use crate::managed::{ExternalClient, Observation, ProviderError};
+use crate::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
 
 /// The limit of one external call, and what messages call the external system.
 #[derive(Clone, Debug)]
@@ -56,6 +56,9 @@ impl<M> TimedClient<M> {
 
 #[async_trait]
 impl<M: Send + Sync> ExternalClient<M> for TimedClient<M> {
+    fn create_identity(&self) -> CreateIdentity {
+        self.inner.create_identity()
+    }
     async fn observe(&self, mr: &mut M) -> Result<Observation, ProviderError> {
         self.deadline.run("observe", self.inner.observe(mr)).await
     }
@@ -119,6 +122,22 @@ mod tests {
             let msg = result.expect_err(operation).to_string();
             assert!(msg.starts_with(&format!("{operation} timed out")), "{msg}");
         }
+    }
+
+    #[test]
+    fn the_deadline_keeps_the_create_identity_the_kind_declared() {
+        let mut fake =
+            crate::testing::ExternalClientFns::<()>::new(Box::new(
+                |_, _| Ok(Observation::absent()),
+            ));
+        fake.create_identity = CreateIdentity::Deterministic;
+        let wrapped = TimedClient::new(Arc::new(fake), timed().deadline);
+        assert_eq!(wrapped.create_identity(), CreateIdentity::Deterministic);
+        // A client that declares nothing gets the safe default.
+        assert_eq!(
+            timed().create_identity(),
+            CreateIdentity::AssignedByExternalSystem
+        );
     }
 
     #[tokio::test]

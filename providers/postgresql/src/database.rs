@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use tessera_engine::api::common::ConnectionDetails;
-use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
 use tokio_postgres::error::SqlState;
 
 use crate::api::{Database, DatabaseObservation, DatabaseParameters};
@@ -257,6 +257,11 @@ fn created_from(mr: &Database) -> Option<String> {
 
 #[async_trait]
 impl ExternalClient<Database> for PostgresClient {
+    // Deterministic: a database is named by its external name, unique per server (pg_database), so a create whose result was lost is simply made again.
+    fn create_identity(&self) -> CreateIdentity {
+        CreateIdentity::Deterministic
+    }
+
     async fn observe(&self, mr: &mut Database) -> Result<Observation, ProviderError> {
         let name = external_name(mr);
         validate_identifier("database name", &name)?;

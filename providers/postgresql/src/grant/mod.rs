@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use kube::Resource;
 use tessera_engine::api::common::ConnectionDetails;
 use tessera_engine::api::common::annotations::EXTERNAL_NAME;
-use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
 
 use crate::api::{Grant, GrantObservation};
 use tessera_engine::managed::machine::external_name;
@@ -152,6 +152,11 @@ fn names(set: &BTreeSet<DbPrivilege>) -> Vec<String> {
 
 #[async_trait]
 impl ExternalClient<Grant> for PostgresClient {
+    // Deterministic: a grant is identified by its role and database (or group), which its external name encodes; granting twice is a no-op, so a create whose result was lost is simply made again.
+    fn create_identity(&self) -> CreateIdentity {
+        CreateIdentity::Deterministic
+    }
+
     async fn observe(&self, mr: &mut Grant) -> Result<Observation, ProviderError> {
         if deleting(mr) {
             let identity = identity_to_delete(mr)?;

@@ -18,7 +18,7 @@ pub(crate) mod plan;
 use async_trait::async_trait;
 use kube::Resource;
 use tessera_engine::api::common::ConnectionDetails;
-use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
 use tokio_postgres::error::SqlState;
 
 use crate::api::{ROTATE_PASSWORD_ANNOTATION, Role, RoleObservation};
@@ -134,6 +134,11 @@ fn remember_password(role: &mut Role, password: &Password) {
 
 #[async_trait]
 impl ExternalClient<Role> for PostgresClient {
+    // Deterministic: a role is named by its external name, unique per server (pg_authid), so a create whose result was lost is simply made again.
+    fn create_identity(&self) -> CreateIdentity {
+        CreateIdentity::Deterministic
+    }
+
     async fn observe(&self, mr: &mut Role) -> Result<Observation, ProviderError> {
         let name = external_name(mr);
         validate_identifier("role name", &name)?;
