@@ -8,7 +8,6 @@ use async_trait::async_trait;
 
 use crate::api::common::{
     Condition, ConnectionDetails, DeletionPolicy, ManagementAction, SecretReference, annotations,
-    condition_type, reason,
 };
 use crate::managed::{CreateIdentity, ExternalClient, Managed, ProviderError};
 
@@ -167,7 +166,7 @@ fn success(ready: Condition, requeue: Duration) -> Step {
     Step::Done {
         outcome: Box::new(Outcome {
             ready: Some(ready),
-            synced: Condition::new(condition_type::SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+            synced: Condition::reconcile_success(),
         }),
         requeue: Some(requeue),
     }
@@ -200,7 +199,7 @@ pub async fn drive<M: Managed>(
         if delete && observation.exists {
             external.delete(mr).await?;
             if external.observe(mr).await?.exists {
-                let ready = Condition::new(condition_type::READY, false, reason::DELETING, "");
+                let ready = Condition::deleting();
                 return Ok(success(ready, Duration::from_secs(1)));
             }
         }
@@ -254,24 +253,14 @@ pub async fn drive<M: Managed>(
         // system (or was rolled back there), and creating again is safe.
         return Ok(Step::Done {
             outcome: Box::new(Outcome {
-                ready: Some(Condition::new(
-                    condition_type::READY,
-                    false,
-                    reason::CREATING,
-                    "",
-                )),
-                synced: Condition::new(
-                    condition_type::SYNCED,
-                    false,
-                    reason::RECONCILE_ERROR,
-                    format!(
-                        "A create of external resource {:?} was started but its result was never \
+                ready: Some(Condition::creating()),
+                synced: Condition::reconcile_error(format!(
+                    "A create of external resource {:?} was started but its result was never \
                          recorded, and the resource is not there; check the external system, then \
                          remove the annotation {} to let Tessera create it",
-                        external_name(obj),
-                        annotations::EXTERNAL_CREATE_PENDING
-                    ),
-                ),
+                    external_name(obj),
+                    annotations::EXTERNAL_CREATE_PENDING
+                )),
             }),
             requeue: None,
         });
@@ -286,15 +275,10 @@ pub async fn drive<M: Managed>(
 
     if !observation.exists {
         // Only reachable when the management policies forbid Create.
-        let ready = Condition::new(
-            condition_type::READY,
-            false,
-            reason::UNAVAILABLE,
-            format!(
-                "External resource {:?} does not exist and managementPolicies do not allow Create",
-                external_name(obj)
-            ),
-        );
+        let ready = Condition::unavailable(format!(
+            "External resource {:?} does not exist and managementPolicies do not allow Create",
+            external_name(obj)
+        ));
         return Ok(success(ready, poll));
     }
 
@@ -326,11 +310,11 @@ pub async fn drive<M: Managed>(
     }
 
     if observation.available {
-        let ready = Condition::new(condition_type::READY, true, reason::AVAILABLE, "");
+        let ready = Condition::available();
         Ok(success(ready, poll))
     } else {
         // Not usable yet (still being provisioned): look again soon.
-        let ready = Condition::new(condition_type::READY, false, reason::UNAVAILABLE, "");
+        let ready = Condition::unavailable("");
         Ok(success(ready, Duration::from_secs(5).min(poll)))
     }
 }
