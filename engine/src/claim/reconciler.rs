@@ -11,7 +11,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::{debug, instrument};
 
 use super::bind;
@@ -161,7 +161,7 @@ impl Ctx {
         if let Some(message) = bind::conflict(&namespace, &name, existing.as_ref()) {
             // Not this claim's composite: none of its status is the claim's.
             let ready = Condition::unavailable(&message);
-            ctx.write_failure(claim, &xr_name, ready, message, None, Map::new())
+            ctx.write_failure(claim, &xr_name, ready, message, None, None)
                 .await?;
             return Ok(Action::requeue(poll));
         }
@@ -171,16 +171,8 @@ impl Ctx {
             Err(e) => {
                 let message = capitalize(&e.to_string());
                 let ready = Condition::creating().with_message(&message);
-                let fields = existing.as_ref().map(bind::copied_status);
-                ctx.write_failure(
-                    claim,
-                    &xr_name,
-                    ready,
-                    message,
-                    None,
-                    fields.unwrap_or_default(),
-                )
-                .await?;
+                ctx.write_failure(claim, &xr_name, ready, message, None, existing.as_ref())
+                    .await?;
                 return Ok(Action::requeue(poll));
             }
         };
@@ -210,16 +202,8 @@ impl Ctx {
                     .as_ref()
                     .map(|_| bind::resource_ref(&ctx.xr, &xr_name));
                 let ready = Condition::creating().with_message(&message);
-                let fields = existing.as_ref().map(bind::copied_status);
-                ctx.write_failure(
-                    claim,
-                    &xr_name,
-                    ready,
-                    message,
-                    rref,
-                    fields.unwrap_or_default(),
-                )
-                .await?;
+                ctx.write_failure(claim, &xr_name, ready, message, rref, existing.as_ref())
+                    .await?;
                 return Ok(Action::requeue(poll));
             }
             Err(e) => return Err(Error::Composite("apply", xr_name, e)),
@@ -245,13 +229,13 @@ impl Ctx {
         ready: Condition,
         message: String,
         resource_ref: Option<Value>,
-        fields: Map<String, Value>,
+        composite: Option<&DynamicObject>,
     ) -> Result<(), Error> {
         let want = bind::ClaimStatus {
             ready,
             synced: Condition::reconcile_error(message),
             resource_ref,
-            fields,
+            fields: composite.map(bind::copied_status).unwrap_or_default(),
         };
         self.write_status(claim, xr_name, want).await
     }

@@ -179,17 +179,6 @@ impl Error {
         }
     }
 
-    /// Whether the API server says the object is gone.
-    pub fn is_not_found(&self) -> bool {
-        let source = match self {
-            Error::Finalizer { source, .. }
-            | Error::WriteSpec { source, .. }
-            | Error::WriteStatus { source, .. } => source,
-            _ => return false,
-        };
-        matches!(source.as_ref(), kube::Error::Api(s) if s.code == 404)
-    }
-
     /// Whether retrying soon may help (server or network trouble), as opposed to an error
     /// that waits for someone to change a spec (then the composite is polled normally).
     pub fn is_transient(&self) -> bool {
