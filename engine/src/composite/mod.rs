@@ -61,7 +61,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::instrument;
 
-pub use error::Error;
+pub use error::{Error, REASON_COMPOSITION_NOT_ALLOWED};
 
 use self::children::Kinds;
 use self::select::XrSpec;
@@ -236,9 +236,13 @@ async fn apply(xr: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
     let report = sync::sync(xr, &xr_json, ctx).await;
     let transient = report.errors.iter().any(Error::is_transient);
     let message = report.errors.first().map(ToString::to_string);
+    let mut synced = synced_condition(message.as_deref());
+    if let Some(e) = report.errors.first() {
+        synced.reason = e.reason().to_string();
+    }
     let update = StatusUpdate {
         generation: xr.meta().generation,
-        synced: Some(synced_condition(message.as_deref())),
+        synced: Some(synced),
         ..report.status
     };
     ctx.write_status(xr, &xr_json, update, report.errors.first(), report.events)
@@ -359,6 +363,7 @@ impl Ctx {
         let mut events = transition_events(&conditions(&old), &conditions(&new));
         if let Some(error) = error {
             for e in events.iter_mut().filter(|e| e.warning) {
+                e.reason = error.reason();
                 e.action = error.action();
                 e.related = error.related();
             }
