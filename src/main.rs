@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tessera_engine::composable::ComposableResources;
 use tessera_engine::composition_controllers::CompositionOptions;
 use tessera_engine::managed::ControllerOptions;
 
@@ -72,7 +71,7 @@ struct ControllerArgs {
     /// groups of the enabled providers, `core/Secret` and `core/ConfigMap`. A composite whose
     /// Composition renders anything else gets none of its resources applied (Synced=False,
     /// reason CompositionNotAllowed).
-    #[arg(long, env = "TESSERA_COMPOSABLE_RESOURCES", value_name = "LIST", value_parser = composable_syntax)]
+    #[arg(long, env = "TESSERA_COMPOSABLE_RESOURCES", value_name = "LIST", value_parser = providers::composable_syntax)]
     composable_resources: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TESSERA_LOG_FORMAT")]
@@ -119,7 +118,7 @@ fn init_tracing(format: LogFormat) {
 async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
     let providers = providers::select(args.providers.as_deref());
-    let composable = composable_resources(args.composable_resources.as_deref(), &providers)?;
+    let composable = providers::composable(args.composable_resources.as_deref(), &providers)?;
     // One TLS stack for every client: ring (kube's), chosen explicitly because linked
     // SDKs may bring a second provider and rustls then refuses to guess.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -154,26 +153,4 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         res?;
     }
     Ok(())
-}
-
-/// Checks the syntax of `--composable-resources` while the arguments are parsed (the
-/// providers' groups that `default` stands for are known only later).
-fn composable_syntax(list: &str) -> Result<String, String> {
-    list.parse::<ComposableResources>()
-        .map(|_| list.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// The composable resources of `--composable-resources`, or the default list of the
-/// enabled `providers`.
-fn composable_resources(
-    list: Option<&str>,
-    providers: &[&dyn tessera_engine::provider::Provider],
-) -> anyhow::Result<ComposableResources> {
-    let groups: Vec<String> = providers.iter().flat_map(|p| p.groups()).collect();
-    match list {
-        None => Ok(ComposableResources::defaults(groups)),
-        Some(list) => ComposableResources::parse(list, groups)
-            .map_err(|e| anyhow::anyhow!("--composable-resources: {e}")),
-    }
 }

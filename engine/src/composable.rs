@@ -60,9 +60,7 @@ pub enum ParseError {
     #[error("empty entry in the composable resources list")]
     Empty,
     /// An entry with more than one `/`.
-    #[error(
-        "{entry:?}: write GROUP/KIND without the version, e.g. apps/Deployment or core/Secret"
-    )]
+    #[error("{entry:?}: write GROUP/KIND without the version, e.g. apps/Deployment or core/Secret")]
     WithVersion {
         /// The entry as given.
         entry: String,
@@ -390,7 +388,10 @@ mod tests {
             ("core/Secret,,core/ConfigMap", "empty entry"),
             ("", "empty entry"),
             ("Postgresql.Example.org", "is not an API group or kind name"),
-            ("rbac.authorization.k8s.io/Cluster-Role", "is not an API group"),
+            (
+                "rbac.authorization.k8s.io/Cluster-Role",
+                "is not an API group",
+            ),
             ("example.org/", "is not an API group or kind name"),
             ("/Secret", "is not an API group or kind name"),
         ];
@@ -405,7 +406,10 @@ mod tests {
     #[test]
     fn the_default_is_the_provider_groups_and_core_secrets_and_config_maps() {
         let list = ComposableResources::defaults([PG]);
-        assert_eq!(list.to_string(), format!("{PG}, core/Secret, core/ConfigMap"));
+        assert_eq!(
+            list.to_string(),
+            format!("{PG}, core/Secret, core/ConfigMap")
+        );
         assert!(!list.allows_everything());
         assert!(list.allows("v1", "Secret"));
         assert!(!list.allows("v1", "Pod"));

@@ -148,8 +148,22 @@ impl Isolated {
     /// then removes the kinds and the Composition.
     async fn cleanup(self, ns: &str, claim: &str, composition: &str) {
         let xr_name = claim_composite_name(ns, claim);
-        delete_in(&self.client, &self.claim.api_version, &self.claim.kind, ns, claim).await;
-        wait_gone_in(&self.client, &self.claim.api_version, &self.claim.kind, ns, claim).await;
+        delete_in(
+            &self.client,
+            &self.claim.api_version,
+            &self.claim.kind,
+            ns,
+            claim,
+        )
+        .await;
+        wait_gone_in(
+            &self.client,
+            &self.claim.api_version,
+            &self.claim.kind,
+            ns,
+            claim,
+        )
+        .await;
         wait_gone(&self.client, &self.xr.api_version, &self.xr.kind, &xr_name).await;
         delete(&self.client, XRD_API_VERSION, "Composition", composition).await;
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
@@ -233,8 +247,7 @@ async fn a_composition_composing_a_cluster_role_binding_gets_nothing_applied_and
                 type_ == "Warning" && reason == "CompositionNotAllowed" && n == note
             })
         };
-        (warned(&on_xr, &want) && warned(&claim_events, &on_claim))
-            .then_some(())
+        (warned(&on_xr, &want) && warned(&claim_events, &on_claim)).then_some(())
     })
     .await
     .expect("a CompositionNotAllowed warning on the composite and on the claim");
@@ -250,15 +263,13 @@ async fn a_composition_composing_a_cluster_role_binding_gets_nothing_applied_and
         .expect("list ClusterRoleBindings")
         .items
         .into_iter()
-        .filter(|b| {
-            b.subjects
-                .iter()
-                .flatten()
-                .any(|s| s.name == user)
-        })
+        .filter(|b| b.subjects.iter().flatten().any(|s| s.name == user))
         .map(|b| b.name_any())
         .collect();
-    assert!(made.is_empty(), "no ClusterRoleBinding grants {user}: {made:?}");
+    assert!(
+        made.is_empty(),
+        "no ClusterRoleBinding grants {user}: {made:?}"
+    );
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     assert!(
         config_maps
@@ -319,7 +330,11 @@ async fn a_cluster_role_binding_is_composed_once_the_list_allows_it() {
         .await
         .expect("the ConfigMap is made");
     assert_eq!(
-        settings.data.unwrap_or_default().get("size").map(String::as_str),
+        settings
+            .data
+            .unwrap_or_default()
+            .get("size")
+            .map(String::as_str),
         Some("large")
     );
 

@@ -320,6 +320,9 @@ mod tests {
         let mut allowing = xrd();
         allowing.claim_composition_selection = Some(ClaimCompositionSelection::Allowed);
         let xr = claim_to_composite(&claim(), &allowing).expect("allowed");
-        assert_eq!(xr["spec"]["compositionRef"], json!({"name": "postgres-shared"}));
+        assert_eq!(
+            xr["spec"]["compositionRef"],
+            json!({"name": "postgres-shared"})
+        );
     }
 }

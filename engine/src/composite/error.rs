@@ -328,7 +328,10 @@ mod tests {
              it or the platform team allows it (tessera controller --composable-resources)"
         );
         assert_eq!(one.reason(), "CompositionNotAllowed");
-        assert!(!one.is_transient(), "it waits for a Composition or flag change");
+        assert!(
+            !one.is_transient(),
+            "it waits for a Composition or flag change"
+        );
         let two = Error::NotComposable {
             resources: vec![
                 NotComposable {
@@ -347,7 +350,9 @@ mod tests {
         assert!(
             two.to_string().starts_with(
                 "resources 'a' (v1 Pod), 'b' (v1 ServiceAccount) are not in the controller's"
-            ) && two.to_string().contains("drops them or the platform team allows them"),
+            ) && two
+                .to_string()
+                .contains("drops them or the platform team allows them"),
             "{two}"
         );
         let select = Error::Select(SelectError::NotFound { name: "x".into() });

@@ -550,15 +550,24 @@ async fn a_composition_rendering_a_refused_kind_reads_applies_and_deletes_nothin
         let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
         assert_eq!(
             errors,
-            ["resource 'grant' (postgresql.sql.tessera.dev/v1alpha1 Grant) is not in the \
+            [
+                "resource 'grant' (postgresql.sql.tessera.dev/v1alpha1 Grant) is not in the \
               controller's composable resources (postgresql.sql.tessera.dev/Role, \
               postgresql.sql.tessera.dev/Database, core/Secret); nothing of this composite is \
               applied until the Composition drops it or the platform team allows it (tessera \
-              controller --composable-resources)"],
+              controller --composable-resources)"
+            ],
             "{reason}"
         );
-        assert_eq!(report.errors[0].reason(), "CompositionNotAllowed", "{reason}");
-        assert!(report.status.ready.is_none(), "Ready is left as it was: {reason}");
+        assert_eq!(
+            report.errors[0].reason(),
+            "CompositionNotAllowed",
+            "{reason}"
+        );
+        assert!(
+            report.status.ready.is_none(),
+            "Ready is left as it was: {reason}"
+        );
         assert!(report.events.is_empty(), "{reason}");
     }
 }

@@ -430,7 +430,11 @@ fn only_allowed_kinds_may_be_composed() {
         ["postgresql.sql.tessera.dev"],
     )
     .expect("list");
-    let crb = rendered("admin", "rbac.authorization.k8s.io/v1", "ClusterRoleBinding");
+    let crb = rendered(
+        "admin",
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+    );
     let role = rendered("role", "postgresql.sql.tessera.dev/v1alpha1", "Role");
     let config = rendered("settings", "v1", "ConfigMap");
     let pod = rendered("runner", "v1", "Pod");
