@@ -16,7 +16,9 @@
 //! 2. A Composition is selected ([`select::select_composition`]) and a revision chosen by
 //!    the update policy ([`select::select_revision`]); both are recorded in the
 //!    composite's `spec.compositionRef` / `spec.compositionRevisionRef`.
-//! 3. The revision's spec is rendered. A resource is created only once every resource it
+//! 3. The revision's spec is rendered. When a rendered resource is of a kind outside the
+//!    controller's composable resources ([`crate::composable`]), nothing is applied or
+//!    deleted: `Synced=False`, reason `CompositionNotAllowed`. A resource is created only once every resource it
 //!    `dependsOn` is ready; a resource is applied only when the live object differs from the
 //!    rendered one ([`crate::objects::needs_apply`]). Composed resources no longer rendered are
 //!    deleted. The composed resources are recorded in `spec.resourceRefs`.
