@@ -563,7 +563,7 @@ async fn a_claim_chooses_its_composition_only_while_its_xrd_allows_it() {
         condition(o, "Synced").is_some_and(|c| !c.is_true() && c.message == want)
     };
     // The claim that chose earlier is refused too; its composite is left as it is.
-    wait_object_in(
+    let free = wait_object_in(
         &client,
         &kinds.api_version,
         &kinds.claim_kind,
@@ -573,6 +573,10 @@ async fn a_claim_chooses_its_composition_only_while_its_xrd_allows_it() {
         refused,
     )
     .await;
+    assert_eq!(
+        condition(&free, "Synced").map(|c| c.reason).as_deref(),
+        Some("CompositionChoiceForbidden")
+    );
     let kept = get(
         &client,
         &kinds.api_version,

@@ -73,6 +73,23 @@ pub enum ClaimToCompositeError {
     SpecNotAnObject,
 }
 
+/// Reason of a claim's `Synced=False` condition when it chooses its Composition and its XRD
+/// forbids that.
+pub const REASON_COMPOSITION_CHOICE_FORBIDDEN: &str = "CompositionChoiceForbidden";
+
+impl ClaimToCompositeError {
+    /// The reason of the claim's `Synced=False` condition (and its event):
+    /// [`REASON_COMPOSITION_CHOICE_FORBIDDEN`], else `ReconcileError`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ClaimToCompositeError::CompositionChoiceForbidden { .. } => {
+                REASON_COMPOSITION_CHOICE_FORBIDDEN
+            }
+            _ => crate::api::common::reason::RECONCILE_ERROR,
+        }
+    }
+}
+
 /// The composite resource of `claim`, for the XRD `xrd` that defines both kinds.
 ///
 /// - `apiVersion`/`kind`: the XRD's composite kind at its referenceable version;
@@ -299,15 +316,20 @@ mod tests {
             c["spec"] = spec;
             let got = claim_to_composite(&c, &forbidding);
             match refused {
-                Some(fields) => assert_eq!(
-                    got.expect_err(reason).to_string(),
-                    format!(
-                        "claims of kind PostgresDatabase may not choose their Composition (their \
-                         XRD sets claimCompositionSelection: Forbidden): remove {fields} from the \
-                         claim; the platform team's default Composition is used"
-                    ),
-                    "{reason}"
-                ),
+                Some(fields) => {
+                    let e = got.expect_err(reason);
+                    assert_eq!(e.reason(), "CompositionChoiceForbidden", "{reason}");
+                    assert_eq!(
+                        e.to_string(),
+                        format!(
+                            "claims of kind PostgresDatabase may not choose their Composition \
+                             (their XRD sets claimCompositionSelection: Forbidden): remove \
+                             {fields} from the claim; the platform team's default Composition \
+                             is used"
+                        ),
+                        "{reason}"
+                    );
+                }
                 None => {
                     got.expect(reason);
                 }
