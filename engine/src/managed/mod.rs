@@ -24,5 +24,7 @@ mod own_writes;
 pub mod reconciler;
 pub mod timeout;
 
-pub use client::{Connector, CreateIdentity, ExternalClient, Managed, Observation, ProviderError};
+pub use client::{
+    Connector, CreateIdentity, ExternalClient, Managed, Observation, Ownership, ProviderError,
+};
 pub use reconciler::{ControllerOptions, FINALIZER, run_controller};

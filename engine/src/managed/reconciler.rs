@@ -237,6 +237,10 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
         self.publish(obj, EventType::Normal, reason, note).await;
     }
 
+    async fn warning(&self, obj: &M, reason: &str, note: String) {
+        self.publish(obj, EventType::Warning, reason, note).await;
+    }
+
     fn after_external_create(&self) {
         if self.opts.exit_after_external_create {
             warn!("exiting after an external create, before recording it (crash-safety test hook)");
