@@ -14,7 +14,7 @@ use tessera_engine::api::common::{
     ProviderCredentials, ResourceSpec, SecretKeySelector, SecretReference,
 };
 use tessera_engine::managed::credentials::Credentials;
-use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{ExternalClient, Observation, Ownership, ProviderError};
 use tessera_provider_postgresql::api::{
     ConfigurationParameter, DatabaseParameters, DatabaseSpec, GrantOption, GrantParameters,
     GrantSpec, ProviderConfigSpec, ROTATE_PASSWORD_ANNOTATION, RoleParameters, RolePrivileges,
@@ -174,24 +174,30 @@ impl Fixture {
     }
 }
 
+/// A uid as the API server would give the object: roles and databases are marked with it.
+fn with_uid<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().uid = Some(unique("uid"));
+    obj
+}
+
 fn role(name: &str, for_provider: RoleParameters) -> Role {
-    Role::new(
+    with_uid(Role::new(
         name,
         RoleSpec {
             resource: ResourceSpec::default(),
             for_provider,
         },
-    )
+    ))
 }
 
 fn database(name: &str, for_provider: DatabaseParameters) -> Database {
-    Database::new(
+    with_uid(Database::new(
         name,
         DatabaseSpec {
             resource: ResourceSpec::default(),
             for_provider,
         },
-    )
+    ))
 }
 
 fn grant(for_provider: GrantParameters) -> Grant {
@@ -300,9 +306,12 @@ async fn role_is_created_then_drift_by_alter_role_is_seen_and_repaired_then_drop
 }
 
 #[tokio::test]
-async fn creating_an_existing_role_adopts_it_and_makes_it_match_the_spec() {
+async fn creating_a_role_that_someone_else_made_meanwhile_fails_and_changes_nothing() {
+    // Observe found no role, then someone created it before the create ran: the create
+    // must not take it over (the runtime records the failure, and the next observe reports
+    // the role as not Tessera's).
     let f = fixture().await;
-    let name = unique("adopt");
+    let name = unique("raced");
     f.sql(&format!("CREATE ROLE \"{name}\" CREATEROLE")).await;
     let mut r = role(
         &name,
@@ -314,12 +323,77 @@ async fn creating_an_existing_role_adopts_it_and_makes_it_match_the_spec() {
             ..Default::default()
         },
     );
-    f.provider
-        .create(&mut r)
+    match f.provider.create(&mut r).await {
+        Err(ProviderError::Transient(msg)) => {
+            assert!(msg.contains("created meanwhile by someone else"), "{msg}")
+        }
+        other => panic!("want a transient error, got {other:?}"),
+    }
+    let o = f.provider.observe(&mut r).await.unwrap();
+    assert_eq!(o.ownership, Ownership::Unmarked);
+    let row = f
+        .admin
+        .query_one(
+            "SELECT rolcreaterole, pg_catalog.shobj_description(oid, 'pg_authid') \
+             FROM pg_roles WHERE rolname = $1",
+            &[&name],
+        )
         .await
-        .expect("create is idempotent");
-    assert_up_to_date(&f.provider.observe(&mut r).await.unwrap(), "after create");
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the role keeps its attributes");
+    assert_eq!(row.get::<_, Option<String>>(1), None, "and gets no mark");
+    f.sql(&format!("DROP ROLE \"{name}\"")).await;
+}
+
+#[tokio::test]
+async fn observe_reports_whose_a_role_or_database_is_and_create_marks_it_in_one_step() {
+    let f = fixture().await;
+    let name = unique("marked");
+    let mut r = role(&name, RoleParameters::default());
+    f.provider.create(&mut r).await.expect("create");
+    assert_eq!(
+        f.provider.observe(&mut r).await.unwrap().ownership,
+        Ownership::Ours
+    );
+    let uid = r.meta().uid.clone().unwrap();
+    let mut stranger = role(&name, RoleParameters::default());
+    assert_eq!(
+        f.provider.observe(&mut stranger).await.unwrap().ownership,
+        Ownership::Other(uid)
+    );
+    f.sql(&format!("COMMENT ON ROLE \"{name}\" IS 'the billing team'"))
+        .await;
+    assert_eq!(
+        f.provider.observe(&mut r).await.unwrap().ownership,
+        Ownership::Unmarked
+    );
+    f.provider.mark(&r).await.expect("mark");
+    assert_eq!(
+        f.provider.observe(&mut r).await.unwrap().ownership,
+        Ownership::Ours
+    );
     f.provider.delete(&r).await.unwrap();
+
+    let login = f.env.get("POSTGRES_USER").to_string();
+    let mut admin = role(&login, RoleParameters::default());
+    assert!(matches!(
+        f.provider.observe(&mut admin).await.unwrap().ownership,
+        Ownership::Protected(_)
+    ));
+
+    let db = unique("markeddb");
+    let mut d = database(&db, DatabaseParameters::default());
+    f.provider.create(&mut d).await.expect("create");
+    assert_eq!(
+        f.provider.observe(&mut d).await.unwrap().ownership,
+        Ownership::Ours
+    );
+    f.provider.delete(&d).await.unwrap();
+    let mut postgres = database("postgres", DatabaseParameters::default());
+    assert!(matches!(
+        f.provider.observe(&mut postgres).await.unwrap().ownership,
+        Ownership::Protected(_)
+    ));
 }
 
 #[tokio::test]

@@ -287,7 +287,8 @@ pub struct ResourceSpec {
     /// match the spec and deletes it with deletionPolicy Delete. Off by default: an existing
     /// resource is then left untouched and reported as `Synced=False/ExternalResourceNotOwned`.
     /// Protected resources (for example a superuser role) are never taken over; use
-    /// `managementPolicies: ["Observe"]` to only read them. Never set it from claim fields.
+    /// `managementPolicies: ["Observe"]` to only read them. Kinds that are no object of their
+    /// own (a Grant) ignore it. Never let a claim's fields set it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt_existing: bool,
     /// The Secret into which the connection details of the external resource are written.
