@@ -23,7 +23,7 @@ use tessera_provider_postgresql::api::{
 use tessera_provider_postgresql::{
     Database, Grant, Postgres, PostgresClient, PostgresConnector, Role, Session, crds,
 };
-use tessera_tests::{TestEnv, namespace, secret_data, unique, wait_for};
+use tessera_tests::{TestEnv, install_crds, namespace, secret_data, unique, wait_for};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -148,6 +148,27 @@ impl Fixture {
                 .map(|db| db.message().to_string())
                 .unwrap_or_else(|| e.to_string())),
         }
+    }
+
+    /// Creates `r` in the API server, so that it has a real uid: the garbage collector then
+    /// keeps the password Secrets it owns (no controller runs in this test binary).
+    async fn registered(&self, mut r: Role) -> Role {
+        install_crds(&self.kube).await.expect("install CRDs");
+        r.meta_mut().uid = None;
+        let created = Api::<Role>::all(self.kube.clone())
+            .create(&kube::api::PostParams::default(), &r)
+            .await
+            .expect("create the Role object");
+        r.meta_mut().uid = created.meta().uid.clone();
+        r
+    }
+
+    async fn unregister(&self, r: &Role) {
+        let name = r.meta().name.clone().unwrap_or_default();
+        Api::<Role>::all(self.kube.clone())
+            .delete(&name, &Default::default())
+            .await
+            .expect("delete the Role object");
     }
 
     async fn put_secret(&self, name: &str, key: &str, value: &str) {
@@ -400,7 +421,7 @@ async fn observe_reports_whose_a_role_or_database_is_and_create_marks_it_in_one_
 async fn a_login_role_gets_a_generated_password_kept_in_a_secret_that_logs_in() {
     let f = fixture().await.with_namespace().await;
     let name = unique("login");
-    let mut r = role(
+    let r = role(
         &name,
         RoleParameters {
             privileges: RolePrivileges {
@@ -410,6 +431,7 @@ async fn a_login_role_gets_a_generated_password_kept_in_a_secret_that_logs_in() 
             ..Default::default()
         },
     );
+    let mut r = f.registered(r).await;
     let details = f.provider.create(&mut r).await.expect("create");
     let password = details.get_str("password").expect("password").to_string();
     assert_eq!(password.len(), 40);
@@ -438,13 +460,14 @@ async fn a_login_role_gets_a_generated_password_kept_in_a_secret_that_logs_in() 
         "observe gives the password back from its Secret, so the connection secret stays whole"
     );
     f.provider.delete(&r).await.unwrap();
+    f.unregister(&r).await;
 }
 
 #[tokio::test]
 async fn a_new_rotate_password_annotation_sets_a_new_password_and_the_old_one_stops_working() {
     let f = fixture().await.with_namespace().await;
     let name = unique("rotate");
-    let mut r = role(
+    let r = role(
         &name,
         RoleParameters {
             privileges: RolePrivileges {
@@ -454,6 +477,7 @@ async fn a_new_rotate_password_annotation_sets_a_new_password_and_the_old_one_st
             ..Default::default()
         },
     );
+    let mut r = f.registered(r).await;
     let old = f.provider.create(&mut r).await.unwrap();
     let old = old.get_str("password").unwrap().to_string();
     assert_up_to_date(
@@ -498,6 +522,7 @@ async fn a_new_rotate_password_annotation_sets_a_new_password_and_the_old_one_st
     );
     assert_up_to_date(&f.provider.observe(&mut r).await.unwrap(), "after rotation");
     f.provider.delete(&r).await.unwrap();
+    f.unregister(&r).await;
 }
 
 #[tokio::test]
