@@ -320,9 +320,9 @@ impl ResourceSpec {
     /// Update nor (with deletionPolicy Delete) Delete. Such a managed resource may observe an
     /// external resource that is not its own, because it never changes it.
     pub fn read_only(&self) -> bool {
-        !self.allows(ManagementAction::Update)
-            && !(self.allows(ManagementAction::Delete)
-                && self.deletion_policy == DeletionPolicy::Delete)
+        let deletes =
+            self.allows(ManagementAction::Delete) && self.deletion_policy == DeletionPolicy::Delete;
+        !(self.allows(ManagementAction::Update) || deletes)
     }
 
     /// The name of the ProviderConfig to use.
