@@ -51,8 +51,9 @@ pub struct FinalizerError {
 ///
 /// # Expected flow
 /// 1. A live object without the finalizer gets it (a JSON patch that tests the current
-///    list), then `reconcile(Event::Apply)` runs in the same pass, so the first status is
-///    written without waiting for the watch to report the finalizer.
+///    list), then `reconcile(Event::Apply)` runs in the same pass on the object as the
+///    patch returned it, so the first status is written without waiting for the watch to
+///    report the finalizer, and that report is recognisably older than the status write.
 /// 2. A live object with the finalizer: `reconcile(Event::Apply)`.
 /// 3. An object being deleted that still carries the finalizer:
 ///    `reconcile(Event::Cleanup)`; when it returns [`Next::Release`] the finalizer is
