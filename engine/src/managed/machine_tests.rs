@@ -830,6 +830,24 @@ async fn state_machine_table() {
             },
         },
         Case {
+            reason: "deleting with adoptExisting deletes an unmarked resource not yet marked: \
+                     the object asked to manage it",
+            obj: deleting(adopting(widget())),
+            client: ExternalClientFns::new(Box::new(|n, _| {
+                Ok(if n == 1 {
+                    Observation::up_to_date()
+                } else {
+                    Observation::absent()
+                })
+            })),
+            want: Want {
+                calls: &["observe", "delete", "observe"],
+                writes: &["remove-finalizer", "event Deleted"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
             reason: "deleting deletes an unmarked resource that this object's records say it created",
             obj: deleting(created(widget())),
             client: ExternalClientFns::new(Box::new(|n, _| {
