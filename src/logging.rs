@@ -8,7 +8,10 @@ const PINNED: &[&str] = &["tokio_postgres"];
 /// The log filter for `RUST_LOG`'s value `env` (default `info`): the same directives,
 /// plus `<target>=info` for every [`PINNED`] target the user did not set explicitly.
 pub fn filter_directives(env: Option<&str>) -> String {
-    let base = env.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    let base = env
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
     let named = |target: &str| {
         base.split(',').any(|d| {
             let t = d.trim().split(['=', '[']).next().unwrap_or("");
@@ -43,10 +46,22 @@ mod tests {
         let cases = [
             (None, "info,tokio_postgres=info"),
             (Some("debug"), "debug,tokio_postgres=info"),
-            (Some("tessera=trace,kube=debug"), "tessera=trace,kube=debug,tokio_postgres=info"),
-            (Some("debug,tokio_postgres=trace"), "debug,tokio_postgres=trace"),
-            (Some("tokio_postgres::connection=debug"), "tokio_postgres::connection=debug"),
-            (Some("tokio_postgres_extra=debug"), "tokio_postgres_extra=debug,tokio_postgres=info"),
+            (
+                Some("tessera=trace,kube=debug"),
+                "tessera=trace,kube=debug,tokio_postgres=info",
+            ),
+            (
+                Some("debug,tokio_postgres=trace"),
+                "debug,tokio_postgres=trace",
+            ),
+            (
+                Some("tokio_postgres::connection=debug"),
+                "tokio_postgres::connection=debug",
+            ),
+            (
+                Some("tokio_postgres_extra=debug"),
+                "tokio_postgres_extra=debug,tokio_postgres=info",
+            ),
         ];
         for (env, want) in cases {
             assert_eq!(filter_directives(env), want, "RUST_LOG={env:?}");

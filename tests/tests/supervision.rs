@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::json;
 use tessera_engine::testing;
 use tessera_tests::{
-    TestEnv, apply, condition, events_about, install_crds, install_postgres_platform,
-    namespace, start_composition_controllers_in_process, start_controller_in_process, unique,
-    wait_for, wait_object, wait_object_in, yaml_docs,
+    TestEnv, apply, condition, events_about, install_crds, install_postgres_platform, namespace,
+    start_composition_controllers_in_process, start_controller_in_process, unique, wait_for,
+    wait_object, wait_object_in, yaml_docs,
 };
 
 const CLAIM_API: &str = "platform.tessera.dev/v1alpha1";
@@ -72,10 +72,18 @@ fn claim_of(api_version: &str, ns: &str, name: &str) -> serde_json::Value {
 }
 
 async fn wait_claim_ready(client: &kube::Client, api_version: &str, ns: &str, name: &str) {
-    wait_object_in(client, api_version, "PostgresDatabase", ns, name, "Ready", |o| {
-        condition(o, "Ready").is_some_and(|c| c.is_true())
-            && condition(o, "Synced").is_some_and(|c| c.is_true())
-    })
+    wait_object_in(
+        client,
+        api_version,
+        "PostgresDatabase",
+        ns,
+        name,
+        "Ready",
+        |o| {
+            condition(o, "Ready").is_some_and(|c| c.is_true())
+                && condition(o, "Synced").is_some_and(|c| c.is_true())
+        },
+    )
     .await;
 }
 
@@ -104,7 +112,9 @@ async fn a_panicking_reconcile_fails_only_its_own_claim_which_says_so_and_recove
     .await;
     let synced = condition(&failed, "Synced").expect("Synced");
     assert!(
-        synced.message.starts_with("The controller panicked while reconciling this object")
+        synced
+            .message
+            .starts_with("The controller panicked while reconciling this object")
             && synced.message.contains(testing::INJECTED_PANIC),
         "{}",
         synced.message
@@ -119,9 +129,36 @@ async fn a_panicking_reconcile_fails_only_its_own_claim_which_says_so_and_recove
     .await
     .expect("a Warning event ReconcilePanicked on the claim");
 
-    // Retried with backoff: once the fault is gone, the claim becomes Ready.
+    // Once the fault is gone the claim becomes Ready: at its next retry, or at once when
+    // it changes (here an annotation, so the test need not wait out a grown backoff).
     testing::stop_panicking_when_reconciling(&broken);
+    let mut touched = claim(&ns, &broken);
+    touched["metadata"]["annotations"] = json!({ "example.org/touched": "yes" });
+    apply(&client, touched).await;
     wait_claim_ready(&client, CLAIM_API, &ns, &broken).await;
+    // Nothing of the panic stays behind: not its message on Synced, not the fields the
+    // report wrote (which would make every later poll write the status again).
+    let recovered = wait_object_in(
+        &client,
+        CLAIM_API,
+        "PostgresDatabase",
+        &ns,
+        &broken,
+        "no fields of the panic report left",
+        |o| {
+            o.metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .all(|m| m.manager.as_deref() != Some("tessera-panic-guard"))
+        },
+    )
+    .await;
+    let synced = condition(&recovered, "Synced").expect("Synced");
+    assert!(
+        synced.is_true() && !synced.message.contains("panicked"),
+        "{synced:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The one controller scaffold every Tessera controller runs on: the watch of the primary
 //! kind with its trigger predicate, the event recorder, the finalizer branch, the run
 //! loop with its error policy, and the small pieces around them (backoff with jitter,
-//! best-effort events, timestamps).
+//! best-effort events, timestamps), the containment of a panicking reconcile to its
+//! object, and the supervisor of controllers that other controllers start.
 //!
 //! ```text
 //!  scaffold::controller(api) ──▶ Controller<K> ──(controller adds its own watches)──▶ scaffold::run
@@ -136,11 +137,20 @@ pub async fn run<K, C, E, F, Fut>(
                 reconciling.await
             });
             match guarded.catch_unwind().await {
-                Ok(result) => result.map_err(ReconcileError::Failed),
+                Ok(result) => {
+                    panics::release(ctx.client(), obj.as_ref(), &dyntype).await;
+                    result.map_err(ReconcileError::Failed)
+                }
                 Err(payload) => {
                     let payload = panics::static_payload(payload.as_ref());
-                    panics::report(ctx.client(), ctx.recorder(), obj.as_ref(), &dyntype, payload)
-                        .await;
+                    panics::report(
+                        ctx.client(),
+                        ctx.recorder(),
+                        obj.as_ref(),
+                        &dyntype,
+                        payload,
+                    )
+                    .await;
                     Err(ReconcileError::Panicked)
                 }
             }

@@ -25,8 +25,7 @@ use crate::api::common::{Condition, condition_type, find_condition, set_conditio
 /// `Synced=False` reason of an object whose reconcile panicked.
 pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
 
-/// The field manager of the `Synced` condition written after a panic (the controller's
-/// own status writes take the field back on its next successful reconcile).
+/// The field manager of the `Synced` condition written after a panic.
 const FIELD_MANAGER: &str = "tessera-panic-guard";
 
 /// What a panic payload may say in conditions, events and logs: only a literal of the
@@ -85,25 +84,14 @@ pub(crate) async fn report<K>(
         )
     };
     set_condition(&mut conditions, condition, &super::now());
-    // A merge patch of the status subresource, guarded by the resourceVersion the
-    // reconcile saw: a newer object is left alone (its next reconcile reports again).
-    let patch = json!({
-        "metadata": { "resourceVersion": obj.resource_version() },
-        "status": { "conditions": conditions },
-    });
-    let url = K::url_path(dyntype, obj.namespace().as_deref());
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..Default::default()
-    };
-    let written = kube::core::Request::new(url)
-        .patch_subresource("status", &obj.name_any(), &params, &Patch::Merge(&patch))
-        .map_err(kube::Error::BuildRequest);
-    let written = match written {
-        Ok(req) => client.request::<serde_json::Value>(req).await.map(drop),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = written {
+    // Server-side apply by a field manager of its own, guarded by the resourceVersion the
+    // reconcile saw (a newer object is left alone: its next reconcile reports again).
+    // The controller's own status write takes the fields over when the object recovers,
+    // and [`release`] then drops what is left of this manager's (the message).
+    let mut patch = identity(obj, dyntype);
+    patch["metadata"]["resourceVersion"] = json!(obj.resource_version());
+    patch["status"] = json!({ "conditions": conditions });
+    if let Err(e) = apply_status(client, obj, dyntype, &patch).await {
         warn!(name = %obj.name_any(), error = %e, "failed to write the condition of a panicked reconcile");
     }
     super::publish(
@@ -117,6 +105,52 @@ pub(crate) async fn report<K>(
     .await;
 }
 
+/// After a reconcile that did not panic: gives up the status fields a [`report`] left
+/// on `obj` (such as the panic's message, which a `Synced` condition without a message
+/// would otherwise keep). Nothing to do, and no request, when there are none.
+pub(crate) async fn release<K>(client: &kube::Client, obj: &K, dyntype: &K::DynamicType)
+where
+    K: Resource,
+{
+    let reported = obj.meta().managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
+    });
+    if !reported {
+        return;
+    }
+    if let Err(e) = apply_status(client, obj, dyntype, &identity(obj, dyntype)).await {
+        warn!(name = %obj.name_any(), error = %e, "failed to release the condition of a panicked reconcile");
+    }
+}
+
+/// `apiVersion`, `kind` and `metadata.name` (and `namespace`) of `obj`: an apply of
+/// nothing else gives up every field the manager owned.
+fn identity<K: Resource>(obj: &K, dyntype: &K::DynamicType) -> serde_json::Value {
+    let mut metadata = json!({ "name": obj.name_any() });
+    if let Some(ns) = obj.namespace() {
+        metadata["namespace"] = json!(ns);
+    }
+    json!({
+        "apiVersion": K::api_version(dyntype),
+        "kind": K::kind(dyntype),
+        "metadata": metadata,
+    })
+}
+
+async fn apply_status<K: Resource>(
+    client: &kube::Client,
+    obj: &K,
+    dyntype: &K::DynamicType,
+    patch: &serde_json::Value,
+) -> Result<(), kube::Error> {
+    let url = K::url_path(dyntype, obj.namespace().as_deref());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let req = kube::core::Request::new(url)
+        .patch_subresource("status", &obj.name_any(), &params, &Patch::Apply(patch))
+        .map_err(kube::Error::BuildRequest)?;
+    client.request::<serde_json::Value>(req).await.map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,17 +162,16 @@ mod tests {
         assert!(message(static_payload(literal.as_ref())).ends_with("(panic: index out of range)"));
 
         let secret = "hunter2";
-        let formatted = std::panic::catch_unwind(|| panic!("password {secret} rejected")).unwrap_err();
+        let formatted =
+            std::panic::catch_unwind(|| panic!("password {secret} rejected")).unwrap_err();
         assert_eq!(static_payload(formatted.as_ref()), None);
         let m = message(static_payload(formatted.as_ref()));
         assert!(!m.contains(secret), "{m}");
         assert!(m.starts_with("The controller panicked"), "{m}");
 
-        let unwrapped: Box<dyn Any + Send> = std::panic::catch_unwind(|| {
-            let r: Result<(), String> = Err(format!("token {secret}"));
-            r.unwrap();
-        })
-        .unwrap_err();
+        let failing = |token: &str| -> Result<(), String> { Err(format!("token {token}")) };
+        let unwrapped: Box<dyn Any + Send> =
+            std::panic::catch_unwind(|| failing(secret).expect("a token")).unwrap_err();
         assert!(!message(static_payload(unwrapped.as_ref())).contains(secret));
     }
 }

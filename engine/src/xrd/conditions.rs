@@ -5,8 +5,8 @@ use kube::runtime::events::EventType;
 use crate::api::common::{Condition, condition_type, find_condition, set_condition};
 use crate::api::xrd::{
     CONDITION_CONTROLLERS_RUNNING, CONDITION_ESTABLISHED, CONDITION_OFFERED,
-    CompositeResourceDefinition,
-    CompositeResourceDefinitionControllerStatus, CompositeResourceDefinitionStatus,
+    CompositeResourceDefinition, CompositeResourceDefinitionControllerStatus,
+    CompositeResourceDefinitionStatus,
 };
 
 /// Condition reasons of XRDs. PascalCase and stable.
@@ -98,7 +98,12 @@ fn controllers_running(controllers: &[ControllerHealth]) -> Condition {
         verb(all.len())
     );
     if restarts.is_empty() {
-        Condition::new(CONDITION_CONTROLLERS_RUNNING, true, reasons::RUNNING, running)
+        Condition::new(
+            CONDITION_CONTROLLERS_RUNNING,
+            true,
+            reasons::RUNNING,
+            running,
+        )
     } else {
         Condition::new(
             CONDITION_CONTROLLERS_RUNNING,

@@ -302,7 +302,8 @@ impl Ctx {
                 self.opts.clone(),
             );
             move || {
-                let run = crate::composite::run(client.clone(), xrd.clone(), xr.clone(), opts.clone());
+                let run =
+                    crate::composite::run(client.clone(), xrd.clone(), xr.clone(), opts.clone());
                 injectable(xrd.name_any(), COMPOSITE, run)
             }
         })];

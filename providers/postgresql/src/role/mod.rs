@@ -79,11 +79,7 @@ impl PostgresClient {
         }
         match source {
             Source::Reference(_) => Err(missing_reference(source)),
-            Source::Generated { .. } => {
-                source
-                    .store(&self.kube, role, Password::generate())
-                    .await
-            }
+            Source::Generated { .. } => source.store(&self.kube, role, Password::generate()).await,
         }
     }
 }
@@ -248,7 +244,8 @@ impl ExternalClient<Role> for PostgresClient {
                 }
                 (Source::Reference(_), Some(p)) => p,
             };
-            set_password = rotate || previous.password_secret_version.as_deref() != Some(&p.version);
+            set_password =
+                rotate || previous.password_secret_version.as_deref() != Some(&p.version);
             password = Some(p);
         }
 

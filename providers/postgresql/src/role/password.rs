@@ -137,10 +137,7 @@ impl Source {
 
     /// Reads the password and the Secret's version; `None` when the Secret or the key does
     /// not exist.
-    pub(crate) async fn read(
-        &self,
-        kube: &kube::Client,
-    ) -> Result<Option<Sourced>, ProviderError> {
+    pub(crate) async fn read(&self, kube: &kube::Client) -> Result<Option<Sourced>, ProviderError> {
         let (namespace, name, key) = self.location();
         let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
         let secret = secrets.get_opt(name).await.map_err(|e| {
