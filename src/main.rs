@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod crds;
+mod logging;
 mod offline;
 mod providers;
 
@@ -106,9 +107,7 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(logging::env_filter());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

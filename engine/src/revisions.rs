@@ -185,6 +185,12 @@ impl scaffold::Context for Ctx {
     fn backoff(&self) -> &Backoff {
         &self.backoff
     }
+    fn client(&self) -> &kube::Client {
+        &self.client
+    }
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
 }
 
 /// Runs the CompositionRevision controller until the process is asked to stop.
@@ -209,7 +215,7 @@ pub async fn run_revisions(client: kube::Client, opts: CompositionOptions) {
         opts,
         backoff: Backoff::default(),
     });
-    scaffold::run(controller, concurrency, reconcile, ctx).await;
+    scaffold::run(controller, (), concurrency, reconcile, ctx).await;
 }
 
 #[instrument(skip_all, fields(kind = "Composition", name = %comp.name_any()))]

@@ -1,8 +1,10 @@
 //! Helpers for providers' own tests (cargo feature `testing`, for dev-dependencies):
 //! a closure-based fake [`ExternalClient`] in the spirit of crossplane-runtime's
-//! `ExternalClientFns`, and the checks every provider's CRDs must pass.
+//! `ExternalClientFns`, the checks every provider's CRDs must pass, and faults to inject
+//! into in-process controllers (a panicking reconcile, a dying per-XRD controller).
 
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -206,4 +208,61 @@ fn untyped_nodes(schema: &Value, path: &str, out: &mut Vec<String>) {
     if let Some(extra) = schema.get("additionalProperties").filter(|v| v.is_object()) {
         untyped_nodes(extra, &format!("{path}{{}}"), out);
     }
+}
+
+/// The payload of every panic these faults inject; a test's panic hook can tell them
+/// from real panics by it.
+pub const INJECTED_PANIC: &str = "tessera testing: injected panic";
+
+static PANIC_ON: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// From now on, every reconcile of an object named `name` (of any kind) panics, until
+/// [`stop_panicking_when_reconciling`].
+pub fn panic_when_reconciling(name: &str) {
+    let mut names = PANIC_ON.lock().unwrap_or_else(|e| e.into_inner());
+    names.insert(name.to_string());
+}
+
+/// Reconciles of objects named `name` no longer panic.
+pub fn stop_panicking_when_reconciling(name: &str) {
+    let mut names = PANIC_ON.lock().unwrap_or_else(|e| e.into_inner());
+    names.remove(name);
+}
+
+/// Panics with [`INJECTED_PANIC`] when [`panic_when_reconciling`] asked for `name`.
+pub(crate) fn panic_if_injected(name: &str) {
+    let inject = PANIC_ON
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(name);
+    if inject {
+        std::panic::panic_any(INJECTED_PANIC);
+    }
+}
+
+type Kills = Mutex<HashMap<(String, String), Arc<tokio::sync::Notify>>>;
+
+fn kills() -> &'static Kills {
+    static KILLS: std::sync::OnceLock<Kills> = std::sync::OnceLock::new();
+    KILLS.get_or_init(Default::default)
+}
+
+fn kill_switch(xrd: &str, controller: &str) -> Arc<tokio::sync::Notify> {
+    kills()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((xrd.to_string(), controller.to_string()))
+        .or_default()
+        .clone()
+}
+
+/// Makes the `controller` (`composite` or `claim`) controller of XRD `xrd` panic once,
+/// now if it runs, or as soon as it starts.
+pub fn kill_controller_once(xrd: &str, controller: &str) {
+    kill_switch(xrd, controller).notify_one();
+}
+
+/// Completes when [`kill_controller_once`] asks the `controller` of `xrd` to die.
+pub(crate) async fn killed(xrd: &str, controller: &str) {
+    kill_switch(xrd, controller).notified().await;
 }

@@ -3,7 +3,8 @@
 //!
 //! - a panic on a controller thread (or the controllers stopping) is recorded and re-raised
 //!   in the test by every wait helper ([`assert_controllers_alive`]), instead of surfacing
-//!   as a 60 s timeout long after;
+//!   as a 60 s timeout long after — except the panics tests inject on purpose
+//!   (`tessera_engine::testing::INJECTED_PANIC`), which the controllers contain;
 //! - completed reconciles are recorded per object, from the `reconciling object` span that
 //!   kube-runtime's `Controller` opens around each reconcile ([`wait_reconciled`]): a check
 //!   that "nothing changed" first waits until the object was reconciled again, instead of
@@ -44,9 +45,14 @@ pub fn install() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let thread = std::thread::current();
-            if thread
-                .name()
-                .is_some_and(|n| n.starts_with(CONTROLLER_THREAD))
+            // The faults tests inject on purpose are contained by the controllers (and
+            // asserted by those tests); every other panic is a real one.
+            let injected = info.payload().downcast_ref::<&str>()
+                == Some(&tessera_engine::testing::INJECTED_PANIC);
+            if !injected
+                && thread
+                    .name()
+                    .is_some_and(|n| n.starts_with(CONTROLLER_THREAD))
             {
                 record_death(format!("an in-process controller panicked: {info}"));
             }

@@ -904,7 +904,8 @@ pub fn yaml_docs(path: &str) -> Vec<serde_json::Value> {
 }
 
 /// What a platform team installs for the shipped PostgresDatabase composition: the
-/// admin Secret, the ProviderConfig `default`, the XRD and the Composition
+/// admin Secret (with the server's CA: the ProviderConfig says `sslMode: verify-full`),
+/// the ProviderConfig `default`, the XRD and the Composition
 /// (compositions/postgres). Waits until the claim CRD is served.
 pub async fn install_postgres_platform(env: &TestEnv, client: &Client) {
     namespace(client, "tessera-system").await;
@@ -916,6 +917,8 @@ pub async fn install_postgres_platform(env: &TestEnv, client: &Client) {
             "stringData": {
                 "endpoint": env.get("POSTGRES_HOST"), "port": env.get("POSTGRES_PORT"),
                 "username": env.get("POSTGRES_USER"), "password": env.get("POSTGRES_PASSWORD"),
+                "ca.crt": std::fs::read_to_string(env.get("POSTGRES_CA_FILE"))
+                    .expect("read testenv's PostgreSQL CA"),
             }
         }),
     )

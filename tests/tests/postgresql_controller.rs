@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use tessera_tests::{
-    PG_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, install_crds, kubectl,
+    PG_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, get, install_crds, kubectl,
     pg_provider_config, secret_data, start_controller_in_process, unique, wait_gone, wait_object,
     wait_ready, wait_reconciled, wait_sync_error,
 };
@@ -152,6 +153,31 @@ async fn role_database_and_grant_become_ready_and_the_role_secret_connects() {
         !described.contains(&secret["password"]),
         "describe must never show the password"
     );
+
+    // The Role's status, as anyone who may read Roles sees it, records the password
+    // Secret's version and nothing derived from the password.
+    let role_obj = get(&client, PG_API, "Role", &r).await.expect("the Role");
+    let at = &role_obj.data["status"]["atProvider"];
+    assert!(
+        at["passwordSecretVersion"]
+            .as_str()
+            .is_some_and(|v| v.contains('/')),
+        "{at}"
+    );
+    let status = role_obj.data["status"].to_string();
+    let uid = role_obj.metadata.uid.clone().unwrap_or_default();
+    let password = &secret["password"];
+    for digest in [
+        Sha256::digest(password.as_bytes()),
+        Sha256::digest(format!("{uid}\0{password}").as_bytes()),
+    ] {
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !status.contains(&hex),
+            "a SHA-256 of the password in {status}"
+        );
+    }
+    assert!(!status.contains("passwordFingerprint") && !status.contains(password.as_str()));
 
     for (kind, name) in [("Grant", &g), ("Database", &d), ("Role", &r)] {
         delete(&client, PG_API, kind, name).await;

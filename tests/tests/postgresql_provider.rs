@@ -201,6 +201,28 @@ fn with_uid<K: Resource>(mut obj: K) -> K {
     obj
 }
 
+/// Nothing in the Role's status is derived from `password`: not the password, not the
+/// fingerprint field of earlier versions, not a SHA-256 of it in hex or base64, salted
+/// with the UID or not.
+fn assert_status_has_nothing_derived_from(r: &Role, password: &str) {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let status = serde_json::to_string(&r.status).unwrap();
+    let uid = r.metadata.uid.clone().unwrap_or_default();
+    let digests = [
+        Sha256::digest(password.as_bytes()).to_vec(),
+        Sha256::digest(format!("{uid}\0{password}").as_bytes()).to_vec(),
+    ];
+    let mut forbidden = vec![password.to_string(), "passwordFingerprint".to_string()];
+    for d in digests {
+        forbidden.push(d.iter().map(|b| format!("{b:02x}")).collect());
+        forbidden.push(base64::engine::general_purpose::STANDARD.encode(&d));
+    }
+    for f in forbidden {
+        assert!(!status.contains(&f), "status holds {f:?}: {status}");
+    }
+}
+
 fn role(name: &str, for_provider: RoleParameters) -> Role {
     with_uid(Role::new(
         name,
@@ -444,13 +466,22 @@ async fn a_login_role_gets_a_generated_password_kept_in_a_secret_that_logs_in() 
     assert_eq!(f.login(&name, &password).await, Ok(name.clone()));
 
     let at = r.status.as_ref().unwrap().at_provider.clone().unwrap();
-    let fingerprint = at.password_fingerprint.expect("fingerprint recorded");
-    assert!(!fingerprint.contains(&password));
-    let status = serde_json::to_string(&r.status).unwrap();
-    assert!(
-        !status.contains(&password),
-        "status never holds the password"
+    let version = at.password_secret_version.expect("Secret version recorded");
+    let stored_meta = Api::<Secret>::namespaced(f.kube.clone(), &f.ns)
+        .get(&format!("{name}-password"))
+        .await
+        .unwrap()
+        .metadata;
+    assert_eq!(
+        version,
+        format!(
+            "{}/{}",
+            stored_meta.uid.unwrap(),
+            stored_meta.resource_version.unwrap()
+        ),
+        "the version of the Secret written"
     );
+    assert_status_has_nothing_derived_from(&r, &password);
 
     let o = f.provider.observe(&mut r).await.unwrap();
     assert_up_to_date(&o, "after create");
@@ -459,6 +490,53 @@ async fn a_login_role_gets_a_generated_password_kept_in_a_secret_that_logs_in() 
         Some(password.as_str()),
         "observe gives the password back from its Secret, so the connection secret stays whole"
     );
+    f.provider.delete(&r).await.unwrap();
+    f.unregister(&r).await;
+}
+
+#[tokio::test]
+async fn a_role_recorded_by_an_earlier_version_sets_its_password_from_the_secret_once() {
+    let f = fixture().await.with_namespace().await;
+    let name = unique("upgraded");
+    let r = role(
+        &name,
+        RoleParameters {
+            privileges: RolePrivileges {
+                login: Some(true),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let mut r = f.registered(r).await;
+    let password = f.provider.create(&mut r).await.unwrap();
+    let password = password.get_str("password").unwrap().to_string();
+    // What an earlier version recorded: a fingerprint (no longer read) and no version.
+    let at = r.status.as_mut().unwrap().at_provider.as_mut().unwrap();
+    at.password_secret_version = None;
+    f.sql(&format!("ALTER ROLE \"{name}\" PASSWORD 'set-outside'"))
+        .await;
+
+    let drifted = f.provider.observe(&mut r).await.unwrap();
+    assert!(
+        diff(&drifted).starts_with("password: the password in Secret"),
+        "{:?}",
+        drifted.diff
+    );
+    f.provider.update(&mut r).await.unwrap();
+    assert_eq!(
+        f.login(&name, &password).await,
+        Ok(name.clone()),
+        "the password of the Secret is set again, not a new one"
+    );
+    assert_eq!(
+        secret_data(&f.kube, &f.ns, &format!("{name}-password"))
+            .await
+            .unwrap()["password"],
+        password
+    );
+    assert_up_to_date(&f.provider.observe(&mut r).await.unwrap(), "once set");
+    assert_status_has_nothing_derived_from(&r, &password);
     f.provider.delete(&r).await.unwrap();
     f.unregister(&r).await;
 }
@@ -563,6 +641,7 @@ async fn changing_the_referenced_password_secret_changes_the_role_password() {
         "no password in the diff"
     );
     f.provider.update(&mut r).await.unwrap();
+    assert_status_has_nothing_derived_from(&r, "second-Pa55\\word");
     assert_eq!(f.login(&name, "second-Pa55\\word").await, Ok(name.clone()));
     assert!(f.login(&name, "first-Pa55'word").await.is_err());
     assert_up_to_date(&f.provider.observe(&mut r).await.unwrap(), "after update");

@@ -16,6 +16,9 @@ use super::common::{Condition, Reference};
 pub const CONDITION_ESTABLISHED: &str = "Established";
 /// Condition type: the claim CRD of this XRD is installed and served.
 pub const CONDITION_OFFERED: &str = "Offered";
+/// Condition type: the composite and claim controllers of this XRD run; `False` while one
+/// that stopped unexpectedly waits to be restarted.
+pub const CONDITION_CONTROLLERS_RUNNING: &str = "ControllersRunning";
 
 /// The desired state of a CompositeResourceDefinition.
 // kube's repeated `printcolumn(type_ = ...)` trips this lint.

@@ -101,6 +101,7 @@ pub async fn run(
 
     tracing::info!(xrd = %xrd.name_any(), kind = %claim.kind, "claim controller starting");
     let concurrency = opts.max_concurrent_reconciles;
+    let dyntype = claim.clone();
     let ctx = Arc::new(Ctx {
         recorder: scaffold::recorder(client.clone(), manager.clone()),
         client,
@@ -112,12 +113,18 @@ pub async fn run(
         composites,
         backoff: Backoff::default(),
     });
-    scaffold::run(controller, concurrency, reconcile, ctx).await;
+    scaffold::run(controller, dyntype, concurrency, reconcile, ctx).await;
 }
 
 impl scaffold::Context for Ctx {
     fn backoff(&self) -> &Backoff {
         &self.backoff
+    }
+    fn client(&self) -> &kube::Client {
+        &self.client
+    }
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 }
 

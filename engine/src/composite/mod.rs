@@ -171,12 +171,18 @@ pub async fn run(
     let controller = controller
         .reconcile_on(child_events)
         .reconcile_on(composition_changes);
-    scaffold::run(controller, concurrency, reconcile, ctx).await;
+    scaffold::run(controller, xr, concurrency, reconcile, ctx).await;
 }
 
 impl scaffold::Context for Ctx {
     fn backoff(&self) -> &Backoff {
         &self.failures
+    }
+    fn client(&self) -> &kube::Client {
+        &self.client
+    }
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 }
 

@@ -108,6 +108,12 @@ impl<M: Managed, C: Connector<M>> scaffold::Context for Ctx<M, C> {
     fn backoff(&self) -> &Backoff {
         &self.failures
     }
+    fn client(&self) -> &kube::Client {
+        &self.client
+    }
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
 }
 
 /// Runs the controller of managed kind `M` until the process is asked to stop.
@@ -128,7 +134,7 @@ where
         opts,
         _kind: std::marker::PhantomData,
     });
-    scaffold::run(controller, concurrency, reconcile::<M, C>, ctx).await;
+    scaffold::run(controller, (), concurrency, reconcile::<M, C>, ctx).await;
 }
 
 impl<M: Managed, C: Connector<M>> Ctx<M, C> {

@@ -1,7 +1,8 @@
 //! The one controller scaffold every Tessera controller runs on: the watch of the primary
 //! kind with its trigger predicate, the event recorder, the finalizer branch, the run
 //! loop with its error policy, and the small pieces around them (backoff with jitter,
-//! best-effort events, timestamps).
+//! best-effort events, timestamps), the containment of a panicking reconcile to its
+//! object, and the supervisor of controllers that other controllers start.
 //!
 //! ```text
 //!  scaffold::controller(api) ──▶ Controller<K> ──(controller adds its own watches)──▶ scaffold::run
@@ -18,21 +19,26 @@
 mod backoff;
 mod events;
 mod finalizer;
+mod panics;
+mod supervise;
 
 pub use backoff::{Backoff, jitter};
 pub use events::{event, publish, publish_event};
 pub use finalizer::{Event, FinalizerError, Next, add_finalizer, finalizer, remove_finalizer};
+pub use panics::RECONCILE_PANICKED;
+pub use supervise::{Supervised, stopping, supervise};
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{Action, Config};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, trace, warn};
 
@@ -41,6 +47,21 @@ pub trait Context: Send + Sync + 'static {
     /// The per-object retry delays the error policy draws from; the controller resets an
     /// object's entry after a successful reconcile.
     fn backoff(&self) -> &Backoff;
+    /// The client that writes the condition of a reconcile that panicked.
+    fn client(&self) -> &kube::Client;
+    /// The recorder of the event about a reconcile that panicked.
+    fn recorder(&self) -> &Recorder;
+}
+
+/// The error of one reconcile, as the error policy sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError<E> {
+    /// The controller's reconcile returned an error.
+    #[error(transparent)]
+    Failed(E),
+    /// The reconcile panicked; the object says so in its `Synced` condition.
+    #[error("reconcile panicked")]
+    Panicked,
 }
 
 /// The recorder of a controller's events, reporting as `controller` (and the pod, when
@@ -83,26 +104,62 @@ where
     Controller::for_stream_with(stream, reader, dyntype)
 }
 
-/// Runs `controller` with at most `concurrency` reconciles at once until the process is
-/// asked to stop (SIGTERM or Ctrl-C: reconciles in flight finish first) or the future is
-/// dropped. Errors are retried after the object's next [`Backoff`] delay.
+/// Runs `controller` (of the kind `dyntype`) with at most `concurrency` reconciles at
+/// once until the process is asked to stop (SIGTERM or Ctrl-C: reconciles in flight
+/// finish first) or the future is dropped. Errors are retried after the object's next
+/// [`Backoff`] delay.
+///
+/// A reconcile that panics is an error of its object only: the object gets
+/// `Synced=False` with reason [`RECONCILE_PANICKED`] (and a Warning event), is retried
+/// with backoff, and the controller keeps serving every other object.
 pub async fn run<K, C, E, F, Fut>(
     controller: Controller<K>,
+    dyntype: K::DynamicType,
     concurrency: u16,
-    reconcile: F,
+    mut reconcile: F,
     ctx: Arc<C>,
 ) where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Debug + Unpin,
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Debug + Unpin + Send + Sync,
     C: Context,
     E: std::error::Error + Send + 'static,
     F: FnMut(Arc<K>, Arc<C>) -> Fut,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
 {
+    supervise::watch_for_stop();
+    let contained = move |obj: Arc<K>, ctx: Arc<C>| {
+        let reconciling = reconcile(obj.clone(), ctx.clone());
+        let dyntype = dyntype.clone();
+        async move {
+            let guarded = std::panic::AssertUnwindSafe(async {
+                #[cfg(any(test, feature = "testing"))]
+                crate::testing::panic_if_injected(&obj.name_any());
+                reconciling.await
+            });
+            match guarded.catch_unwind().await {
+                Ok(result) => {
+                    panics::release(ctx.client(), obj.as_ref(), &dyntype).await;
+                    result.map_err(ReconcileError::Failed)
+                }
+                Err(payload) => {
+                    let payload = panics::static_payload(payload.as_ref());
+                    panics::report(
+                        ctx.client(),
+                        ctx.recorder(),
+                        obj.as_ref(),
+                        &dyntype,
+                        payload,
+                    )
+                    .await;
+                    Err(ReconcileError::Panicked)
+                }
+            }
+        }
+    };
     controller
         .with_config(Config::default().concurrency(concurrency))
         .shutdown_on_signal()
-        .run(reconcile, error_policy::<K, C, E>, ctx)
+        .run(contained, error_policy::<K, C, ReconcileError<E>>, ctx)
         .for_each(|res| async move {
             match res {
                 Ok((obj, action)) => trace!(object = %obj, ?action, "reconciled"),

@@ -4,8 +4,9 @@ use kube::runtime::events::EventType;
 
 use crate::api::common::{Condition, condition_type, find_condition, set_condition};
 use crate::api::xrd::{
-    CONDITION_ESTABLISHED, CONDITION_OFFERED, CompositeResourceDefinition,
-    CompositeResourceDefinitionControllerStatus, CompositeResourceDefinitionStatus,
+    CONDITION_CONTROLLERS_RUNNING, CONDITION_ESTABLISHED, CONDITION_OFFERED,
+    CompositeResourceDefinition, CompositeResourceDefinitionControllerStatus,
+    CompositeResourceDefinitionStatus,
 };
 
 /// Condition reasons of XRDs. PascalCase and stable.
@@ -18,6 +19,102 @@ pub mod reasons {
     pub const PENDING: &str = "Pending";
     /// Synced: deletion waits until no composite or claim of the XRD's kinds exists.
     pub const DELETION_BLOCKED: &str = "DeletionBlocked";
+    /// ControllersRunning: the composite and claim controllers run and never stopped.
+    pub const RUNNING: &str = "Running";
+    /// ControllersRunning (and the Warning event): a controller stopped unexpectedly and
+    /// was (or is being) restarted.
+    pub const CONTROLLER_RESTARTED: &str = "ControllerRestarted";
+}
+
+/// How one of the XRD's controllers (composite or claim) fared since it was started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ControllerHealth {
+    /// `composite` or `claim`.
+    pub controller: &'static str,
+    /// Restarts after unexpected stops.
+    pub restarts: u32,
+    /// Whether it runs now (false while it waits to be restarted).
+    pub running: bool,
+}
+
+impl ControllerHealth {
+    /// A controller that is starting.
+    pub fn new(controller: &'static str) -> Self {
+        ControllerHealth {
+            controller,
+            restarts: 0,
+            running: true,
+        }
+    }
+
+    /// Takes in what its supervisor reported.
+    pub fn observe(&mut self, s: crate::scaffold::Supervised) {
+        use crate::scaffold::Supervised;
+        (self.restarts, self.running) = match s {
+            Supervised::Started { restarts } => (restarts, true),
+            Supervised::Stopped { restarts, .. } => (restarts, false),
+        };
+    }
+}
+
+/// The `ControllersRunning` condition of controllers that run (or should).
+fn controllers_running(controllers: &[ControllerHealth]) -> Condition {
+    let names = |hs: &[&ControllerHealth]| {
+        let names: Vec<&str> = hs.iter().map(|h| h.controller).collect();
+        names.join(" and ")
+    };
+    let all: Vec<&ControllerHealth> = controllers.iter().collect();
+    let restarts: Vec<String> = controllers
+        .iter()
+        .filter(|h| h.restarts > 0)
+        .map(|h| {
+            let times = if h.restarts == 1 { "time" } else { "times" };
+            format!("the {} controller {} {times}", h.controller, h.restarts)
+        })
+        .collect();
+    let down: Vec<&ControllerHealth> = controllers.iter().filter(|h| !h.running).collect();
+    let verb = |n: usize| if n == 1 { "runs" } else { "run" };
+    if !down.is_empty() {
+        let (was, it) = if down.len() == 1 {
+            ("controller", "it")
+        } else {
+            ("controllers", "them")
+        };
+        return Condition::new(
+            CONDITION_CONTROLLERS_RUNNING,
+            false,
+            reasons::CONTROLLER_RESTARTED,
+            format!(
+                "The {} {was} stopped unexpectedly and Tessera is restarting {it} with backoff (restarted so far: {}); see the controller's logs",
+                names(&down),
+                restarts.join(", ")
+            ),
+        );
+    }
+    let running = format!(
+        "The {} controller{} {}",
+        names(&all),
+        if all.len() == 1 { "" } else { "s" },
+        verb(all.len())
+    );
+    if restarts.is_empty() {
+        Condition::new(
+            CONDITION_CONTROLLERS_RUNNING,
+            true,
+            reasons::RUNNING,
+            running,
+        )
+    } else {
+        Condition::new(
+            CONDITION_CONTROLLERS_RUNNING,
+            true,
+            reasons::CONTROLLER_RESTARTED,
+            format!(
+                "{running} again after unexpected stops (restarted: {}); see the controller's logs",
+                restarts.join(", ")
+            ),
+        )
+    }
 }
 
 /// One generated CRD, as the controller last saw it.
@@ -45,6 +142,8 @@ pub(crate) enum Observation {
         claim: Option<CrdState>,
         /// Whether the composite and claim controllers run.
         running: bool,
+        /// How they fared since they were started (empty when they do not run).
+        controllers: Vec<ControllerHealth>,
     },
     /// The XRD is being deleted, but composites or claims of its kinds still exist.
     DeletionBlocked {
@@ -99,6 +198,7 @@ pub(crate) fn next_status(
             composite,
             claim,
             running,
+            controllers,
         } => {
             let spec = &xrd.spec;
             let describe = |what: &str, kind: Option<crate::api::xrd::TypeReference>| {
@@ -157,6 +257,9 @@ pub(crate) fn next_status(
                 },
             );
             set(conditions, Condition::reconcile_success());
+            if !controllers.is_empty() {
+                set(conditions, controllers_running(controllers));
+            }
             if *running {
                 status.controllers = Some(CompositeResourceDefinitionControllerStatus {
                     composite_resource_type: spec.composite_type(),
@@ -251,6 +354,7 @@ mod tests {
                     composite: crd("xdbs.example.org", true),
                     claim: Some(crd("dbs.example.org", true)),
                     running: true,
+                    controllers: vec![],
                 },
                 vec![
                     row("Established", "True", "WatchingComposite"),
@@ -266,6 +370,7 @@ mod tests {
                     composite: crd("xdbs.example.org", true),
                     claim: Some(crd("dbs.example.org", false)),
                     running: false,
+                    controllers: vec![],
                 },
                 vec![
                     row("Established", "False", "Pending"),
@@ -281,6 +386,7 @@ mod tests {
                     composite: crd("xdbs.example.org", true),
                     claim: None,
                     running: true,
+                    controllers: vec![],
                 },
                 vec![
                     row("Established", "True", "WatchingComposite"),
@@ -332,6 +438,7 @@ mod tests {
             composite: crd("xdbs.example.org", true),
             claim: Some(crd("dbs.example.org", true)),
             running: true,
+            controllers: vec![],
         };
         let first = next_status(&x, &obs, "t1");
         let controllers = first.controllers.clone().expect("controllers");
@@ -371,5 +478,59 @@ mod tests {
         let events = transitions(&first.conditions, &other.conditions);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].2, "B is wrong");
+    }
+
+    #[test]
+    fn a_stopped_controller_sets_controllers_running_false_until_it_runs_again() {
+        let mut x = xrd(true);
+        let applied = |composite: ControllerHealth| Observation::Applied {
+            composite: crd("xdbs.example.org", true),
+            claim: Some(crd("dbs.example.org", true)),
+            running: true,
+            controllers: vec![composite, ControllerHealth::new("claim")],
+        };
+        let condition = |status: &CompositeResourceDefinitionStatus| {
+            find_condition(&status.conditions, CONDITION_CONTROLLERS_RUNNING)
+                .cloned()
+                .expect("ControllersRunning")
+        };
+
+        let healthy = next_status(&x, &applied(ControllerHealth::new("composite")), "t1");
+        let c = condition(&healthy);
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Running"));
+        assert_eq!(c.message, "The composite and claim controllers run");
+
+        x.status = Some(healthy.clone());
+        let mut composite = ControllerHealth::new("composite");
+        composite.observe(crate::scaffold::Supervised::Stopped {
+            restarts: 1,
+            panicked: true,
+        });
+        let down = next_status(&x, &applied(composite.clone()), "t2");
+        let c = condition(&down);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "ControllerRestarted")
+        );
+        assert_eq!(
+            c.message,
+            "The composite controller stopped unexpectedly and Tessera is restarting it with backoff (restarted so far: the composite controller 1 time); see the controller's logs"
+        );
+        assert_eq!(c.last_transition_time.as_deref(), Some("t2"));
+        let ready = find_condition(&down.conditions, "Ready").expect("Ready");
+        assert!(ready.is_true(), "serving the CRDs is not affected");
+
+        x.status = Some(down);
+        composite.observe(crate::scaffold::Supervised::Started { restarts: 1 });
+        let again = next_status(&x, &applied(composite), "t3");
+        let c = condition(&again);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "ControllerRestarted")
+        );
+        assert_eq!(
+            c.message,
+            "The composite and claim controllers run again after unexpected stops (restarted: the composite controller 1 time); see the controller's logs"
+        );
     }
 }

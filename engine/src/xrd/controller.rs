@@ -2,15 +2,17 @@
 //! controllers of its kinds, and refuses deletion while composites or claims exist.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -18,13 +20,15 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tracing::{info, instrument};
 
-use super::conditions::{CrdState, Observation, next_status, transitions};
+use super::conditions::{
+    ControllerHealth, CrdState, Observation, next_status, reasons, transitions,
+};
 use super::crd::{ANNOTATION_XRD, LABEL_XRD_CRD, claim_crd, composite_crd};
 use super::resources::{claim_resource, composite_resource};
 use crate::api::common::capitalize;
 use crate::api::xrd::CompositeResourceDefinition;
 use crate::composition_options::{CompositionOptions, FINALIZER};
-use crate::scaffold::{self, Backoff, Event, FinalizerError, Next};
+use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Supervised};
 
 /// Kubernetes failures of the XRD controller. Problems with the XRD itself are not
 /// errors here: they become conditions and events.
@@ -44,10 +48,12 @@ pub enum Error {
     Crd(String, #[source] kube::Error),
 }
 
-/// The per-XRD controllers that run, and what they were started from.
+/// The per-XRD controllers that run (each under a supervisor task), what they were
+/// started from, and how they fared.
 struct Running {
     fingerprint: u64,
     tasks: Vec<JoinHandle<()>>,
+    health: Arc<Mutex<Vec<ControllerHealth>>>,
 }
 
 impl Drop for Running {
@@ -64,6 +70,8 @@ struct Ctx {
     opts: CompositionOptions,
     running: Mutex<HashMap<String, Running>>,
     backoff: Backoff,
+    /// Re-queues an XRD when one of its controllers stopped or restarted.
+    wake: mpsc::UnboundedSender<ObjectRef<CompositeResourceDefinition>>,
 }
 
 /// Runs the XRD controller until the process is asked to stop.
@@ -74,17 +82,25 @@ struct Ctx {
 /// they were started from changes (kinds, referenceable version, connection secret keys,
 /// composition defaults). `revisions::run_revisions` runs beside it, started by the caller.
 ///
+/// The composite and claim controllers run supervised: one that ends (a panic outside a
+/// reconcile, or a return) while its XRD exists is restarted with backoff, logged as an
+/// error with its restart count, and reported on the XRD (a Warning event
+/// `ControllerRestarted`, and the condition `ControllersRunning`, `False` until it runs
+/// again).
+///
 /// Deleting an XRD never cascades: while a composite or claim of its kinds exists, the
 /// finalizer stays and the XRD says why; afterwards the controllers stop, the CRDs are
 /// deleted and the finalizer is removed.
 pub async fn run(client: kube::Client, opts: CompositionOptions) {
     let concurrency = opts.max_concurrent_reconciles;
+    let (wake, woken) = mpsc::unbounded();
     let ctx = Arc::new(Ctx {
         recorder: scaffold::recorder(client.clone(), format!("{}/xrd", opts.field_manager)),
         client: client.clone(),
         opts,
         running: Mutex::new(HashMap::new()),
         backoff: Backoff::default(),
+        wake,
     });
     // A generated CRD becoming Established (or being changed by someone) re-queues its XRD.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -97,13 +113,20 @@ pub async fn run(client: kube::Client, opts: CompositionOptions) {
                     .get(ANNOTATION_XRD)
                     .map(|name| ObjectRef::new(name))
             },
-        );
-    scaffold::run(controller, concurrency, reconcile, ctx).await;
+        )
+        .reconcile_on(woken);
+    scaffold::run(controller, (), concurrency, reconcile, ctx).await;
 }
 
 impl scaffold::Context for Ctx {
     fn backoff(&self) -> &Backoff {
         &self.backoff
+    }
+    fn client(&self) -> &kube::Client {
+        &self.client
+    }
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 }
 
@@ -137,6 +160,11 @@ impl Ctx {
                 let established =
                     composite.established && claim.as_ref().is_none_or(|c| c.established);
                 let running = established && self.ensure_running(xrd);
+                let controllers = if running {
+                    self.health(&xrd.name_any())
+                } else {
+                    Vec::new()
+                };
                 self.backoff.reset(xrd);
                 // The CRD watch re-queues as soon as they are Established; the requeue is a
                 // safety net.
@@ -149,6 +177,7 @@ impl Ctx {
                     composite,
                     claim,
                     running,
+                    controllers,
                 };
                 (obs, requeue)
             }
@@ -257,24 +286,118 @@ impl Ctx {
         // Dropping the old entry aborts its tasks before the new ones start.
         let restarted = running.remove(&name).is_some();
         let shared = Arc::new(xrd.clone());
-        let mut tasks = vec![tokio::spawn(crate::composite::run(
-            self.client.clone(),
-            shared.clone(),
-            xr.clone(),
-            self.opts.clone(),
-        ))];
-        if let Some(claim) = claim_resource(xrd) {
-            tasks.push(tokio::spawn(crate::claim::run(
+        let claim = claim_resource(xrd);
+        let health = Arc::new(Mutex::new(
+            std::iter::once(COMPOSITE)
+                .chain(claim.as_ref().map(|_| CLAIM))
+                .map(ControllerHealth::new)
+                .collect(),
+        ));
+        let mut tasks = vec![self.supervised(&shared, COMPOSITE, &health, {
+            let (client, xrd, xr, opts) = (
                 self.client.clone(),
-                shared,
-                claim,
+                shared.clone(),
                 xr.clone(),
                 self.opts.clone(),
-            )));
+            );
+            move || {
+                let run =
+                    crate::composite::run(client.clone(), xrd.clone(), xr.clone(), opts.clone());
+                injectable(xrd.name_any(), COMPOSITE, run)
+            }
+        })];
+        if let Some(claim) = claim {
+            tasks.push(self.supervised(&shared, CLAIM, &health, {
+                let (client, xrd, xr, opts) = (
+                    self.client.clone(),
+                    shared.clone(),
+                    xr.clone(),
+                    self.opts.clone(),
+                );
+                move || {
+                    let run = crate::claim::run(
+                        client.clone(),
+                        xrd.clone(),
+                        claim.clone(),
+                        xr.clone(),
+                        opts.clone(),
+                    );
+                    injectable(xrd.name_any(), CLAIM, run)
+                }
+            }));
         }
         info!(xrd = %name, kind = %xr.kind, restarted, "started composite and claim controllers");
-        running.insert(name, Running { fingerprint, tasks });
+        running.insert(
+            name,
+            Running {
+                fingerprint,
+                tasks,
+                health,
+            },
+        );
         true
+    }
+
+    /// Runs the `controller` (composite or claim) controller of `xrd`, as `start` makes
+    /// it, under a supervisor that restarts it when it ends and reports each stop on the
+    /// XRD (a Warning event now, the condition at the re-queued reconcile).
+    fn supervised<S, Fut>(
+        &self,
+        xrd: &Arc<CompositeResourceDefinition>,
+        controller: &'static str,
+        health: &Arc<Mutex<Vec<ControllerHealth>>>,
+        start: S,
+    ) -> JoinHandle<()>
+    where
+        S: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (xrd, health) = (xrd.clone(), health.clone());
+        let (recorder, wake) = (self.recorder.clone(), self.wake.clone());
+        let kind = xrd.spec.names.kind.clone();
+        tokio::spawn(async move {
+            let log_name = format!("{controller} controller of XRD {}", xrd.name_any());
+            let report = move |s: Supervised| {
+                if let Some(h) = health
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter_mut()
+                    .find(|h| h.controller == controller)
+                {
+                    h.observe(s);
+                }
+                if s != (Supervised::Started { restarts: 0 }) {
+                    let _ = wake.unbounded_send(ObjectRef::from_obj(xrd.as_ref()));
+                }
+                let (recorder, xrd, kind) = (recorder.clone(), xrd.clone(), kind.clone());
+                async move {
+                    if let Supervised::Stopped { restarts, panicked } = s {
+                        let how = if panicked { "panicked" } else { "stopped" };
+                        let note = format!(
+                            "The {controller} controller of {kind} {how} unexpectedly and is being restarted (restart {restarts} since it started); see the controller's logs"
+                        );
+                        scaffold::publish(
+                            &recorder,
+                            xrd.as_ref(),
+                            &(),
+                            EventType::Warning,
+                            reasons::CONTROLLER_RESTARTED,
+                            note,
+                        )
+                        .await;
+                    }
+                }
+            };
+            scaffold::supervise(&log_name, start, report).await;
+        })
+    }
+
+    /// How the XRD's controllers fared since they were started.
+    fn health(&self, name: &str) -> Vec<ControllerHealth> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.get(name).map_or_else(Vec::new, |r| {
+            r.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        })
     }
 
     /// Stops the XRD's controllers (aborts their tasks).
@@ -363,6 +486,26 @@ impl Ctx {
         }
         Ok(())
     }
+}
+
+/// The names of the per-XRD controllers, in logs, events and conditions.
+const COMPOSITE: &str = "composite";
+const CLAIM: &str = "claim";
+
+/// `run`, which in tests can be made to panic once (see `testing::kill_controller_once`).
+#[cfg(any(test, feature = "testing"))]
+async fn injectable(xrd: String, controller: &'static str, run: impl Future<Output = ()>) {
+    tokio::select! {
+        () = run => {}
+        () = crate::testing::killed(&xrd, controller) => {
+            std::panic::panic_any(crate::testing::INJECTED_PANIC)
+        }
+    }
+}
+
+#[cfg(not(any(test, feature = "testing")))]
+async fn injectable(_xrd: String, _controller: &'static str, run: impl Future<Output = ()>) {
+    run.await;
 }
 
 /// Why deletion has to wait, or `None` when nothing of the XRD's kinds exists.

@@ -124,12 +124,12 @@ pub struct RoleObservation {
     /// The role's parameter defaults in PostgreSQL (pg_roles.rolconfig).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configuration_parameters: Vec<ConfigurationParameter>,
-    /// A fingerprint of the password Tessera last set: the hex SHA-256 of this object's UID
-    /// and the password. It tells whether the password in the Secret changed since; the
-    /// password itself is never stored in status. PostgreSQL cannot return a password, so
-    /// a password changed outside Tessera is not noticed.
+    /// The version (`<uid>/<resourceVersion>`) of the password Secret when Tessera last
+    /// set the role's password from it; when the Secret is another version, the password
+    /// is set again. Nothing derived from the password is kept in status. PostgreSQL
+    /// cannot return a password, so a password changed outside Tessera is not noticed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_fingerprint: Option<String>,
+    pub password_secret_version: Option<String>,
     /// The value of the tessera.dev/rotate-password annotation when the password was last
     /// set. Setting the annotation to a different value rotates the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,13 +4,16 @@
 //!
 //! ```text
 //!  create: read source ─ generated and missing? ─▶ generate, store Secret ─▶ CREATE ROLE ... PASSWORD <verifier>
-//!  observe: source password fingerprint ≠ atProvider.passwordFingerprint  ─▶ drift "password: ..."
+//!  observe: source Secret's uid/resourceVersion ≠ atProvider.passwordSecretVersion ─▶ drift "password: ..."
 //!           tessera.dev/rotate-password ≠ atProvider.passwordRotationToken ─▶ drift "password: rotation requested"
 //!  update: (generated and rotating or missing? ─▶ generate, store Secret) ─▶ ALTER ROLE ... PASSWORD <verifier>
 //! ```
 //!
 //! The Secret is written before the role's password is changed, so a crash in between
-//! leaves a Secret whose fingerprint differs from status, and the next reconcile sets it.
+//! leaves a Secret whose version differs from status, and the next reconcile sets it.
+//! Roles recorded by earlier versions (a `passwordFingerprint`, no version) have their
+//! password set from the Secret once. Any other change of the Secret (a label, another
+//! key) also sets the password again: idempotent, and one statement per Secret change.
 
 mod password;
 pub(crate) mod plan;
@@ -30,7 +33,7 @@ use crate::connector::{PostgresClient, deleting};
 use crate::error::role_still_referenced;
 use crate::ownership::{RoleFacts, mark_literal, role_ownership};
 use crate::sql::{ident, validate_identifier};
-use password::{Password, Source};
+use password::{Password, Source, Sourced};
 use plan::RoleRow;
 
 const SELECT_ROLE: &str = "SELECT rolcanlogin, rolcreatedb, rolcreaterole, rolinherit, \
@@ -95,17 +98,13 @@ impl PostgresClient {
         &self,
         role: &Role,
         source: &Source,
-    ) -> Result<Password, ProviderError> {
+    ) -> Result<Sourced, ProviderError> {
         if let Some(p) = source.read(&self.kube).await? {
             return Ok(p);
         }
         match source {
             Source::Reference(_) => Err(missing_reference(source)),
-            Source::Generated { .. } => {
-                let p = Password::generate();
-                source.store(&self.kube, role, &p).await?;
-                Ok(p)
-            }
+            Source::Generated { .. } => source.store(&self.kube, role, Password::generate()).await,
         }
     }
 }
@@ -134,10 +133,6 @@ fn recorded(role: &Role) -> RoleObservation {
         .unwrap_or_default()
 }
 
-fn uid(role: &Role) -> &str {
-    role.meta().uid.as_deref().unwrap_or_default()
-}
-
 fn observation(row: &RoleRow, previous: RoleObservation) -> RoleObservation {
     RoleObservation {
         privileges: row.privileges(),
@@ -147,13 +142,13 @@ fn observation(row: &RoleRow, previous: RoleObservation) -> RoleObservation {
     }
 }
 
-/// Records the password just set, and the rotation token it answers.
-fn remember_password(role: &mut Role, password: &Password) {
-    let fingerprint = password.fingerprint(uid(role));
+/// Records the version of the Secret whose password was just set, and the rotation
+/// token it answers.
+fn remember_password(role: &mut Role, sourced: &Sourced) {
     let token = rotation_token(role);
     let status = role.status.get_or_insert_with(Default::default);
     let at = status.at_provider.get_or_insert_with(Default::default);
-    at.password_fingerprint = Some(fingerprint);
+    at.password_secret_version = Some(sourced.version.clone());
     at.password_rotation_token = token;
 }
 
@@ -214,13 +209,13 @@ impl ExternalClient<Role> for PostgresClient {
                     )),
                 },
                 Some(p) => {
-                    if previous.password_fingerprint.as_deref() != Some(&p.fingerprint(uid(mr))) {
+                    if previous.password_secret_version.as_deref() != Some(&p.version) {
                         diff.push(format!(
-                            "password: the password in {} is not the one last set",
+                            "password: the password in {} may have changed since it was last set",
                             source.describe()
                         ));
                     } else {
-                        password = Some(p);
+                        password = Some(p.password);
                     }
                 }
             }
@@ -255,7 +250,7 @@ impl ExternalClient<Role> for PostgresClient {
             Some(s) => Some(self.password_for_create(mr, s).await?),
             None => None,
         };
-        let verifier = password.as_ref().map(Password::scram_verifier);
+        let verifier = password.as_ref().map(|p| p.password.scram_verifier());
         // The mark goes in the same implicit transaction as the role: a role Tessera made is
         // never without it, even after a crash.
         let sql = format!(
@@ -280,7 +275,7 @@ impl ExternalClient<Role> for PostgresClient {
         if let Some(p) = &password {
             remember_password(mr, p);
         }
-        Ok(self.connection(&name, password.as_ref()))
+        Ok(self.connection(&name, password.as_ref().map(|p| &p.password)))
     }
 
     async fn update(&self, mr: &mut Role) -> Result<ConnectionDetails, ProviderError> {
@@ -304,21 +299,19 @@ impl ExternalClient<Role> for PostgresClient {
                 (Source::Reference(_), None) => return Err(missing_reference(&source)),
                 (Source::Generated { .. }, Some(p)) if !rotate => p,
                 (Source::Generated { .. }, _) => {
-                    let p = Password::generate();
-                    source.store(&self.kube, mr, &p).await?;
-                    p
+                    source.store(&self.kube, mr, Password::generate()).await?
                 }
                 (Source::Reference(_), Some(p)) => p,
             };
             set_password =
-                rotate || previous.password_fingerprint.as_deref() != Some(&p.fingerprint(uid(mr)));
+                rotate || previous.password_secret_version.as_deref() != Some(&p.version);
             password = Some(p);
         }
 
         let verifier = password
             .as_ref()
             .filter(|_| set_password)
-            .map(Password::scram_verifier);
+            .map(|p| p.password.scram_verifier());
         let sql = plan::update_statements(&name, &mr.spec.for_provider, &row, verifier.as_deref());
         if !sql.is_empty() {
             self.session
@@ -328,7 +321,7 @@ impl ExternalClient<Role> for PostgresClient {
         if let Some(p) = password.as_ref().filter(|_| set_password) {
             remember_password(mr, p);
         }
-        Ok(self.connection(&name, password.as_ref()))
+        Ok(self.connection(&name, password.as_ref().map(|p| &p.password)))
     }
 
     async fn delete(&self, mr: &Role) -> Result<(), ProviderError> {

@@ -1,10 +1,13 @@
-//! Role passwords: where they come from, generating them, remembering them by fingerprint,
-//! and keeping generated ones in a Secret.
+//! Role passwords: where they come from, generating them, knowing when their source
+//! changed, and keeping generated ones in a Secret.
 //!
-//! PostgreSQL never returns a password, so the provider remembers a fingerprint of the
-//! password it last set (`status.atProvider.passwordFingerprint`) and compares the
-//! password source against it at every observe. The server only ever sees a SCRAM-SHA-256
-//! verifier computed here, so no plaintext password is sent or logged by the server.
+//! PostgreSQL never returns a password, so the provider remembers which version of the
+//! source Secret it last set the password from (`status.atProvider.passwordSecretVersion`:
+//! the Secret's UID and resourceVersion) and sets the password again whenever the Secret
+//! is another version. Nothing derived from the password is kept in status: a hash there
+//! could be attacked offline by anyone who can read the cluster-scoped Role. The server
+//! only ever sees a SCRAM-SHA-256 verifier computed here, so no plaintext password is sent
+//! or logged by the server.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +21,6 @@ use rand::distr::Alphanumeric;
 use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
 use rand::{Rng, RngExt};
-use sha2::{Digest, Sha256};
 use tessera_engine::api::common::SecretKeySelector;
 use tessera_engine::managed::ProviderError;
 
@@ -55,21 +57,29 @@ impl Password {
         &self.0
     }
 
-    /// The hex SHA-256 of `uid`, a NUL byte and the password. The UID salts it, so the
-    /// fingerprint in status cannot be matched against tables of common passwords.
-    pub(crate) fn fingerprint(&self, uid: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(uid.as_bytes());
-        h.update([0u8]);
-        h.update(self.0.as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     /// The SCRAM-SHA-256 verifier PostgreSQL stores for this password (what `\password`
     /// in psql sends), with a fresh random salt.
     pub(crate) fn scram_verifier(&self) -> String {
         postgres_protocol::password::scram_sha_256(self.0.as_bytes())
     }
+}
+
+/// A password as read from (or written to) its Secret, with the Secret's version.
+#[derive(Debug)]
+pub(crate) struct Sourced {
+    /// The password.
+    pub password: Password,
+    /// `<uid>/<resourceVersion>` of the Secret it was read from: any change of the Secret
+    /// (a new password, or a Secret deleted and created again) gives another version.
+    pub version: String,
+}
+
+fn version(meta: &ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.uid.as_deref().unwrap_or_default(),
+        meta.resource_version.as_deref().unwrap_or_default()
+    )
 }
 
 fn generate_with<R: Rng>(rng: &mut R) -> String {
@@ -125,11 +135,9 @@ impl Source {
         }
     }
 
-    /// Reads the password; `None` when the Secret or the key does not exist.
-    pub(crate) async fn read(
-        &self,
-        kube: &kube::Client,
-    ) -> Result<Option<Password>, ProviderError> {
+    /// Reads the password and the Secret's version; `None` when the Secret or the key does
+    /// not exist.
+    pub(crate) async fn read(&self, kube: &kube::Client) -> Result<Option<Sourced>, ProviderError> {
         let (namespace, name, key) = self.location();
         let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
         let secret = secrets.get_opt(name).await.map_err(|e| {
@@ -137,7 +145,11 @@ impl Source {
                 "cannot read password Secret {namespace}/{name}: {e}"
             ))
         })?;
-        let Some(bytes) = secret.and_then(|s| s.data).and_then(|mut d| d.remove(key)) else {
+        let Some(secret) = secret else {
+            return Ok(None);
+        };
+        let version = version(&secret.metadata);
+        let Some(bytes) = secret.data.and_then(|mut d| d.remove(key)) else {
             return Ok(None);
         };
         let text = String::from_utf8(bytes.0).map_err(|_| {
@@ -153,20 +165,26 @@ impl Source {
                 self.describe()
             )));
         }
-        Ok(Some(Password(text)))
+        Ok(Some(Sourced {
+            password: Password(text),
+            version,
+        }))
     }
 
     /// Writes a generated password into its Secret (server-side apply), owned by `role` so
-    /// that Kubernetes deletes the Secret with the Role.
+    /// that Kubernetes deletes the Secret with the Role; returns it with the version
+    /// written. Only generated passwords are stored: a referenced Secret is the user's.
     pub(crate) async fn store(
         &self,
         kube: &kube::Client,
         role: &Role,
-        password: &Password,
-    ) -> Result<(), ProviderError> {
+        password: Password,
+    ) -> Result<Sourced, ProviderError> {
         let Source::Generated { namespace, name } = self else {
-            // A referenced Secret belongs to the user; it is never written.
-            return Ok(());
+            return Err(ProviderError::InvalidSpec(format!(
+                "the {} is referenced by the Role and never written by Tessera",
+                self.describe()
+            )));
         };
         let owner = role.meta().uid.as_ref().map(|uid| OwnerReference {
             api_version: Role::api_version(&()).into_owned(),
@@ -195,7 +213,7 @@ impl Source {
             ..Secret::default()
         };
         let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-        secrets
+        let written = secrets
             .patch(
                 name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -207,7 +225,10 @@ impl Source {
                     "cannot write generated password Secret {namespace}/{name}: {e}"
                 ))
             })?;
-        Ok(())
+        Ok(Sourced {
+            password,
+            version: version(&written.metadata),
+        })
     }
 }
 
@@ -231,15 +252,13 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_depend_on_password_and_uid_and_hide_both() {
-        let p = Password("hunter2".into());
-        let f = p.fingerprint("uid-1");
-        assert_eq!(f.len(), 64);
-        assert!(f.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(f, p.fingerprint("uid-1"), "stable for the same input");
-        assert_ne!(f, p.fingerprint("uid-2"), "salted by the object's UID");
-        assert_ne!(f, Password("hunter3".into()).fingerprint("uid-1"));
-        assert!(!f.contains("hunter2"));
+    fn a_secret_version_is_its_uid_and_resource_version() {
+        let meta = ObjectMeta {
+            uid: Some("u-1".into()),
+            resource_version: Some("42".into()),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(version(&meta), "u-1/42");
     }
 
     #[test]

@@ -1,0 +1,105 @@
+//! The controller's log filter.
+
+/// Targets whose debug output can carry secrets, pinned to `info` unless the filter names
+/// them itself: tokio-postgres logs the messages of the SCRAM authentication exchange at
+/// debug level.
+const PINNED: &[&str] = &["tokio_postgres"];
+
+/// The log filter for `RUST_LOG`'s value `env` (default `info`): the same directives,
+/// plus `<target>=info` for every [`PINNED`] target the user did not set explicitly.
+pub fn filter_directives(env: Option<&str>) -> String {
+    let base = env
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
+    let named = |target: &str| {
+        base.split(',').any(|d| {
+            let t = d.trim().split(['=', '[']).next().unwrap_or("");
+            t == target || t.starts_with(&format!("{target}::"))
+        })
+    };
+    let mut directives = base.to_string();
+    for target in PINNED.iter().filter(|t| !named(t)) {
+        directives.push_str(&format!(",{target}=info"));
+    }
+    directives
+}
+
+/// The filter of [`filter_directives`] for the environment's `RUST_LOG`; when that does
+/// not parse, `info` with the pins.
+pub fn env_filter() -> tracing_subscriber::EnvFilter {
+    let env = std::env::var("RUST_LOG").ok();
+    tracing_subscriber::EnvFilter::try_new(filter_directives(env.as_deref()))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_directives(None)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[test]
+    fn tokio_postgres_is_pinned_to_info_unless_the_user_names_it() {
+        let cases = [
+            (None, "info,tokio_postgres=info"),
+            (Some("debug"), "debug,tokio_postgres=info"),
+            (
+                Some("tessera=trace,kube=debug"),
+                "tessera=trace,kube=debug,tokio_postgres=info",
+            ),
+            (
+                Some("debug,tokio_postgres=trace"),
+                "debug,tokio_postgres=trace",
+            ),
+            (
+                Some("tokio_postgres::connection=debug"),
+                "tokio_postgres::connection=debug",
+            ),
+            (
+                Some("tokio_postgres_extra=debug"),
+                "tokio_postgres_extra=debug,tokio_postgres=info",
+            ),
+        ];
+        for (env, want) in cases {
+            assert_eq!(filter_directives(env), want, "RUST_LOG={env:?}");
+        }
+    }
+
+    /// Collects the targets of the events it sees.
+    struct Targets(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Targets {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(event.metadata().target().to_string());
+        }
+    }
+
+    #[test]
+    fn with_rust_log_debug_tokio_postgres_debug_events_are_dropped() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let filter = tracing_subscriber::EnvFilter::new(filter_directives(Some("debug")));
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(Targets(seen.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "tokio_postgres::connection", "SCRAM client-first-message");
+            tracing::info!(target: "tokio_postgres::connection", "connected");
+            tracing::debug!(target: "tessera::managed", "reconciling");
+        });
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["tokio_postgres::connection", "tessera::managed"],
+            "the debug event of tokio_postgres is dropped, its info event and other debug events are kept"
+        );
+    }
+}
