@@ -33,6 +33,25 @@ pub fn env_filter() -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_directives(None)))
 }
 
+/// Replaces Rust's default panic output (the whole payload on stderr) with one error event
+/// in the controller's log format: the source location, and the payload only when it is a
+/// literal of the source. Any other payload is withheld, because `expect` and `unwrap` on a
+/// `Result` format the error into it, and an error can carry a value read from a Secret.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let panic = info
+            .payload()
+            .downcast_ref::<&'static str>()
+            .copied()
+            .unwrap_or("<payload withheld>");
+        tracing::error!(%location, panic, "panicked");
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -101,5 +120,44 @@ mod tests {
             ["tokio_postgres::connection", "tessera::managed"],
             "the debug event of tokio_postgres is dropped, its info event and other debug events are kept"
         );
+    }
+
+    /// A writer into a shared buffer, for reading what a subscriber printed.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panic_is_logged_with_its_location_and_without_a_formatted_payload() {
+        let out = Buffer::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        install_panic_hook();
+        tracing::subscriber::with_default(subscriber, || {
+            let secret = "s3cr3t-from-a-secret";
+            let _ = std::panic::catch_unwind(|| {
+                let parsed: Result<u16, String> = Err(format!("bad port {secret}"));
+                parsed.expect("port")
+            });
+            let _ = std::panic::catch_unwind(|| panic!("a literal message"));
+        });
+        let _ = std::panic::take_hook();
+        let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert!(printed.contains("<payload withheld>"), "{printed}");
+        assert!(printed.contains("a literal message"), "{printed}");
+        assert!(printed.contains("src/logging.rs:"), "{printed}");
     }
 }

@@ -107,6 +107,7 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing(format: LogFormat) {
+    logging::install_panic_hook();
     let builder = tracing_subscriber::fmt().with_env_filter(logging::env_filter());
     match format {
         LogFormat::Text => builder.init(),
