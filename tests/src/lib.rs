@@ -308,6 +308,66 @@ pub fn start_controller_in_process(env: &TestEnv) {
     });
 }
 
+/// Runs the Vault provider's controllers in this test process, once per test binary, on a
+/// runtime of their own (see [`start_controller_in_process`]).
+pub fn start_vault_controller_in_process(env: &TestEnv) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        spawn_on_own_runtime(env, |env| async move {
+            let client = env.kube().await;
+            let opts = tessera_engine::managed::ControllerOptions {
+                poll_interval: Duration::from_secs(5),
+                max_backoff: Duration::from_secs(5),
+                ..Default::default()
+            };
+            tessera_provider_vault::run(client, opts).await;
+        });
+    });
+}
+
+/// Group/version of the Vault provider's kinds.
+pub const VAULT_API: &str = "vault.tessera.dev/v1alpha1";
+
+impl TestEnv {
+    /// A client of the test OpenBao server with its root token.
+    pub fn vault(&self) -> vaultrs::client::VaultClient {
+        let settings = vaultrs::client::VaultClientSettingsBuilder::default()
+            .address(self.get("VAULT_ADDR"))
+            .token(self.get("VAULT_TOKEN"))
+            .build()
+            .expect("vault settings");
+        vaultrs::client::VaultClient::new(settings).expect("vault client")
+    }
+}
+
+/// Creates a Vault ProviderConfig named `name` (and its credentials Secret holding `token`)
+/// pointing at the testenv OpenBao server.
+pub async fn vault_provider_config(env: &TestEnv, client: &Client, name: &str, token: &str) {
+    namespace(client, TEST_NAMESPACE).await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": format!("{name}-creds"), "namespace": TEST_NAMESPACE },
+            "stringData": { "token": token }
+        }),
+    )
+    .await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": VAULT_API, "kind": "ProviderConfig",
+            "metadata": { "name": name },
+            "spec": {
+                "address": env.get("VAULT_ADDR"),
+                "credentials": { "source": "Secret",
+                    "secretRef": { "name": format!("{name}-creds"), "namespace": TEST_NAMESPACE } }
+            }
+        }),
+    )
+    .await;
+}
+
 /// Group/version of the PostgreSQL provider's kinds.
 pub const PG_API: &str = "postgresql.sql.tessera.dev/v1alpha1";
 
