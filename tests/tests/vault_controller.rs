@@ -428,3 +428,174 @@ async fn an_auth_backend_is_enabled_tuned_back_after_drift_and_orphaned() {
     )
     .await;
 }
+
+fn kv_secret(
+    name: &str,
+    pc: &str,
+    path: &str,
+    source: &str,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut for_provider = json!({
+        "mount": "secret", "path": path,
+        "dataSecretRef": { "name": source, "namespace": tessera_tests::TEST_NAMESPACE }
+    });
+    if let (Some(fp), Some(extra)) = (for_provider.as_object_mut(), extra.as_object()) {
+        fp.extend(extra.clone());
+    }
+    managed("KVSecret", name, pc, for_provider)
+}
+
+async fn source_secret(client: &kube::Client, name: &str, data: serde_json::Value) {
+    apply(
+        client,
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": name, "namespace": tessera_tests::TEST_NAMESPACE },
+            "data": null,
+            "stringData": data
+        }),
+    )
+    .await;
+}
+
+async fn kv_data(vault: &VaultClient, path: &str) -> Option<serde_json::Value> {
+    match vaultrs::kv2::read::<serde_json::Value>(vault, "secret", path).await {
+        Ok(v) => Some(v),
+        Err(vaultrs::error::ClientError::APIError { code: 404, .. }) => None,
+        Err(e) => panic!("read secret/{path}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_kv_secret_copies_its_secret_repairs_a_newer_version_and_never_shows_values() {
+    let (env, client, pc) = setup().await;
+    let vault = env.vault();
+    let k = unique("kv-app");
+    let path = format!("apps/{k}");
+    let src = unique("kv-src");
+    let password = format!("pw-{}", unique("v"));
+    source_secret(
+        &client,
+        &src,
+        json!({ "username": "app", "password": password }),
+    )
+    .await;
+    let mut obj = kv_secret(
+        &k,
+        &pc,
+        &path,
+        &src,
+        json!({ "customMetadata": { "owner": "team-a" } }),
+    );
+    obj["spec"]["writeConnectionSecretToRef"] =
+        json!({ "name": format!("{k}-conn"), "namespace": tessera_tests::TEST_NAMESPACE });
+    apply(&client, obj).await;
+    let o = wait_ready(&client, VAULT_API, "KVSecret", &k).await;
+    let uid = o.metadata.uid.clone().unwrap();
+    assert_eq!(
+        kv_data(&vault, &path).await,
+        Some(json!({ "username": "app", "password": password }))
+    );
+    let meta = vaultrs::kv2::read_metadata(&vault, "secret", &path)
+        .await
+        .unwrap();
+    let custom = meta.custom_metadata.unwrap_or_default();
+    assert_eq!(custom.get("owner").map(String::as_str), Some("team-a"));
+    assert_eq!(custom.get("tessera.dev/managed-resource-uid"), Some(&uid));
+    let conn =
+        tessera_tests::secret_data(&client, tessera_tests::TEST_NAMESPACE, &format!("{k}-conn"))
+            .await
+            .expect("connection secret");
+    assert_eq!(conn.get("path"), Some(&path));
+    assert_eq!(conn.get("mount").map(String::as_str), Some("secret"));
+
+    // Out of band: a newer version with other data is replaced by the Secret's.
+    vaultrs::kv2::set(
+        &vault,
+        "secret",
+        &path,
+        &json!({ "username": "app", "password": "by-hand" }),
+    )
+    .await
+    .unwrap();
+    wait_for(Duration::from_secs(30), || async {
+        let meta = vaultrs::kv2::read_metadata(&vault, "secret", &path)
+            .await
+            .ok()?;
+        let data = kv_data(&vault, &path).await?;
+        (meta.current_version >= 3 && data["password"] == json!(password)).then_some(())
+    })
+    .await
+    .expect("a new version with the Secret's data is written at the next poll");
+
+    // A changed Secret is written as a new version.
+    let rotated = format!("pw-{}", unique("r"));
+    source_secret(
+        &client,
+        &src,
+        json!({ "username": "app", "password": rotated }),
+    )
+    .await;
+    wait_for(Duration::from_secs(30), || async {
+        (kv_data(&vault, &path).await?["password"] == json!(rotated)).then_some(())
+    })
+    .await
+    .expect("the rotated value reaches Vault");
+
+    let described = kubectl(&env, &["describe", "kvsecrets.vault.tessera.dev", &k]);
+    let yaml = kubectl(
+        &env,
+        &["get", "kvsecrets.vault.tessera.dev", &k, "-o", "yaml"],
+    );
+    for text in [&described, &yaml] {
+        assert!(
+            !text.contains(&password) && !text.contains(&rotated) && !text.contains("by-hand"),
+            "no value in the object or its events:\n{text}"
+        );
+    }
+    assert!(
+        described.contains("differs from the Secret in keys [password]"),
+        "the update names the key:\n{described}"
+    );
+
+    delete(&client, VAULT_API, "KVSecret", &k).await;
+    wait_gone(&client, VAULT_API, "KVSecret", &k).await;
+    assert!(
+        matches!(
+            vaultrs::kv2::read_metadata(&vault, "secret", &path).await,
+            Err(vaultrs::error::ClientError::APIError { code: 404, .. })
+        ),
+        "AllVersions deletes the metadata and every version"
+    );
+}
+
+#[tokio::test]
+async fn a_kv_secret_deleting_only_the_latest_version_keeps_the_history() {
+    let (env, client, pc) = setup().await;
+    let vault = env.vault();
+    let k = unique("kv-latest");
+    let path = format!("apps/{k}");
+    let src = unique("kv-src");
+    source_secret(&client, &src, json!({ "token": "t1" })).await;
+    apply(
+        &client,
+        kv_secret(&k, &pc, &path, &src, json!({ "deletion": "LatestVersion" })),
+    )
+    .await;
+    wait_ready(&client, VAULT_API, "KVSecret", &k).await;
+    delete(&client, VAULT_API, "KVSecret", &k).await;
+    wait_gone(&client, VAULT_API, "KVSecret", &k).await;
+    let meta = vaultrs::kv2::read_metadata(&vault, "secret", &path)
+        .await
+        .expect("the metadata stays");
+    let latest = &meta.versions[&meta.current_version.to_string()];
+    assert!(
+        !latest.deletion_time.is_empty(),
+        "the latest version is deleted"
+    );
+    assert!(!latest.destroyed, "and can be undeleted");
+    vaultrs::kv2::delete_metadata(&vault, "secret", &path)
+        .await
+        .unwrap();
+}

@@ -101,6 +101,7 @@ impl Connect for Vault {
                 address: address.clone(),
                 token,
                 namespace: spec.namespace.clone(),
+                kube: kube.clone(),
                 origin: Origin {
                     provider_config: name.to_string(),
                     address,
@@ -230,6 +231,8 @@ pub(crate) struct Inner {
     address: String,
     token: String,
     namespace: Option<String>,
+    /// For the Kubernetes Secrets that KVSecrets copy into Vault.
+    pub(crate) kube: kube::Client,
     pub(crate) origin: Origin,
 }
 
@@ -237,6 +240,11 @@ impl VaultClient {
     /// The vaultrs client.
     pub(crate) fn vault(&self) -> &vaultrs::client::VaultClient {
         &self.inner.vault
+    }
+
+    /// The server's address.
+    pub(crate) fn address(&self) -> &str {
+        &self.inner.address
     }
 
     /// Classifies an error of `action`.

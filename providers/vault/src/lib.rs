@@ -1,13 +1,13 @@
-//! Tessera's Vault provider: Policy, Mount and AuthBackend against a Vault or OpenBao
+//! Tessera's Vault provider: Policy, Mount, AuthBackend and KVSecret against a Vault or OpenBao
 //! server, over Vault's HTTP API (the `vaultrs` crate).
 //!
 //! ```text
-//!  Policy / Mount / AuthBackend ──run_controller──▶ VaultConnector ──▶ ProviderConfig + Secret
+//!  Policy / Mount / AuthBackend / KVSecret ──run_controller──▶ VaultConnector ──▶ ProviderConfig + Secret
 //!                                                     │ (the engine's CachedConnector:   (watched)
 //!                                                     │  one VaultClient per ProviderConfig)
 //!                                                     ▼
 //!                   VaultClient: observe / create / update / delete on sys/policy,
-//!                   sys/mounts and sys/auth (compared by meaning, marked with the uid)
+//!                   sys/mounts, sys/auth and KV v2 (compared by meaning, marked with the uid)
 //! ```
 //!
 //! The engine's runtime owns finalizers, annotations, conditions, events, connection
@@ -18,6 +18,7 @@
 pub mod api;
 mod connector;
 mod error;
+mod kv_secret;
 mod mount;
 mod mounts;
 mod policy;
@@ -26,7 +27,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use tessera_engine::managed::{ControllerOptions, crd, run_controller};
 
-pub use api::{AuthBackend, Mount, Policy, ProviderConfig};
+pub use api::{AuthBackend, KVSecret, Mount, Policy, ProviderConfig};
 pub use connector::{Vault, VaultClient, VaultConnector};
 
 /// The provider, as the `tessera` binary's registry lists it.
@@ -37,7 +38,7 @@ impl tessera_engine::provider::Provider for VaultProvider {
         "vault"
     }
     fn about(&self) -> &'static str {
-        "Vault (and OpenBao) policies, secrets engines and auth methods (vault.tessera.dev)"
+        "Vault (and OpenBao) policies, secrets engines, auth methods and KV secrets (vault.tessera.dev)"
     }
     fn crds(&self) -> Vec<CustomResourceDefinition> {
         crds()
@@ -47,29 +48,32 @@ impl tessera_engine::provider::Provider for VaultProvider {
     }
 }
 
-/// The CRDs of this provider: ProviderConfig, Policy, Mount and AuthBackend.
+/// The CRDs of this provider: ProviderConfig, Policy, Mount, AuthBackend and KVSecret.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         crd::provider_config::<ProviderConfig>(),
         crd::managed::<Policy>(),
         crd::managed::<Mount>(),
         crd::managed::<AuthBackend>(),
+        crd::managed::<KVSecret>(),
     ]
 }
 
-/// Runs the Policy, Mount and AuthBackend controllers until the process is asked to stop.
+/// Runs the Policy, Mount, AuthBackend and KVSecret controllers until the process is asked to stop.
 pub async fn run(client: kube::Client, opts: ControllerOptions) {
     let connector = Vault::connector();
     futures::join!(
         run_controller::<Policy, _>(client.clone(), connector.clone(), opts.clone()),
         run_controller::<Mount, _>(client.clone(), connector.clone(), opts.clone()),
-        run_controller::<AuthBackend, _>(client, connector, opts),
+        run_controller::<AuthBackend, _>(client.clone(), connector.clone(), opts.clone()),
+        run_controller::<KVSecret, _>(client, connector, opts),
     );
 }
 
 tessera_engine::impl_managed!(Policy);
 tessera_engine::impl_managed!(Mount);
 tessera_engine::impl_managed!(AuthBackend);
+tessera_engine::impl_managed!(KVSecret);
 
 #[cfg(test)]
 mod crd_tests {
@@ -79,7 +83,16 @@ mod crd_tests {
     fn the_crds_are_cluster_scoped_documented_structural_with_standard_columns() {
         let crds = crds();
         let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
-        assert_eq!(kinds, ["ProviderConfig", "Policy", "Mount", "AuthBackend"]);
+        assert_eq!(
+            kinds,
+            [
+                "ProviderConfig",
+                "Policy",
+                "Mount",
+                "AuthBackend",
+                "KVSecret"
+            ]
+        );
         tessera_engine::testing::assert_provider_crds(api::GROUP, &crds);
         assert!(crds.iter().all(|c| c.spec.versions[0].name == api::VERSION));
     }

@@ -1,18 +1,22 @@
 //! The CRD types of the Vault provider, group `vault.tessera.dev`, version `v1alpha1`: the
-//! cluster-scoped [`ProviderConfig`] and the managed resources [`Policy`], [`Mount`] and
-//! [`AuthBackend`].
+//! cluster-scoped [`ProviderConfig`] and the managed resources [`Policy`], [`Mount`],
+//! [`AuthBackend`] and [`KVSecret`].
 //!
 //! Field doc comments are the `kubectl explain` text; developer notes are `//` comments.
 
 // Printer columns and categories are the kit's (tessera_engine::managed::crd), added in
 // crate::crds(): the #[kube(...)] attributes name only group, version, kind and doc.
 mod auth_backend;
+mod kv_secret;
 mod mount;
 mod policy;
 mod provider_config;
 
 pub use auth_backend::{
     AuthBackend, AuthBackendObservation, AuthBackendParameters, AuthBackendSpec, AuthBackendStatus,
+};
+pub use kv_secret::{
+    KVDeletion, KVSecret, KVSecretObservation, KVSecretParameters, KVSecretSpec, KVSecretStatus,
 };
 pub use mount::{Mount, MountObservation, MountParameters, MountSpec, MountStatus};
 pub use policy::{
