@@ -599,3 +599,224 @@ async fn a_kv_secret_deleting_only_the_latest_version_keeps_the_history() {
         .await
         .unwrap();
 }
+
+/// A token of ServiceAccount `sa` in `ns`, from the TokenRequest API.
+async fn service_account_token(client: &kube::Client, ns: &str, sa: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), ns);
+    apply(
+        client,
+        json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": sa, "namespace": ns } }),
+    )
+    .await;
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    api.create_token_request(sa, &Default::default(), &req)
+        .await
+        .expect("token request")
+        .status
+        .and_then(|s| s.token)
+        .expect("token")
+}
+
+#[tokio::test]
+async fn a_service_account_logs_in_through_the_configured_kubernetes_auth_and_reads_only_what_its_role_allows()
+ {
+    let (env, client, pc) = setup().await;
+    let vault = env.vault();
+    let ns = tessera_tests::namespace(&client, &unique("k8s-auth")).await;
+    let backend = unique("k8s");
+
+    // The reviewer: a ServiceAccount allowed to review tokens.
+    let reviewer = "vault-reviewer";
+    let reviewer_jwt = service_account_token(&client, &ns, reviewer).await;
+    apply(
+        &client,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": format!("{ns}-reviewer") },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator" },
+            "subjects": [{ "kind": "ServiceAccount", "name": reviewer, "namespace": ns }]
+        }),
+    )
+    .await;
+    apply(
+        &client,
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "reviewer-jwt", "namespace": ns },
+            "stringData": { "token": reviewer_jwt }
+        }),
+    )
+    .await;
+
+    apply(
+        &client,
+        managed(
+            "AuthBackend",
+            &backend,
+            &pc,
+            json!({ "type": "kubernetes" }),
+        ),
+    )
+    .await;
+    apply(
+        &client,
+        managed(
+            "KubernetesAuthBackendConfig",
+            &backend,
+            &pc,
+            json!({
+                "backend": backend,
+                "kubernetesHost": env.get("KUBE_APISERVER_URL"),
+                "kubernetesCaCertRef": { "kind": "ConfigMap", "name": "kube-root-ca.crt", "namespace": ns, "key": "ca.crt" },
+                "tokenReviewerJwtSecretRef": { "name": "reviewer-jwt", "namespace": ns, "key": "token" },
+                "disableLocalCaJwt": true
+            }),
+        ),
+    )
+    .await;
+    let secret_path = unique("svc");
+    let policy = unique("svc-read");
+    apply(
+        &client,
+        managed(
+            "Policy",
+            &policy,
+            &pc,
+            json!({ "rules": [{ "paths": [format!("secret/data/{secret_path}/*")], "capabilities": ["read"] }] }),
+        ),
+    )
+    .await;
+    let role = unique("svc-role");
+    let mut role_obj = managed(
+        "KubernetesAuthRole",
+        &role,
+        &pc,
+        json!({
+            "backend": backend,
+            "boundServiceAccountNames": ["app"],
+            "boundServiceAccountNamespaces": [ns],
+            "tokenPolicies": [policy],
+            "tokenTtl": "10m"
+        }),
+    );
+    role_obj["spec"]["writeConnectionSecretToRef"] =
+        json!({ "name": "vault-login", "namespace": ns });
+    apply(&client, role_obj).await;
+    for (kind, name) in [
+        ("AuthBackend", &backend),
+        ("KubernetesAuthBackendConfig", &backend),
+        ("Policy", &policy),
+        ("KubernetesAuthRole", &role),
+    ] {
+        wait_ready(&client, VAULT_API, kind, name).await;
+    }
+    let login = tessera_tests::secret_data(&client, &ns, "vault-login")
+        .await
+        .expect("the role's connection secret");
+    assert_eq!(login.get("auth_path"), Some(&backend));
+    assert_eq!(login.get("role"), Some(&role));
+
+    vaultrs::kv2::set(
+        &vault,
+        "secret",
+        &format!("{secret_path}/db"),
+        &json!({ "user": "app" }),
+    )
+    .await
+    .unwrap();
+    vaultrs::kv2::set(
+        &vault,
+        "secret",
+        &format!("other-{secret_path}/db"),
+        &json!({ "user": "x" }),
+    )
+    .await
+    .unwrap();
+
+    // Log in as the ServiceAccount the role names.
+    let app_jwt = service_account_token(&client, &ns, "app").await;
+    let auth = vaultrs::auth::kubernetes::login(&vault, &backend, &role, &app_jwt)
+        .await
+        .expect("login with the ServiceAccount token");
+    let settings = vaultrs::client::VaultClientSettingsBuilder::default()
+        .address(env.get("VAULT_ADDR"))
+        .token(&auth.client_token)
+        .build()
+        .unwrap();
+    let as_app = VaultClient::new(settings).unwrap();
+    let allowed: serde_json::Value =
+        vaultrs::kv2::read(&as_app, "secret", &format!("{secret_path}/db"))
+            .await
+            .expect("the policy allows reading its path");
+    assert_eq!(allowed, json!({ "user": "app" }));
+    let refused = vaultrs::kv2::read::<serde_json::Value>(
+        &as_app,
+        "secret",
+        &format!("other-{secret_path}/db"),
+    )
+    .await;
+    assert!(
+        matches!(
+            refused,
+            Err(vaultrs::error::ClientError::APIError { code: 403, .. })
+        ),
+        "another path is refused: {refused:?}"
+    );
+    // Another ServiceAccount cannot log in with the role.
+    let other_jwt = service_account_token(&client, &ns, "other").await;
+    assert!(
+        vaultrs::auth::kubernetes::login(&vault, &backend, &role, &other_jwt)
+            .await
+            .is_err()
+    );
+
+    // Out of band: the role's policies changed; repaired at the next poll.
+    vault_http(
+        &env,
+        reqwest::Method::POST,
+        &format!("auth/{backend}/role/{role}"),
+        Some(json!({ "bound_service_account_names": ["app"], "bound_service_account_namespaces": [ns], "token_policies": ["root"] })),
+    )
+    .await;
+    wait_for(Duration::from_secs(30), || async {
+        let r = vault_http(
+            &env,
+            reqwest::Method::GET,
+            &format!("auth/{backend}/role/{role}"),
+            None,
+        )
+        .await;
+        (r["data"]["token_policies"] == json!([policy]) && r["data"]["token_ttl"] == json!(600))
+            .then_some(())
+    })
+    .await
+    .expect("the role is written back at the next poll");
+
+    for (kind, name) in [
+        ("KubernetesAuthRole", &role),
+        ("KubernetesAuthBackendConfig", &backend),
+        ("Policy", &policy),
+    ] {
+        delete(&client, VAULT_API, kind, name).await;
+        wait_gone(&client, VAULT_API, kind, name).await;
+    }
+    delete(&client, VAULT_API, "AuthBackend", &backend).await;
+    wait_gone(&client, VAULT_API, "AuthBackend", &backend).await;
+    assert!(mount_at(&env, "sys/auth", &backend).await.is_none());
+    for p in [
+        format!("{secret_path}/db"),
+        format!("other-{secret_path}/db"),
+    ] {
+        vaultrs::kv2::delete_metadata(&vault, "secret", &p)
+            .await
+            .unwrap();
+    }
+}

@@ -1,4 +1,5 @@
-//! Tessera's Vault provider: Policy, Mount, AuthBackend and KVSecret against a Vault or OpenBao
+//! Tessera's Vault provider: Policy, Mount, AuthBackend, KVSecret, KubernetesAuthBackendConfig
+//! and KubernetesAuthRole against a Vault or OpenBao
 //! server, over Vault's HTTP API (the `vaultrs` crate).
 //!
 //! ```text
@@ -18,6 +19,7 @@
 pub mod api;
 mod connector;
 mod error;
+mod kubernetes_auth;
 mod kv_secret;
 mod mount;
 mod mounts;
@@ -27,7 +29,10 @@ use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use tessera_engine::managed::{ControllerOptions, crd, run_controller};
 
-pub use api::{AuthBackend, KVSecret, Mount, Policy, ProviderConfig};
+pub use api::{
+    AuthBackend, KVSecret, KubernetesAuthBackendConfig, KubernetesAuthRole, Mount, Policy,
+    ProviderConfig,
+};
 pub use connector::{Vault, VaultClient, VaultConnector};
 
 /// The provider, as the `tessera` binary's registry lists it.
@@ -38,7 +43,7 @@ impl tessera_engine::provider::Provider for VaultProvider {
         "vault"
     }
     fn about(&self) -> &'static str {
-        "Vault (and OpenBao) policies, secrets engines, auth methods and KV secrets (vault.tessera.dev)"
+        "Vault (and OpenBao) policies, secrets engines, auth methods, KV secrets and Kubernetes auth (vault.tessera.dev)"
     }
     fn crds(&self) -> Vec<CustomResourceDefinition> {
         crds()
@@ -48,7 +53,8 @@ impl tessera_engine::provider::Provider for VaultProvider {
     }
 }
 
-/// The CRDs of this provider: ProviderConfig, Policy, Mount, AuthBackend and KVSecret.
+/// The CRDs of this provider: ProviderConfig, Policy, Mount, AuthBackend, KVSecret,
+/// KubernetesAuthBackendConfig and KubernetesAuthRole.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         crd::provider_config::<ProviderConfig>(),
@@ -56,17 +62,25 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         crd::managed::<Mount>(),
         crd::managed::<AuthBackend>(),
         crd::managed::<KVSecret>(),
+        crd::managed::<KubernetesAuthBackendConfig>(),
+        crd::managed::<KubernetesAuthRole>(),
     ]
 }
 
-/// Runs the Policy, Mount, AuthBackend and KVSecret controllers until the process is asked to stop.
+/// Runs the controllers of every managed kind of this provider until the process is asked to stop.
 pub async fn run(client: kube::Client, opts: ControllerOptions) {
     let connector = Vault::connector();
     futures::join!(
         run_controller::<Policy, _>(client.clone(), connector.clone(), opts.clone()),
         run_controller::<Mount, _>(client.clone(), connector.clone(), opts.clone()),
         run_controller::<AuthBackend, _>(client.clone(), connector.clone(), opts.clone()),
-        run_controller::<KVSecret, _>(client, connector, opts),
+        run_controller::<KVSecret, _>(client.clone(), connector.clone(), opts.clone()),
+        run_controller::<KubernetesAuthBackendConfig, _>(
+            client.clone(),
+            connector.clone(),
+            opts.clone()
+        ),
+        run_controller::<KubernetesAuthRole, _>(client, connector, opts),
     );
 }
 
@@ -74,6 +88,8 @@ tessera_engine::impl_managed!(Policy);
 tessera_engine::impl_managed!(Mount);
 tessera_engine::impl_managed!(AuthBackend);
 tessera_engine::impl_managed!(KVSecret);
+tessera_engine::impl_managed!(KubernetesAuthBackendConfig);
+tessera_engine::impl_managed!(KubernetesAuthRole);
 
 #[cfg(test)]
 mod crd_tests {
@@ -90,7 +106,9 @@ mod crd_tests {
                 "Policy",
                 "Mount",
                 "AuthBackend",
-                "KVSecret"
+                "KVSecret",
+                "KubernetesAuthBackendConfig",
+                "KubernetesAuthRole",
             ]
         );
         tessera_engine::testing::assert_provider_crds(api::GROUP, &crds);

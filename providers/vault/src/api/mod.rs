@@ -1,12 +1,13 @@
 //! The CRD types of the Vault provider, group `vault.tessera.dev`, version `v1alpha1`: the
 //! cluster-scoped [`ProviderConfig`] and the managed resources [`Policy`], [`Mount`],
-//! [`AuthBackend`] and [`KVSecret`].
+//! [`AuthBackend`], [`KVSecret`], [`KubernetesAuthBackendConfig`] and [`KubernetesAuthRole`].
 //!
 //! Field doc comments are the `kubectl explain` text; developer notes are `//` comments.
 
 // Printer columns and categories are the kit's (tessera_engine::managed::crd), added in
 // crate::crds(): the #[kube(...)] attributes name only group, version, kind and doc.
 mod auth_backend;
+mod kubernetes_auth;
 mod kv_secret;
 mod mount;
 mod policy;
@@ -14,6 +15,13 @@ mod provider_config;
 
 pub use auth_backend::{
     AuthBackend, AuthBackendObservation, AuthBackendParameters, AuthBackendSpec, AuthBackendStatus,
+};
+pub use kubernetes_auth::{
+    KeyReference, KeyReferenceKind, KubernetesAuthBackendConfig,
+    KubernetesAuthBackendConfigObservation, KubernetesAuthBackendConfigParameters,
+    KubernetesAuthBackendConfigSpec, KubernetesAuthBackendConfigStatus, KubernetesAuthRole,
+    KubernetesAuthRoleObservation, KubernetesAuthRoleParameters, KubernetesAuthRoleSpec,
+    KubernetesAuthRoleStatus,
 };
 pub use kv_secret::{
     KVDeletion, KVSecret, KVSecretObservation, KVSecretParameters, KVSecretSpec, KVSecretStatus,
