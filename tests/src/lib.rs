@@ -325,6 +325,31 @@ pub fn start_vault_controller_in_process(env: &TestEnv) {
     });
 }
 
+/// A token of ServiceAccount `sa` in `ns` (created if needed), from the TokenRequest API.
+pub async fn service_account_token(client: &kube::Client, ns: &str, sa: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), ns);
+    apply(
+        client,
+        serde_json::json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": sa, "namespace": ns } }),
+    )
+    .await;
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    api.create_token_request(sa, &Default::default(), &req)
+        .await
+        .expect("token request")
+        .status
+        .and_then(|s| s.token)
+        .expect("token")
+}
+
 /// Group/version of the Vault provider's kinds.
 pub const VAULT_API: &str = "vault.tessera.dev/v1alpha1";
 

@@ -600,31 +600,6 @@ async fn a_kv_secret_deleting_only_the_latest_version_keeps_the_history() {
         .unwrap();
 }
 
-/// A token of ServiceAccount `sa` in `ns`, from the TokenRequest API.
-async fn service_account_token(client: &kube::Client, ns: &str, sa: &str) -> String {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), ns);
-    apply(
-        client,
-        json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": sa, "namespace": ns } }),
-    )
-    .await;
-    let req = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    api.create_token_request(sa, &Default::default(), &req)
-        .await
-        .expect("token request")
-        .status
-        .and_then(|s| s.token)
-        .expect("token")
-}
-
 #[tokio::test]
 async fn a_service_account_logs_in_through_the_configured_kubernetes_auth_and_reads_only_what_its_role_allows()
  {
@@ -635,7 +610,7 @@ async fn a_service_account_logs_in_through_the_configured_kubernetes_auth_and_re
 
     // The reviewer: a ServiceAccount allowed to review tokens.
     let reviewer = "vault-reviewer";
-    let reviewer_jwt = service_account_token(&client, &ns, reviewer).await;
+    let reviewer_jwt = tessera_tests::service_account_token(&client, &ns, reviewer).await;
     apply(
         &client,
         json!({
@@ -742,7 +717,7 @@ async fn a_service_account_logs_in_through_the_configured_kubernetes_auth_and_re
     .unwrap();
 
     // Log in as the ServiceAccount the role names.
-    let app_jwt = service_account_token(&client, &ns, "app").await;
+    let app_jwt = tessera_tests::service_account_token(&client, &ns, "app").await;
     let auth = vaultrs::auth::kubernetes::login(&vault, &backend, &role, &app_jwt)
         .await
         .expect("login with the ServiceAccount token");
@@ -771,7 +746,7 @@ async fn a_service_account_logs_in_through_the_configured_kubernetes_auth_and_re
         "another path is refused: {refused:?}"
     );
     // Another ServiceAccount cannot log in with the role.
-    let other_jwt = service_account_token(&client, &ns, "other").await;
+    let other_jwt = tessera_tests::service_account_token(&client, &ns, "other").await;
     assert!(
         vaultrs::auth::kubernetes::login(&vault, &backend, &role, &other_jwt)
             .await

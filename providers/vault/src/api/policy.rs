@@ -48,7 +48,8 @@ pub struct PolicyParameters {
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRule {
     /// The paths, as Vault matches them (`*` at the end and `+` for one segment allowed),
-    /// e.g. `secret/data/app/*`.
+    /// e.g. `secret/data/app/*`. A rule without paths grants nothing and is left out.
+    #[serde(default)]
     pub paths: Vec<String>,
     /// The capabilities on those paths: `create`, `read`, `update`, `patch`, `delete`,
     /// `list`, `sudo` or `deny`.

@@ -41,15 +41,17 @@ pub(crate) fn with_mark(text: &str, uid: &str) -> String {
 }
 
 /// Checks `rules` and renders them as HCL: one `path` block per path of each rule, with
-/// the rule's sorted, de-duplicated capabilities and its description as a comment.
+/// the rule's sorted, de-duplicated capabilities and its description as a comment. A rule
+/// without paths grants nothing and is left out (a composition can then offer optional
+/// rules), but at least one rule must have paths.
 pub(crate) fn render(rules: &[PolicyRule]) -> Result<String, String> {
-    if rules.is_empty() {
-        return Err("forProvider.rules is empty: list at least one rule".to_string());
+    if rules.iter().all(|r| r.paths.is_empty()) {
+        return Err("forProvider.rules has no rule with paths: list at least one path".to_string());
     }
     let mut out = String::new();
     for (i, rule) in rules.iter().enumerate() {
         if rule.paths.is_empty() {
-            return Err(format!("forProvider.rules[{i}].paths is empty"));
+            continue;
         }
         if rule.capabilities.is_empty() {
             return Err(format!("forProvider.rules[{i}].capabilities is empty"));

@@ -31,6 +31,12 @@ fn rules_render_to_canonical_hcl_that_means_what_they_say() {
 }
 
 #[test]
+fn a_rule_without_paths_is_left_out() {
+    let text = render(&[rule(&["a"], &["read"]), rule(&[], &["update"])]).unwrap();
+    assert_eq!(text, "path \"a\" {\n  capabilities = [\"read\"]\n}\n");
+}
+
+#[test]
 fn bad_rules_are_refused_with_the_field_that_is_wrong() {
     struct Case {
         reason: &'static str,
@@ -41,12 +47,12 @@ fn bad_rules_are_refused_with_the_field_that_is_wrong() {
         Case {
             reason: "no rules",
             rules: vec![],
-            contains: "forProvider.rules is empty",
+            contains: "no rule with paths",
         },
         Case {
-            reason: "no paths",
+            reason: "no rule has paths",
             rules: vec![rule(&[], &["read"])],
-            contains: "rules[0].paths is empty",
+            contains: "no rule with paths",
         },
         Case {
             reason: "no capabilities",
