@@ -795,3 +795,50 @@ async fn a_service_account_logs_in_through_the_configured_kubernetes_auth_and_re
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_revoked_token_is_reported_as_such_and_a_new_one_is_used_without_a_restart() {
+    let (env, client, _) = setup().await;
+    let vault = env.vault();
+    let child = vaultrs::token::new(&vault, None)
+        .await
+        .expect("a child token");
+    let pc = unique("revoked");
+    vault_provider_config(&env, &client, &pc, &child.client_token).await;
+    let p = unique("revoked-policy");
+    let mut obj = managed(
+        "Policy",
+        &p,
+        &pc,
+        json!({ "rules": [{ "paths": ["secret/data/r/*"], "capabilities": ["read"] }] }),
+    );
+    apply(&client, obj.clone()).await;
+    wait_ready(&client, VAULT_API, "Policy", &p).await;
+
+    vaultrs::token::revoke(&vault, &child.client_token)
+        .await
+        .expect("revoke the token");
+    // The next poll meets a 403; the one after checks the token again.
+    let synced = wait_sync_error(&client, VAULT_API, "Policy", &p, "refused the token").await;
+    assert!(synced.message.contains(&pc), "{}", synced.message);
+    assert!(
+        synced.message.contains("expired or revoked"),
+        "{}",
+        synced.message
+    );
+    assert!(!synced.message.contains(&child.client_token));
+
+    // A new token in the Secret is used from the next reconcile on.
+    vault_provider_config(&env, &client, &pc, env.get("VAULT_TOKEN")).await;
+    obj["spec"]["forProvider"]["rules"][0]["capabilities"] = json!(["read", "list"]);
+    apply(&client, obj).await;
+    wait_for(Duration::from_secs(30), || async {
+        let text = policy_text(&vault, &p).await?;
+        text.contains("\"list\"").then_some(())
+    })
+    .await
+    .expect("the new token writes the change");
+    wait_ready(&client, VAULT_API, "Policy", &p).await;
+    delete(&client, VAULT_API, "Policy", &p).await;
+    wait_gone(&client, VAULT_API, "Policy", &p).await;
+}

@@ -9,6 +9,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -102,6 +103,7 @@ impl Connect for Vault {
                 token,
                 namespace: spec.namespace.clone(),
                 kube: kube.clone(),
+                denied: AtomicBool::new(false),
                 origin: Origin {
                     provider_config: name.to_string(),
                     address,
@@ -110,6 +112,13 @@ impl Connect for Vault {
         };
         client.check_token(spec).await?;
         Ok(client)
+    }
+
+    // After a 403 the token is checked again by a new connection: a revoked or expired
+    // token is then reported as such (a Config error naming the Secret), and a token that
+    // merely lacks a capability keeps working for everything else.
+    fn is_usable(client: &VaultClient) -> bool {
+        !client.inner.denied.load(Ordering::Relaxed)
     }
 }
 
@@ -233,6 +242,9 @@ pub(crate) struct Inner {
     namespace: Option<String>,
     /// For the Kubernetes Secrets that KVSecrets copy into Vault.
     pub(crate) kube: kube::Client,
+    /// Vault answered 403: the token may have been revoked or have expired, so the next
+    /// reconcile connects again and checks it (see `is_usable`).
+    denied: AtomicBool,
     pub(crate) origin: Origin,
 }
 
@@ -249,7 +261,11 @@ impl VaultClient {
 
     /// Classifies an error of `action`.
     pub(crate) fn error(&self, action: &str, err: impl Into<CallError>) -> ProviderError {
-        self.inner.origin.error(action, err.into())
+        let err = err.into();
+        if matches!(err, CallError::Api { code: 403, .. }) {
+            self.inner.denied.store(true, Ordering::Relaxed);
+        }
+        self.inner.origin.error(action, err)
     }
 
     /// Checks the token once per connection, so that a wrong one is reported as a

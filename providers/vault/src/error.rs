@@ -55,7 +55,8 @@ impl Origin {
         match err {
             CallError::Api { code: 403, errors } => ProviderError::Config(format!(
                 "ProviderConfig {pc:?}: Vault refused to {action}: {} (the token of the \
-                 ProviderConfig needs a policy that allows it)",
+                 ProviderConfig needs a policy that allows it; a revoked or expired token \
+                 is reported as such at the next try)",
                 errors_text(&errors, "permission denied")
             )),
             CallError::Api { code, errors } if (400..500).contains(&code) => {
