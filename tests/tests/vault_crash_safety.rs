@@ -13,7 +13,13 @@ use tessera_tests::{
 /// Runs a controller process with the crash hook until it exits through it, and checks
 /// that `kind` `name` was left with a pending create and no recorded result.
 async fn crash_after_create(env: &TestEnv, client: &kube::Client, kind: &str, name: &str) {
-    let crash = [("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")];
+    let secrets = ["crash-value", env.get("VAULT_TOKEN")];
+    // Only the Vault controllers: a create of another provider's leftover object must not
+    // be the one the hook exits after.
+    let crash = [
+        ("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1"),
+        ("TESSERA_PROVIDERS", "vault"),
+    ];
     let mut c = ControllerProcess::spawn(env, &crash).unwrap();
     let code = c
         .wait_exit(Duration::from_secs(60))
@@ -25,6 +31,10 @@ async fn crash_after_create(env: &TestEnv, client: &kube::Client, kind: &str, na
         "exited through the hook; log: {}",
         c.log().display()
     );
+    let log = std::fs::read_to_string(c.log()).expect("controller log");
+    for secret in secrets {
+        assert!(!log.contains(secret), "a secret in {}", c.log().display());
+    }
     let obj = get(client, VAULT_API, kind, name).await.unwrap();
     let ann = obj.metadata.annotations.clone().unwrap_or_default();
     assert!(
@@ -92,7 +102,7 @@ async fn a_crash_after_a_policy_or_kv_create_neither_duplicates_nor_leaks() {
     assert_eq!(meta.current_version, 1);
 
     // 3. A normal restart adopts both: the same policy text, no second KV version.
-    let controller = ControllerProcess::spawn(&env, &[]).unwrap();
+    let controller = ControllerProcess::spawn(&env, &[("TESSERA_PROVIDERS", "vault")]).unwrap();
     wait_ready(&client, VAULT_API, "Policy", &p).await;
     wait_ready(&client, VAULT_API, "KVSecret", &k).await;
     assert_eq!(
@@ -113,6 +123,17 @@ async fn a_crash_after_a_policy_or_kv_create_neither_duplicates_nor_leaks() {
             > ann.get("tessera.dev/external-create-pending"),
         "the adoption is recorded: {ann:?}"
     );
+
+    // No KV value and no token in the controllers' logs.
+    let log = std::fs::read_to_string(controller.log()).expect("controller log");
+    assert!(!log.is_empty());
+    for secret in ["crash-value", env.get("VAULT_TOKEN")] {
+        assert!(
+            !log.contains(secret),
+            "a secret in {}",
+            controller.log().display()
+        );
+    }
 
     // 4. Nothing leaks.
     for (kind, name) in [("Policy", &p), ("KVSecret", &k)] {

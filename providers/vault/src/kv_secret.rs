@@ -161,17 +161,28 @@ impl VaultClient {
         format!("{what} KV secret {}/{}", p.mount, p.path)
     }
 
+    /// The secret's metadata, `None` when there is none. (A raw request: vaultrs logs
+    /// every 404, the normal answer for a secret not yet written, as an error.)
     async fn kv_metadata(
         &self,
         p: &KVSecretParameters,
     ) -> Result<Option<ReadSecretMetadataResponse>, ProviderError> {
-        match vaultrs::kv2::read_metadata(self.vault(), &p.mount, &p.path).await {
-            Ok(m) => Ok(Some(m)),
-            Err(e) => match CallError::from(e) {
-                CallError::Api { code: 404, .. } => Ok(None),
-                other => Err(self.error(&self.kv_action("read the metadata of", p), other)),
-            },
-        }
+        let action = self.kv_action("read the metadata of", p);
+        let answer = self
+            .raw(
+                reqwest::Method::GET,
+                &format!("{}/metadata/{}", p.mount, p.path),
+                None,
+            )
+            .await
+            .map_err(|e| self.error(&action, e))?;
+        answer
+            .map(|mut v| {
+                serde_json::from_value(v["data"].take()).map_err(|e| {
+                    ProviderError::Transient(format!("cannot {action}: unexpected answer: {e}"))
+                })
+            })
+            .transpose()
     }
 
     /// The data of the Kubernetes Secret the spec names, as UTF-8 strings.
