@@ -4,14 +4,15 @@
 //! TokenRequest API) logs in with the claim's Secret and reads what the claim allows, and
 //! nothing else; a change of the paths takes effect; deleting the claim removes the policy.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tessera_tests::{
     TEST_NAMESPACE, TestEnv, VAULT_API, apply, condition, delete_in, install_crds, namespace,
     secret_data, service_account_token, start_composition_controllers_in_process,
-    start_vault_controller_in_process, unique, vault_provider_config, wait_for, wait_gone,
-    wait_object_in, wait_ready, yaml_docs,
+    start_vault_controller_in_process, unique, vault_provider_config, wait_all_reconciled,
+    wait_for, wait_gone, wait_object_in, wait_ready, yaml_docs,
 };
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
@@ -133,6 +134,32 @@ async fn login(
     .unwrap())
 }
 
+/// Writes to the Vault kinds, the claim and composite kinds, Secrets and Events so far,
+/// from the API server's own request metrics. (This file's only test: nothing else of
+/// this binary writes meanwhile.)
+async fn writes(client: &kube::Client) -> BTreeMap<String, u64> {
+    tessera_tests::apiserver_writes(client)
+        .await
+        .into_iter()
+        .filter(|(k, _)| {
+            k.starts_with("vault.tessera.dev/")
+                || k.starts_with("platform.tessera.dev/")
+                || k.starts_with("/secrets")
+                || k.contains("/events")
+        })
+        .collect()
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
 async fn can_read(vault: &VaultClient, path: &str) -> bool {
     match vaultrs::kv2::read::<serde_json::Value>(vault, "secret", path).await {
         Ok(_) => true,
@@ -154,6 +181,7 @@ async fn a_vault_policy_claim_lets_its_service_account_read_its_paths_and_nothin
             .await
             .unwrap();
     }
+    let before_claim = writes(&client).await;
     apply(&client, claim(&ns, name, &[format!("secret/data/{first}")])).await;
     let c = wait_object_in(&client, CLAIM_API, "VaultPolicy", &ns, name, "Ready", |o| {
         condition(o, "Ready").is_some_and(|c| c.is_true())
@@ -164,6 +192,30 @@ async fn a_vault_policy_claim_lets_its_service_account_read_its_paths_and_nothin
         .as_str()
         .expect("the claim's composite")
         .to_string();
+
+    let objects = [
+        ("VaultPolicy", Some(ns.as_str()), name),
+        ("XVaultPolicy", None, xr_name.as_str()),
+        ("Policy", None, &format!("{xr_name}-policy")),
+        ("KubernetesAuthRole", None, &format!("{xr_name}-role")),
+    ];
+    // A reconcile of each that started after the claim is Ready: the writes are over.
+    wait_all_reconciled(&objects, Instant::now(), Duration::from_secs(30)).await;
+    let create = delta(&before_claim, &writes(&client).await);
+    println!(
+        "writes from applying a VaultPolicy claim to all Ready (incl. the test's apply): {} {create:?}",
+        create.values().sum::<u64>()
+    );
+    // Two polls of each, and nothing may be written.
+    let before = writes(&client).await;
+    for _ in 0..2 {
+        wait_all_reconciled(&objects, Instant::now(), Duration::from_secs(30)).await;
+    }
+    let steady = delta(&before, &writes(&client).await);
+    assert!(
+        steady.is_empty(),
+        "steady state must not write to Kubernetes: {steady:?}"
+    );
 
     let secret = secret_data(&client, &ns, &format!("{name}-vault"))
         .await
