@@ -64,6 +64,15 @@ struct ControllerArgs {
     /// may take before it fails as a transient error, in seconds.
     #[arg(long, default_value_t = 30, env = "TESSERA_EXTERNAL_TIMEOUT")]
     external_timeout: u64,
+    /// The API groups and kinds Compositions may compose, comma-separated: `GROUP` (every
+    /// kind of it, also `GROUP/*`), `GROUP/KIND` (e.g.
+    /// `rbac.authorization.k8s.io/ClusterRoleBinding`), `core/KIND` for the core group (e.g.
+    /// `core/Secret`), `default` for the default list, `*` for anything. Default: the API
+    /// groups of the enabled providers, `core/Secret` and `core/ConfigMap`. A composite whose
+    /// Composition renders anything else gets none of its resources applied (Synced=False,
+    /// reason CompositionNotAllowed).
+    #[arg(long, env = "TESSERA_COMPOSABLE_RESOURCES", value_name = "LIST", value_parser = providers::composable_syntax)]
+    composable_resources: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TESSERA_LOG_FORMAT")]
     log_format: LogFormat,
@@ -108,6 +117,8 @@ fn init_tracing(format: LogFormat) {
 
 async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
+    let providers = providers::select(args.providers.as_deref());
+    let composable = providers::composable(args.composable_resources.as_deref(), &providers)?;
     // One TLS stack for every client: ring (kube's), chosen explicitly because linked
     // SDKs may bring a second provider and rustls then refuses to guess.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -122,14 +133,14 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
             .is_ok_and(|v| v == "1"),
         ..ControllerOptions::default()
     };
-    let providers = providers::select(args.providers.as_deref());
     let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
-    tracing::info!(providers = ?names, "starting controllers");
+    tracing::info!(providers = ?names, composable = %composable, "starting controllers");
     let mut tasks = tokio::task::JoinSet::new();
     let composition = CompositionOptions {
         field_manager: opts.field_manager.clone(),
         poll_interval: opts.poll_interval,
         max_concurrent_reconciles: opts.max_concurrent_reconciles,
+        composable,
     };
     tasks.spawn(tessera_engine::composition_controllers::run_controllers(
         client.clone(),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tessera_engine::composable::ComposableResources;
 use tessera_engine::offline::{self, RenderInput};
 
 use crate::{crds, providers};
@@ -24,6 +25,11 @@ pub struct RenderArgs {
     /// readiness and connection secret keys are computed from them.
     #[arg(long)]
     observed: Option<PathBuf>,
+    /// The controller's `--composable-resources` (default: the groups of every compiled-in
+    /// provider, `core/Secret` and `core/ConfigMap`): rendering another kind fails, as the
+    /// composite would.
+    #[arg(long, value_name = "LIST", value_parser = providers::composable_syntax)]
+    composable_resources: Option<String>,
 }
 
 /// Arguments of `tessera validate`.
@@ -33,15 +39,25 @@ pub struct ValidateArgs {
     /// claims, composite resources, XRDs, Compositions, CRDs and managed resources.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// The controller's `--composable-resources` (default: the groups of every compiled-in
+    /// provider, `core/Secret` and `core/ConfigMap`): a Composition resource of another
+    /// kind is an error.
+    #[arg(long, value_name = "LIST", value_parser = providers::composable_syntax)]
+    composable_resources: Option<String>,
 }
 
 /// Prints the composite and its composed resources; problems go to stderr.
 pub fn render(args: RenderArgs) -> ExitCode {
+    let composable = match composable(args.composable_resources.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let input = RenderInput {
         claim_or_xr: &args.claim_or_xr,
         composition: &args.composition,
         xrd: args.xrd.as_deref(),
         observed: args.observed.as_deref(),
+        composable: &composable,
     };
     match offline::render(&input) {
         Ok(text) => {
@@ -63,8 +79,13 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
         .iter()
         .filter_map(|crd| serde_json::to_value(crd).ok())
         .collect();
+    let composable = match composable(args.composable_resources.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let mut report = offline::validate(&docs, &known);
     problems.append(&mut report.problems);
+    problems.append(&mut offline::not_composable(&docs, &composable));
     report.problems = problems;
     for p in &report.problems {
         println!("{p}");
@@ -75,4 +96,12 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The composable resources of `list` (or the default) with every compiled-in provider.
+fn composable(list: Option<&str>) -> Result<ComposableResources, ExitCode> {
+    providers::composable(list, providers::ALL).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })
 }

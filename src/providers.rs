@@ -1,6 +1,7 @@
 //! The providers compiled into this binary: the one table to extend when adding a
 //! provider (with its cargo feature in Cargo.toml).
 
+use tessera_engine::composable::ComposableResources;
 use tessera_engine::provider::Provider;
 
 /// Every compiled-in provider.
@@ -25,4 +26,26 @@ pub fn parser() -> clap::builder::PossibleValuesParser {
         ALL.iter()
             .map(|p| clap::builder::PossibleValue::new(p.name()).help(p.about())),
     )
+}
+
+/// Checks the syntax of `--composable-resources` while the arguments are parsed (the
+/// providers' groups that `default` stands for are known only later).
+pub fn composable_syntax(list: &str) -> Result<String, String> {
+    list.parse::<ComposableResources>()
+        .map(|_| list.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// The composable resources of `--composable-resources`, or the default list of the
+/// enabled `providers`.
+pub fn composable(
+    list: Option<&str>,
+    providers: &[&dyn Provider],
+) -> anyhow::Result<ComposableResources> {
+    let groups: Vec<String> = providers.iter().flat_map(|p| p.groups()).collect();
+    match list {
+        None => Ok(ComposableResources::defaults(groups)),
+        Some(list) => ComposableResources::parse(list, groups)
+            .map_err(|e| anyhow::anyhow!("--composable-resources: {e}")),
+    }
 }

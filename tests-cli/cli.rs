@@ -160,3 +160,56 @@ fn validate_of_a_missing_path_fails() {
         stdout(&out)
     );
 }
+
+#[test]
+fn validate_reports_composition_resources_outside_the_composable_resources() {
+    let out = tessera(&[
+        "validate",
+        "--composable-resources",
+        "postgresql.sql.tessera.dev/Role, postgresql.sql.tessera.dev/Database, core/Secret",
+        XRD,
+        COMPOSITION,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{COMPOSITION}:6: Composition/postgres-shared resources[2] 'grant' base: postgresql.sql.tessera.dev/v1alpha1 Grant is not in the controller's composable resources (postgresql.sql.tessera.dev/Role, postgresql.sql.tessera.dev/Database, core/Secret): a composite using this Composition gets none of its resources applied (tessera controller --composable-resources; give tessera validate the same list)\n\
+             2 objects in 2 files: 1 error\n"
+        )
+    );
+    let render = tessera(&[
+        "render",
+        "--composable-resources",
+        "postgresql.sql.tessera.dev/Role, postgresql.sql.tessera.dev/Database",
+        CLAIM,
+        COMPOSITION,
+        "--xrd",
+        XRD,
+    ]);
+    assert_eq!(render.status.code(), Some(1), "{}", stdout(&render));
+    assert!(
+        stderr(&render).contains(
+            "resource 'grant' (postgresql.sql.tessera.dev/v1alpha1 Grant) is not in the controller's composable resources"
+        ),
+        "{}",
+        stderr(&render)
+    );
+}
+
+#[test]
+fn a_composable_resources_entry_with_a_version_is_refused_before_anything_runs() {
+    let out = tessera(&[
+        "controller",
+        "--composable-resources",
+        "default,apps/v1/Deployment",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "\"apps/v1/Deployment\": write GROUP/KIND without the version, e.g. apps/Deployment or core/Secret"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

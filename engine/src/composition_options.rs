@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::composable::ComposableResources;
+
 /// Settings of the composition controllers.
 #[derive(Clone, Debug)]
 pub struct CompositionOptions {
@@ -14,6 +16,9 @@ pub struct CompositionOptions {
     pub poll_interval: Duration,
     /// Reconciles running at once per composite or claim kind.
     pub max_concurrent_reconciles: u16,
+    /// The API groups and kinds Compositions may compose; a composite whose Composition
+    /// renders anything else gets none of its resources applied.
+    pub composable: ComposableResources,
 }
 
 impl Default for CompositionOptions {
@@ -22,6 +27,7 @@ impl Default for CompositionOptions {
             field_manager: "tessera".to_string(),
             poll_interval: Duration::from_secs(60),
             max_concurrent_reconciles: 16,
+            composable: ComposableResources::default(),
         }
     }
 }

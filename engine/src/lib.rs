@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod claim;
+pub mod composable;
 pub mod compose;
 pub mod composite;
 pub mod composition_controllers;

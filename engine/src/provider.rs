@@ -15,6 +15,14 @@ pub trait Provider: Send + Sync {
     fn about(&self) -> &'static str;
     /// Its CRDs: the ProviderConfig kind and every managed kind.
     fn crds(&self) -> Vec<CustomResourceDefinition>;
+    /// The API groups of its kinds: by default, the groups of [`Provider::crds`]. The
+    /// controller's default composable resources allow every kind of these groups.
+    fn groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self.crds().into_iter().map(|c| c.spec.group).collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
     /// Runs the controllers of its managed kinds until the process is asked to stop.
     fn run(&self, client: kube::Client, opts: ControllerOptions) -> BoxFuture<'static, ()>;
 }

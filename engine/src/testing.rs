@@ -33,7 +33,9 @@ pub struct ExternalClientFns<M> {
     /// What `create_identity` answers (default: the trait's, assigned by the external
     /// system).
     pub create_identity: CreateIdentity,
-    /// The calls made, in order ("observe", "create", "update", "delete").
+    /// What `marks_ownership` answers (default: false, the trait's).
+    pub marks_ownership: bool,
+    /// The calls made, in order ("observe", "mark", "create", "update", "delete").
     pub calls: Mutex<Vec<&'static str>>,
 }
 
@@ -46,6 +48,7 @@ impl<M> ExternalClientFns<M> {
             update: Box::new(|| Ok(ConnectionDetails::new())),
             delete: Box::new(|| Ok(())),
             create_identity: CreateIdentity::AssignedByExternalSystem,
+            marks_ownership: false,
             calls: Mutex::new(Vec::new()),
         }
     }
@@ -66,6 +69,13 @@ impl<M> ExternalClientFns<M> {
 impl<M: Send + Sync> ExternalClient<M> for ExternalClientFns<M> {
     fn create_identity(&self) -> CreateIdentity {
         self.create_identity
+    }
+    fn marks_ownership(&self) -> bool {
+        self.marks_ownership
+    }
+    async fn mark(&self, _mr: &M) -> Result<(), ProviderError> {
+        self.log("mark");
+        Ok(())
     }
     async fn observe(&self, mr: &mut M) -> Result<Observation, ProviderError> {
         let n = self.log("observe");

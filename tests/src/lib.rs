@@ -739,12 +739,24 @@ pub fn kubectl(env: &TestEnv, args: &[&str]) -> String {
 }
 
 /// Options of the composition controllers in tests: a short poll interval, so that
-/// safety-net requeues happen within the tests' timeouts.
+/// safety-net requeues happen within the tests' timeouts, and the composable resources
+/// `tessera controller` has by default with the PostgreSQL and Vault providers.
 pub fn composition_test_options() -> tessera_engine::composition_controllers::CompositionOptions {
     tessera_engine::composition_controllers::CompositionOptions {
         poll_interval: Duration::from_secs(5),
+        composable: default_composable(),
         ..Default::default()
     }
+}
+
+/// The composable resources `tessera controller` has by default with the PostgreSQL and
+/// Vault providers (the default features): their API groups, `core/Secret` and
+/// `core/ConfigMap`.
+pub fn default_composable() -> tessera_engine::composable::ComposableResources {
+    use tessera_engine::provider::Provider;
+    let mut groups = tessera_provider_postgresql::PostgresqlProvider.groups();
+    groups.extend(tessera_provider_vault::VaultProvider.groups());
+    tessera_engine::composable::ComposableResources::defaults(groups)
 }
 
 /// Runs the composition controllers in this test process, once per test binary, on a
@@ -815,10 +827,7 @@ pub fn start_composite_controller_in_process(
     STARTED.get_or_init(|| {
         spawn_on_own_runtime(env, |env| async move {
             let client = env.kube().await;
-            let opts = tessera_engine::composition_controllers::CompositionOptions {
-                poll_interval: Duration::from_secs(5),
-                ..Default::default()
-            };
+            let opts = composition_test_options();
             let xr = tessera_engine::xrd::composite_resource(&xrd)
                 .expect("the XRD has a referenceable version");
             let revisions = tessera_engine::revisions::run_revisions(client.clone(), opts.clone());

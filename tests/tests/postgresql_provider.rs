@@ -14,7 +14,7 @@ use tessera_engine::api::common::{
     ProviderCredentials, ResourceSpec, SecretKeySelector, SecretReference,
 };
 use tessera_engine::managed::credentials::Credentials;
-use tessera_engine::managed::{ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{ExternalClient, Observation, Ownership, ProviderError};
 use tessera_provider_postgresql::api::{
     ConfigurationParameter, DatabaseParameters, DatabaseSpec, GrantOption, GrantParameters,
     GrantSpec, ProviderConfigSpec, ROTATE_PASSWORD_ANNOTATION, RoleParameters, RolePrivileges,
@@ -23,7 +23,7 @@ use tessera_provider_postgresql::api::{
 use tessera_provider_postgresql::{
     Database, Grant, Postgres, PostgresClient, PostgresConnector, Role, Session, crds,
 };
-use tessera_tests::{TestEnv, namespace, secret_data, unique, wait_for};
+use tessera_tests::{TestEnv, install_crds, namespace, secret_data, unique, wait_for};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -150,6 +150,27 @@ impl Fixture {
         }
     }
 
+    /// Creates `r` in the API server, so that it has a real uid: the garbage collector then
+    /// keeps the password Secrets it owns (no controller runs in this test binary).
+    async fn registered(&self, mut r: Role) -> Role {
+        install_crds(&self.kube).await.expect("install CRDs");
+        r.meta_mut().uid = None;
+        let created = Api::<Role>::all(self.kube.clone())
+            .create(&kube::api::PostParams::default(), &r)
+            .await
+            .expect("create the Role object");
+        r.meta_mut().uid = created.meta().uid.clone();
+        r
+    }
+
+    async fn unregister(&self, r: &Role) {
+        let name = r.meta().name.clone().unwrap_or_default();
+        Api::<Role>::all(self.kube.clone())
+            .delete(&name, &Default::default())
+            .await
+            .expect("delete the Role object");
+    }
+
     async fn put_secret(&self, name: &str, key: &str, value: &str) {
         let secret = Secret {
             metadata: kube::api::ObjectMeta {
@@ -174,24 +195,30 @@ impl Fixture {
     }
 }
 
+/// A uid as the API server would give the object: roles and databases are marked with it.
+fn with_uid<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().uid = Some(unique("uid"));
+    obj
+}
+
 fn role(name: &str, for_provider: RoleParameters) -> Role {
-    Role::new(
+    with_uid(Role::new(
         name,
         RoleSpec {
             resource: ResourceSpec::default(),
             for_provider,
         },
-    )
+    ))
 }
 
 fn database(name: &str, for_provider: DatabaseParameters) -> Database {
-    Database::new(
+    with_uid(Database::new(
         name,
         DatabaseSpec {
             resource: ResourceSpec::default(),
             for_provider,
         },
-    )
+    ))
 }
 
 fn grant(for_provider: GrantParameters) -> Grant {
@@ -300,9 +327,12 @@ async fn role_is_created_then_drift_by_alter_role_is_seen_and_repaired_then_drop
 }
 
 #[tokio::test]
-async fn creating_an_existing_role_adopts_it_and_makes_it_match_the_spec() {
+async fn creating_a_role_that_someone_else_made_meanwhile_fails_and_changes_nothing() {
+    // Observe found no role, then someone created it before the create ran: the create
+    // must not take it over (the runtime records the failure, and the next observe reports
+    // the role as not Tessera's).
     let f = fixture().await;
-    let name = unique("adopt");
+    let name = unique("raced");
     f.sql(&format!("CREATE ROLE \"{name}\" CREATEROLE")).await;
     let mut r = role(
         &name,
@@ -314,19 +344,84 @@ async fn creating_an_existing_role_adopts_it_and_makes_it_match_the_spec() {
             ..Default::default()
         },
     );
-    f.provider
-        .create(&mut r)
+    match f.provider.create(&mut r).await {
+        Err(ProviderError::Transient(msg)) => {
+            assert!(msg.contains("created meanwhile by someone else"), "{msg}")
+        }
+        other => panic!("want a transient error, got {other:?}"),
+    }
+    let o = f.provider.observe(&mut r).await.unwrap();
+    assert_eq!(o.ownership, Ownership::Unmarked);
+    let row = f
+        .admin
+        .query_one(
+            "SELECT rolcreaterole, pg_catalog.shobj_description(oid, 'pg_authid') \
+             FROM pg_roles WHERE rolname = $1",
+            &[&name],
+        )
         .await
-        .expect("create is idempotent");
-    assert_up_to_date(&f.provider.observe(&mut r).await.unwrap(), "after create");
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the role keeps its attributes");
+    assert_eq!(row.get::<_, Option<String>>(1), None, "and gets no mark");
+    f.sql(&format!("DROP ROLE \"{name}\"")).await;
+}
+
+#[tokio::test]
+async fn observe_reports_whose_a_role_or_database_is_and_create_marks_it_in_one_step() {
+    let f = fixture().await;
+    let name = unique("marked");
+    let mut r = role(&name, RoleParameters::default());
+    f.provider.create(&mut r).await.expect("create");
+    assert_eq!(
+        f.provider.observe(&mut r).await.unwrap().ownership,
+        Ownership::Ours
+    );
+    let uid = r.meta().uid.clone().unwrap();
+    let mut stranger = role(&name, RoleParameters::default());
+    assert_eq!(
+        f.provider.observe(&mut stranger).await.unwrap().ownership,
+        Ownership::Other(uid)
+    );
+    f.sql(&format!("COMMENT ON ROLE \"{name}\" IS 'the billing team'"))
+        .await;
+    assert_eq!(
+        f.provider.observe(&mut r).await.unwrap().ownership,
+        Ownership::Unmarked
+    );
+    f.provider.mark(&r).await.expect("mark");
+    assert_eq!(
+        f.provider.observe(&mut r).await.unwrap().ownership,
+        Ownership::Ours
+    );
     f.provider.delete(&r).await.unwrap();
+
+    let login = f.env.get("POSTGRES_USER").to_string();
+    let mut admin = role(&login, RoleParameters::default());
+    assert!(matches!(
+        f.provider.observe(&mut admin).await.unwrap().ownership,
+        Ownership::Protected(_)
+    ));
+
+    let db = unique("markeddb");
+    let mut d = database(&db, DatabaseParameters::default());
+    f.provider.create(&mut d).await.expect("create");
+    assert_eq!(
+        f.provider.observe(&mut d).await.unwrap().ownership,
+        Ownership::Ours
+    );
+    f.provider.delete(&d).await.unwrap();
+    let mut postgres = database("postgres", DatabaseParameters::default());
+    assert!(matches!(
+        f.provider.observe(&mut postgres).await.unwrap().ownership,
+        Ownership::Protected(_)
+    ));
 }
 
 #[tokio::test]
 async fn a_login_role_gets_a_generated_password_kept_in_a_secret_that_logs_in() {
     let f = fixture().await.with_namespace().await;
     let name = unique("login");
-    let mut r = role(
+    let r = role(
         &name,
         RoleParameters {
             privileges: RolePrivileges {
@@ -336,6 +431,7 @@ async fn a_login_role_gets_a_generated_password_kept_in_a_secret_that_logs_in() 
             ..Default::default()
         },
     );
+    let mut r = f.registered(r).await;
     let details = f.provider.create(&mut r).await.expect("create");
     let password = details.get_str("password").expect("password").to_string();
     assert_eq!(password.len(), 40);
@@ -364,13 +460,14 @@ async fn a_login_role_gets_a_generated_password_kept_in_a_secret_that_logs_in() 
         "observe gives the password back from its Secret, so the connection secret stays whole"
     );
     f.provider.delete(&r).await.unwrap();
+    f.unregister(&r).await;
 }
 
 #[tokio::test]
 async fn a_new_rotate_password_annotation_sets_a_new_password_and_the_old_one_stops_working() {
     let f = fixture().await.with_namespace().await;
     let name = unique("rotate");
-    let mut r = role(
+    let r = role(
         &name,
         RoleParameters {
             privileges: RolePrivileges {
@@ -380,6 +477,7 @@ async fn a_new_rotate_password_annotation_sets_a_new_password_and_the_old_one_st
             ..Default::default()
         },
     );
+    let mut r = f.registered(r).await;
     let old = f.provider.create(&mut r).await.unwrap();
     let old = old.get_str("password").unwrap().to_string();
     assert_up_to_date(
@@ -424,6 +522,7 @@ async fn a_new_rotate_password_annotation_sets_a_new_password_and_the_old_one_st
     );
     assert_up_to_date(&f.provider.observe(&mut r).await.unwrap(), "after rotation");
     f.provider.delete(&r).await.unwrap();
+    f.unregister(&r).await;
 }
 
 #[tokio::test]

@@ -484,3 +484,150 @@ async fn deleting_an_xrd_with_a_live_composite_is_refused_until_its_claim_is_gon
         .unwrap_or_else(|_| panic!("CRD {name} removed with its XRD"));
     }
 }
+
+/// A Composition of `kinds` named `name` that composes a ConfigMap in `ns` recording the
+/// Composition's name, so a test can see which Composition a composite uses.
+fn config_map_composition(kinds: &TestKinds, name: &str, ns: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": XRD_API,
+        "kind": "Composition",
+        "metadata": { "name": name },
+        "spec": {
+            "compositeTypeRef": { "apiVersion": kinds.api_version, "kind": kinds.xr_kind },
+            "resources": [{
+                "name": "settings",
+                "base": { "apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": { "namespace": ns },
+                          "data": { "composition": name } },
+                "readinessChecks": [{ "type": "None" }],
+            }],
+        },
+    })
+}
+
+#[tokio::test]
+async fn a_claim_chooses_its_composition_only_while_its_xrd_allows_it() {
+    let env = TestEnv::load();
+    let client = env.kube().await;
+    install_crds(&client).await.expect("install CRDs");
+    start_composition_controllers_in_process(&env);
+    let kinds = TestKinds::new();
+    let ns = namespace(&client, &unique("claims")).await;
+    let (default, chosen) = (unique("default"), unique("chosen"));
+    for name in [&default, &chosen] {
+        apply(&client, config_map_composition(&kinds, name, &ns)).await;
+    }
+    let mut xrd = kinds.xrd();
+    xrd["spec"]["defaultCompositionRef"] = json!({ "name": default });
+    apply(&client, xrd.clone()).await;
+    wait_object(
+        &client,
+        XRD_API,
+        "CompositeResourceDefinition",
+        &kinds.xrd_name(),
+        Duration::from_secs(60),
+        "Established and Offered",
+        |o| is_true(o, "Established") && is_true(o, "Offered"),
+    )
+    .await;
+    let composed_by = |claim: &'static str, composition: String| {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move {
+            let name = format!("{}-settings", claim_composite_name(&ns, claim));
+            wait_object_in(&client, "v1", "ConfigMap", &ns, &name, "composed", |o| {
+                o.data["data"]["composition"] == composition.as_str()
+            })
+            .await
+        }
+    };
+    let choosing = |name: &str| {
+        let mut claim = kinds.claim(&ns, name, "small");
+        claim["spec"]["compositionRef"] = json!({ "name": chosen });
+        claim
+    };
+
+    // Allowed (the default): a claim may pick any Composition of its kind.
+    apply(&client, choosing("free")).await;
+    composed_by("free", chosen.clone()).await;
+
+    // Forbidden: a claim that picks one is refused, with what to change.
+    xrd["spec"]["claimCompositionSelection"] = json!("Forbidden");
+    apply(&client, xrd).await;
+    let want = format!(
+        "Claims of kind {} may not choose their Composition (their XRD sets \
+         claimCompositionSelection: Forbidden): remove spec.compositionRef from the claim; the \
+         platform team's default Composition is used",
+        kinds.claim_kind
+    );
+    let refused = |o: &DynamicObject| {
+        condition(o, "Synced").is_some_and(|c| !c.is_true() && c.message == want)
+    };
+    // The claim that chose earlier is refused too; its composite is left as it is.
+    let free = wait_object_in(
+        &client,
+        &kinds.api_version,
+        &kinds.claim_kind,
+        &ns,
+        "free",
+        "refused once the XRD forbids choosing",
+        refused,
+    )
+    .await;
+    assert_eq!(
+        condition(&free, "Synced").map(|c| c.reason).as_deref(),
+        Some("CompositionChoiceForbidden")
+    );
+    let kept = get(
+        &client,
+        &kinds.api_version,
+        &kinds.xr_kind,
+        &claim_composite_name(&ns, "free"),
+    )
+    .await
+    .expect("the earlier composite is kept");
+    assert_eq!(kept.data["spec"]["compositionRef"]["name"], chosen.as_str());
+    // A new claim that chooses gets no composite at all: the refusal is written by the
+    // reconcile that would have applied it.
+    apply(&client, choosing("pinned")).await;
+    wait_object_in(
+        &client,
+        &kinds.api_version,
+        &kinds.claim_kind,
+        &ns,
+        "pinned",
+        "refused",
+        refused,
+    )
+    .await;
+    assert!(
+        get(
+            &client,
+            &kinds.api_version,
+            &kinds.xr_kind,
+            &claim_composite_name(&ns, "pinned"),
+        )
+        .await
+        .is_none(),
+        "no composite for a refused claim"
+    );
+    // A claim that leaves the choice to the platform gets the XRD's default.
+    apply(&client, kinds.claim(&ns, "plain", "small")).await;
+    composed_by("plain", default.clone()).await;
+
+    for claim in ["free", "pinned", "plain"] {
+        delete_in(&client, &kinds.api_version, &kinds.claim_kind, &ns, claim).await;
+    }
+    for claim in ["free", "pinned", "plain"] {
+        wait_gone_in(&client, &kinds.api_version, &kinds.claim_kind, &ns, claim).await;
+    }
+    delete(
+        &client,
+        XRD_API,
+        "CompositeResourceDefinition",
+        &kinds.xrd_name(),
+    )
+    .await;
+    for name in [&default, &chosen] {
+        delete(&client, XRD_API, "Composition", name).await;
+    }
+}

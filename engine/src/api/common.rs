@@ -39,6 +39,9 @@ pub mod reason {
     pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
     pub const RECONCILE_ERROR: &str = "ReconcileError";
     pub const RECONCILE_PAUSED: &str = "ReconcilePaused";
+    /// The external resource exists but Tessera may not manage it (not created by this
+    /// managed resource, marked by another one, or protected); see `spec.adoptExisting`.
+    pub const EXTERNAL_RESOURCE_NOT_OWNED: &str = "ExternalResourceNotOwned";
 }
 
 /// A condition of a Tessera object, compatible with `metav1.Condition` and kstatus.
@@ -122,6 +125,17 @@ impl Condition {
             false,
             reason::RECONCILE_PAUSED,
             "Reconciliation is paused by the tessera.dev/paused annotation; remove it to resume",
+        )
+    }
+
+    /// `Synced=False/ExternalResourceNotOwned`: an existing external resource was left
+    /// alone because it is not this managed resource's, as `message` explains.
+    pub fn not_owned(message: impl Into<String>) -> Self {
+        Condition::new(
+            condition_type::SYNCED,
+            false,
+            reason::EXTERNAL_RESOURCE_NOT_OWNED,
+            message,
         )
     }
 
@@ -268,6 +282,15 @@ pub struct ResourceSpec {
     /// `["Observe"]` imports an existing external resource and never changes it.
     #[serde(default = "default_management_policies")]
     pub management_policies: Vec<ManagementAction>,
+    /// Take over an external resource of the external name that already exists and was not
+    /// created by this managed resource: Tessera marks it as its own, then updates it to
+    /// match the spec and deletes it with deletionPolicy Delete. Off by default: an existing
+    /// resource is then left untouched and reported as `Synced=False/ExternalResourceNotOwned`.
+    /// Protected resources (for example a superuser role) are never taken over; use
+    /// `managementPolicies: ["Observe"]` to only read them. Kinds that are no object of their
+    /// own (a Grant) ignore it. Never let a claim's fields set it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_existing: bool,
     /// The Secret into which the connection details of the external resource are written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_connection_secret_to_ref: Option<SecretReference>,
@@ -279,6 +302,7 @@ impl Default for ResourceSpec {
             provider_config_ref: default_provider_config_ref(),
             deletion_policy: DeletionPolicy::Delete,
             management_policies: default_management_policies(),
+            adopt_existing: false,
             write_connection_secret_to_ref: None,
         }
     }
@@ -290,6 +314,15 @@ impl ResourceSpec {
         self.management_policies
             .iter()
             .any(|a| *a == ManagementAction::All || *a == action)
+    }
+
+    /// Whether these policies only read an existing external resource: they allow neither
+    /// Update nor (with deletionPolicy Delete) Delete. Such a managed resource may observe an
+    /// external resource that is not its own, because it never changes it.
+    pub fn read_only(&self) -> bool {
+        let deletes =
+            self.allows(ManagementAction::Delete) && self.deletion_policy == DeletionPolicy::Delete;
+        !(self.allows(ManagementAction::Update) || deletes)
     }
 
     /// The name of the ProviderConfig to use.
@@ -501,10 +534,71 @@ mod tests {
     }
 
     #[test]
+    fn only_policies_without_update_and_effective_delete_are_read_only() {
+        let with = |policies: Vec<ManagementAction>, deletion_policy| ResourceSpec {
+            management_policies: policies,
+            deletion_policy,
+            ..ResourceSpec::default()
+        };
+        use ManagementAction::*;
+        let cases = [
+            (
+                "all actions change",
+                with(vec![All], DeletionPolicy::Delete),
+                false,
+            ),
+            (
+                "Observe alone reads",
+                with(vec![Observe], DeletionPolicy::Delete),
+                true,
+            ),
+            (
+                "Observe and Create never change an existing resource",
+                with(vec![Observe, Create], DeletionPolicy::Delete),
+                true,
+            ),
+            (
+                "Update changes",
+                with(vec![Observe, Update], DeletionPolicy::Orphan),
+                false,
+            ),
+            (
+                "Delete with policy Delete deletes",
+                with(vec![Observe, Delete], DeletionPolicy::Delete),
+                false,
+            ),
+            (
+                "Delete with policy Orphan never deletes",
+                with(vec![Observe, Delete], DeletionPolicy::Orphan),
+                true,
+            ),
+            (
+                "everything but Orphan still updates",
+                with(vec![All], DeletionPolicy::Orphan),
+                false,
+            ),
+        ];
+        for (reason, spec, want) in cases {
+            assert_eq!(spec.read_only(), want, "{reason}");
+        }
+    }
+
+    #[test]
     fn resource_spec_defaults_fill_in_when_fields_are_omitted() {
         let spec: ResourceSpec = serde_json::from_str("{}").unwrap();
         assert_eq!(spec.provider_config_name(), "default");
         assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
         assert_eq!(spec.management_policies, vec![ManagementAction::All]);
+        assert!(
+            !spec.adopt_existing,
+            "existing resources are not adopted by default"
+        );
+        assert!(
+            serde_json::to_value(&spec)
+                .unwrap()
+                .get("adoptExisting")
+                .is_none(),
+            "the default is not written out"
+        );
     }
 }

@@ -91,6 +91,27 @@ pub struct CompositeResourceDefinitionSpec {
     /// `Manual` keeps them on their revision until someone changes `compositionRevisionRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_composition_update_policy: Option<CompositionUpdatePolicy>,
+
+    /// Whether a claim of this kind may choose its Composition. `Allowed` (the default): a
+    /// claim may name any Composition of this kind in `spec.compositionRef`,
+    /// `spec.compositionSelector` or `spec.compositionRevisionRef` (ignored when
+    /// `enforcedCompositionRef` is set). `Forbidden`: a claim that sets any of them is
+    /// refused with a message on the claim, and the Composition comes from
+    /// `enforcedCompositionRef` or `defaultCompositionRef`. Composite resources created
+    /// directly (not through a claim) may always choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_composition_selection: Option<ClaimCompositionSelection>,
+}
+
+/// Whether claims may choose their Composition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = crate::api::schema::drop_description)]
+pub enum ClaimCompositionSelection {
+    /// A claim may set compositionRef, compositionSelector and compositionRevisionRef.
+    #[default]
+    Allowed,
+    /// A claim that sets any of them is refused.
+    Forbidden,
 }
 
 /// Names of a kind generated from an XRD (the composite or the claim).
@@ -240,6 +261,11 @@ impl CompositeResourceDefinitionSpec {
             api_version: format!("{}/{}", self.group, v.name),
             kind: names.kind.clone(),
         })
+    }
+
+    /// Whether claims of this kind may choose their Composition (`Allowed` when unset).
+    pub fn claims_may_choose_composition(&self) -> bool {
+        self.claim_composition_selection.unwrap_or_default() == ClaimCompositionSelection::Allowed
     }
 
     /// The effective default update policy (`Automatic` when unset).

@@ -26,4 +26,6 @@ mod reconciler;
 mod to_composite;
 
 pub use reconciler::{Error, run};
-pub use to_composite::{ClaimToCompositeError, claim_to_composite};
+pub use to_composite::{
+    ClaimToCompositeError, REASON_COMPOSITION_CHOICE_FORBIDDEN, claim_to_composite,
+};

@@ -161,7 +161,8 @@ impl Ctx {
         if let Some(message) = bind::conflict(&namespace, &name, existing.as_ref()) {
             // Not this claim's composite: none of its status is the claim's.
             let ready = Condition::unavailable(&message);
-            ctx.write_failure(claim, &xr_name, ready, message, None, None)
+            let synced = Condition::reconcile_error(message);
+            ctx.write_failure(claim, &xr_name, ready, synced, None, None)
                 .await?;
             return Ok(Action::requeue(poll));
         }
@@ -171,7 +172,11 @@ impl Ctx {
             Err(e) => {
                 let message = capitalize(&e.to_string());
                 let ready = Condition::creating().with_message(&message);
-                ctx.write_failure(claim, &xr_name, ready, message, None, existing.as_ref())
+                let synced = Condition {
+                    reason: e.reason().to_string(),
+                    ..Condition::reconcile_error(message)
+                };
+                ctx.write_failure(claim, &xr_name, ready, synced, None, existing.as_ref())
                     .await?;
                 return Ok(Action::requeue(poll));
             }
@@ -202,7 +207,8 @@ impl Ctx {
                     .as_ref()
                     .map(|_| bind::resource_ref(&ctx.xr, &xr_name));
                 let ready = Condition::creating().with_message(&message);
-                ctx.write_failure(claim, &xr_name, ready, message, rref, existing.as_ref())
+                let synced = Condition::reconcile_error(message);
+                ctx.write_failure(claim, &xr_name, ready, synced, rref, existing.as_ref())
                     .await?;
                 return Ok(Action::requeue(poll));
             }
@@ -220,20 +226,20 @@ impl Ctx {
         Ok(Action::requeue(poll))
     }
 
-    /// Writes `ready`, Synced=False/ReconcileError with `message`, and the composite's
-    /// status `fields` (kept while the claim cannot be applied, as the composite keeps them).
+    /// Writes `ready`, `synced` (a failure), and the composite's status `fields` (kept while
+    /// the claim cannot be applied, as the composite keeps them).
     async fn write_failure(
         &self,
         claim: &DynamicObject,
         xr_name: &str,
         ready: Condition,
-        message: String,
+        synced: Condition,
         resource_ref: Option<Value>,
         composite: Option<&DynamicObject>,
     ) -> Result<(), Error> {
         let want = bind::ClaimStatus {
             ready,
-            synced: Condition::reconcile_error(message),
+            synced,
             resource_ref,
             fields: composite.map(bind::copied_status).unwrap_or_default(),
         };

@@ -25,6 +25,14 @@ const NOT_COPIED: [&str; 4] = [
     "resourceRefs",
 ];
 
+/// Claim spec fields that choose a Composition: refused when the XRD forbids claims to
+/// choose.
+const COMPOSITION_CHOICE: [&str; 3] = [
+    "compositionRef",
+    "compositionSelector",
+    "compositionRevisionRef",
+];
+
 /// Why a claim cannot be turned into a composite resource. Messages are lower-case.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimToCompositeError {
@@ -47,9 +55,39 @@ pub enum ClaimToCompositeError {
     /// The XRD has no referenceable version, so the composite has no apiVersion.
     #[error("the XRD has no referenceable version")]
     NoReferenceableVersion,
+    /// The claim chooses its Composition, which its XRD forbids.
+    #[error(
+        "claims of kind {kind} may not choose their Composition (their XRD sets \
+         claimCompositionSelection: Forbidden): remove {} from the claim; the platform team's \
+         default Composition is used",
+        .fields.iter().map(|f| format!("spec.{f}")).collect::<Vec<_>>().join(", ")
+    )]
+    CompositionChoiceForbidden {
+        /// The claim's kind.
+        kind: String,
+        /// The claim's spec fields that choose a Composition.
+        fields: Vec<&'static str>,
+    },
     /// The claim's `spec` is not an object.
     #[error("the claim's spec must be an object")]
     SpecNotAnObject,
+}
+
+/// Reason of a claim's `Synced=False` condition when it chooses its Composition and its XRD
+/// forbids that.
+pub const REASON_COMPOSITION_CHOICE_FORBIDDEN: &str = "CompositionChoiceForbidden";
+
+impl ClaimToCompositeError {
+    /// The reason of the claim's `Synced=False` condition (and its event):
+    /// [`REASON_COMPOSITION_CHOICE_FORBIDDEN`], else `ReconcileError`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ClaimToCompositeError::CompositionChoiceForbidden { .. } => {
+                REASON_COMPOSITION_CHOICE_FORBIDDEN
+            }
+            _ => crate::api::common::reason::RECONCILE_ERROR,
+        }
+    }
 }
 
 /// The composite resource of `claim`, for the XRD `xrd` that defines both kinds.
@@ -62,6 +100,9 @@ pub enum ClaimToCompositeError {
 ///   the claim) and, when the claim names a connection Secret,
 ///   `writeConnectionSecretToRef: {name: <claim's>, namespace: <claim's namespace>}`, so
 ///   that the composite writes the claim's Secret straight into the claim's namespace.
+///
+/// When the XRD sets `claimCompositionSelection: Forbidden`, a claim that sets
+/// `compositionRef`, `compositionSelector` or `compositionRevisionRef` is refused.
 ///
 /// The result holds only what the claim determines; the composite controller adds the
 /// rest (e.g. `compositionRef`, `resourceRefs`). Values of the claim are copied as they
@@ -107,6 +148,18 @@ pub fn claim_to_composite(
         .pointer("/spec/writeConnectionSecretToRef/name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty());
+    if !xrd.claims_may_choose_composition() {
+        let fields: Vec<&'static str> = COMPOSITION_CHOICE
+            .into_iter()
+            .filter(|f| spec.get(*f).is_some_and(|v| !v.is_null()))
+            .collect();
+        if !fields.is_empty() {
+            return Err(ClaimToCompositeError::CompositionChoiceForbidden {
+                kind: kind.to_string(),
+                fields,
+            });
+        }
+    }
     for field in NOT_COPIED {
         spec.remove(field);
     }
@@ -146,6 +199,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::api::xrd::ClaimCompositionSelection;
 
     fn xrd() -> CompositeResourceDefinitionSpec {
         serde_json::from_value(json!({
@@ -227,6 +281,70 @@ mod tests {
         assert_eq!(
             claim_to_composite(&no_ns, &xrd()).unwrap_err().to_string(),
             "the claim has no metadata.namespace"
+        );
+    }
+
+    #[test]
+    fn a_claim_choosing_its_composition_is_refused_when_the_xrd_forbids_it() {
+        let mut forbidding = xrd();
+        forbidding.claim_composition_selection = Some(ClaimCompositionSelection::Forbidden);
+        let cases = [
+            (
+                "a compositionRef is refused",
+                json!({"compositionRef": {"name": "postgres-shared"}}),
+                Some("spec.compositionRef"),
+            ),
+            (
+                "a selector and a revision are refused, each named",
+                json!({"compositionSelector": {"matchLabels": {"tier": "gold"}},
+                       "compositionRevisionRef": {"name": "postgres-shared-1"}}),
+                Some("spec.compositionSelector, spec.compositionRevisionRef"),
+            ),
+            (
+                "a null field chooses nothing",
+                json!({"compositionRef": null}),
+                None,
+            ),
+            (
+                "the update policy is the claim's own",
+                json!({"compositionUpdatePolicy": "Manual", "connectionLimit": 20}),
+                None,
+            ),
+        ];
+        for (reason, spec, refused) in cases {
+            let mut c = claim();
+            c["spec"] = spec;
+            let got = claim_to_composite(&c, &forbidding);
+            match refused {
+                Some(fields) => {
+                    let e = got.expect_err(reason);
+                    assert_eq!(e.reason(), "CompositionChoiceForbidden", "{reason}");
+                    assert_eq!(
+                        e.to_string(),
+                        format!(
+                            "claims of kind PostgresDatabase may not choose their Composition \
+                             (their XRD sets claimCompositionSelection: Forbidden): remove \
+                             {fields} from the claim; the platform team's default Composition \
+                             is used"
+                        ),
+                        "{reason}"
+                    );
+                }
+                None => {
+                    got.expect(reason);
+                }
+            }
+        }
+        assert!(
+            claim_to_composite(&claim(), &xrd()).is_ok(),
+            "claims may choose when the XRD does not forbid it"
+        );
+        let mut allowing = xrd();
+        allowing.claim_composition_selection = Some(ClaimCompositionSelection::Allowed);
+        let xr = claim_to_composite(&claim(), &allowing).expect("allowed");
+        assert_eq!(
+            xr["spec"]["compositionRef"],
+            json!({"name": "postgres-shared"})
         );
     }
 }

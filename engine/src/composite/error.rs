@@ -6,6 +6,7 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 
+use super::plan::NotComposable;
 use super::select::SelectError;
 use crate::compose::ComposeError;
 
@@ -23,6 +24,23 @@ pub enum Error {
     /// Rendering or observing failed (a patch, a transform, a readiness check, ...).
     #[error(transparent)]
     Compose(#[from] ComposeError),
+
+    /// The Composition renders kinds the controller may not compose: nothing of the
+    /// composite is applied.
+    #[error(
+        "{} not in the controller's composable resources ({allowed}); nothing of this \
+         composite is applied until the Composition drops {} or the platform team allows {} \
+         (tessera controller --composable-resources)",
+        Refused(.resources),
+        if .resources.len() == 1 { "it" } else { "them" },
+        if .resources.len() == 1 { "it" } else { "them" },
+    )]
+    NotComposable {
+        /// The refused resources, in the render's order.
+        resources: Vec<NotComposable>,
+        /// The controller's allow-list, in the flag's syntax.
+        allowed: String,
+    },
 
     /// The kind of a composed resource is not served by the API server.
     #[error("resource '{resource}': {api_version} {kind} is not served by the API server ({})", Msg(.source))]
@@ -148,6 +166,7 @@ impl Error {
             Error::ReadSpec(_) => "ReadSpec",
             Error::Select(_) => "SelectComposition",
             Error::Compose(_) => "ComposeResources",
+            Error::NotComposable { .. } => "CheckComposableResources",
             Error::Discover { .. } => "DiscoverKind",
             Error::Apply { .. } => "ApplyResource",
             Error::Delete { .. } => "DeleteResource",
@@ -158,6 +177,16 @@ impl Error {
             Error::WriteSpec { .. } => "WriteSpec",
             Error::WriteStatus { .. } => "WriteStatus",
             Error::Finalizer { .. } => "UpdateFinalizer",
+        }
+    }
+
+    /// The reason of the `Synced=False` condition (and of its event) this error makes:
+    /// `CompositionNotAllowed` for kinds the controller may not compose, else
+    /// `ReconcileError`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::NotComposable { .. } => REASON_COMPOSITION_NOT_ALLOWED,
+            _ => crate::api::common::reason::RECONCILE_ERROR,
         }
     }
 
@@ -186,6 +215,7 @@ impl Error {
             Error::ReadSpec(_)
             | Error::Select(_)
             | Error::Compose(_)
+            | Error::NotComposable { .. }
             | Error::SecretNotControlled { .. } => return false,
             Error::Discover { source, .. }
             | Error::Apply { source, .. }
@@ -205,6 +235,28 @@ impl Error {
             kube::Error::Api(s) => s.code >= 500 || s.code == 429 || s.code == 409,
             kube::Error::Discovery(_) => false,
             _ => true,
+        }
+    }
+}
+
+/// Reason of a composite's (and its claim's) `Synced=False` condition when its Composition
+/// renders kinds the controller may not compose.
+pub const REASON_COMPOSITION_NOT_ALLOWED: &str = "CompositionNotAllowed";
+
+/// Refused resources as a sentence's subject: "resource 'admin' (rbac.authorization.k8s.io/v1
+/// ClusterRoleBinding) is" or "resources 'a' (v1 Pod), 'b' (...) are".
+struct Refused<'a>(&'a [NotComposable]);
+
+impl fmt::Display for Refused<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| format!("'{}' ({} {})", r.resource, r.api_version, r.kind))
+            .collect();
+        match list.len() {
+            1 => write!(f, "resource {} is", list[0]),
+            _ => write!(f, "resources {} are", list.join(", ")),
         }
     }
 }
@@ -256,6 +308,55 @@ mod tests {
             !e.is_transient(),
             "an invalid object waits for a spec change"
         );
+    }
+
+    #[test]
+    fn refused_kinds_name_the_resource_the_kind_and_the_flag() {
+        let one = Error::NotComposable {
+            resources: vec![NotComposable {
+                resource: "admin-binding".into(),
+                api_version: "rbac.authorization.k8s.io/v1".into(),
+                kind: "ClusterRoleBinding".into(),
+            }],
+            allowed: "postgresql.sql.tessera.dev, core/Secret, core/ConfigMap".into(),
+        };
+        assert_eq!(
+            one.to_string(),
+            "resource 'admin-binding' (rbac.authorization.k8s.io/v1 ClusterRoleBinding) is not \
+             in the controller's composable resources (postgresql.sql.tessera.dev, core/Secret, \
+             core/ConfigMap); nothing of this composite is applied until the Composition drops \
+             it or the platform team allows it (tessera controller --composable-resources)"
+        );
+        assert_eq!(one.reason(), "CompositionNotAllowed");
+        assert!(
+            !one.is_transient(),
+            "it waits for a Composition or flag change"
+        );
+        let two = Error::NotComposable {
+            resources: vec![
+                NotComposable {
+                    resource: "a".into(),
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                },
+                NotComposable {
+                    resource: "b".into(),
+                    api_version: "v1".into(),
+                    kind: "ServiceAccount".into(),
+                },
+            ],
+            allowed: "core/Secret".into(),
+        };
+        assert!(
+            two.to_string().starts_with(
+                "resources 'a' (v1 Pod), 'b' (v1 ServiceAccount) are not in the controller's"
+            ) && two
+                .to_string()
+                .contains("drops them or the platform team allows them"),
+            "{two}"
+        );
+        let select = Error::Select(SelectError::NotFound { name: "x".into() });
+        assert_eq!(select.reason(), "ReconcileError");
     }
 
     #[test]

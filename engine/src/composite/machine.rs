@@ -22,6 +22,7 @@ use super::select::{ResourceRef, XrSpec, connection_target};
 use super::status::{self, EventSpec, StatusUpdate};
 use crate::api::common::{ConnectionDetails, SecretReference};
 use crate::api::composition::CompositionSpec;
+use crate::composable::ComposableResources;
 use crate::compose::{ObservedResource, RenderedResource, observe, render};
 use crate::objects::ObjectKey;
 use crate::scaffold::now;
@@ -113,6 +114,8 @@ pub struct Input<'a> {
     pub connection_secret_keys: &'a [String],
     /// The field manager of the composite's server-side applies of composed resources.
     pub manager: &'a str,
+    /// The kinds the composite may compose.
+    pub composable: &'a ComposableResources,
 }
 
 /// What a reconcile found and did, for the status write.
@@ -157,6 +160,15 @@ async fn compose(
     report: &mut Report,
 ) -> Result<(), Error> {
     let rendered = render(input.xr, input.composition)?;
+    // Before anything is read or applied: a refused kind stops the whole composite, and
+    // what it composed earlier stays as it is (nothing is deleted by mistake either).
+    let refused = plan::not_composable(&rendered, input.composable);
+    if !refused.is_empty() {
+        return Err(Error::NotComposable {
+            resources: refused,
+            allowed: input.composable.to_string(),
+        });
+    }
     let target = Target::new(input.composition, &rendered, input.manager)?;
     let kinds = kinds_of(&rendered, &input.spec.resource_refs);
     let mut observed = Observed::new(&target, fx.observe(&kinds).await?)?;

@@ -130,6 +130,10 @@ impl Effects for ClusterFns {
 
 const MANAGER: &str = "tessera/composite/orders";
 
+/// The default allow-list of a controller with the PostgreSQL provider.
+static COMPOSABLE: std::sync::LazyLock<ComposableResources> =
+    std::sync::LazyLock::new(|| ComposableResources::defaults(["postgresql.sql.tessera.dev"]));
+
 fn input<'a>(
     xr: &'a Value,
     spec: &'a XrSpec,
@@ -147,6 +151,7 @@ fn input<'a>(
         },
         connection_secret_keys: keys,
         manager: MANAGER,
+        composable: &COMPOSABLE,
     }
 }
 
@@ -503,6 +508,67 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
             case.want.published_now,
             "published now: {reason}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_composition_rendering_a_refused_kind_reads_applies_and_deletes_nothing() {
+    let no_grants = ComposableResources::parse(
+        "postgresql.sql.tessera.dev/Role, postgresql.sql.tessera.dev/Database, core/Secret",
+        std::iter::empty::<String>(),
+    )
+    .expect("list");
+    let composition = composition();
+    let keys = Vec::new();
+    for (reason, xr, calls) in [
+        (
+            "a composite with everything recorded: not even garbage is deleted",
+            composite(),
+            &[][..],
+        ),
+        (
+            "a new composite records only its chosen Composition",
+            new_composite(),
+            &["write-refs 0"][..],
+        ),
+    ] {
+        // A drifted database and a dropped resource: without the refusal, a reconcile
+        // would apply the one and delete the other.
+        let cluster = ClusterFns::new(vec![
+            live("role", true),
+            drifted_database(true),
+            dropped("cache"),
+        ])
+        .with_role_secret();
+        let spec: XrSpec = serde_json::from_value(xr["spec"].clone()).expect("spec");
+        let input = Input {
+            composable: &no_grants,
+            ..input(&xr, &spec, &composition, &keys)
+        };
+        let report = converge(&input, &cluster).await;
+        assert_eq!(cluster.calls(), calls, "{reason}");
+        let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "resource 'grant' (postgresql.sql.tessera.dev/v1alpha1 Grant) is not in the \
+              controller's composable resources (postgresql.sql.tessera.dev/Role, \
+              postgresql.sql.tessera.dev/Database, core/Secret); nothing of this composite is \
+              applied until the Composition drops it or the platform team allows it (tessera \
+              controller --composable-resources)"
+            ],
+            "{reason}"
+        );
+        assert_eq!(
+            report.errors[0].reason(),
+            "CompositionNotAllowed",
+            "{reason}"
+        );
+        assert!(
+            report.status.ready.is_none(),
+            "Ready is left as it was: {reason}"
+        );
+        assert!(report.events.is_empty(), "{reason}");
     }
 }
 

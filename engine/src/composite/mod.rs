@@ -16,7 +16,9 @@
 //! 2. A Composition is selected ([`select::select_composition`]) and a revision chosen by
 //!    the update policy ([`select::select_revision`]); both are recorded in the
 //!    composite's `spec.compositionRef` / `spec.compositionRevisionRef`.
-//! 3. The revision's spec is rendered. A resource is created only once every resource it
+//! 3. The revision's spec is rendered. When a rendered resource is of a kind outside the
+//!    controller's composable resources ([`crate::composable`]), nothing is applied or
+//!    deleted: `Synced=False`, reason `CompositionNotAllowed`. A resource is created only once every resource it
 //!    `dependsOn` is ready; a resource is applied only when the live object differs from the
 //!    rendered one ([`crate::objects::needs_apply`]). Composed resources no longer rendered are
 //!    deleted. The composed resources are recorded in `spec.resourceRefs`.
@@ -61,7 +63,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::instrument;
 
-pub use error::Error;
+pub use error::{Error, REASON_COMPOSITION_NOT_ALLOWED};
 
 use self::children::Kinds;
 use self::select::XrSpec;
@@ -236,9 +238,13 @@ async fn apply(xr: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
     let report = sync::sync(xr, &xr_json, ctx).await;
     let transient = report.errors.iter().any(Error::is_transient);
     let message = report.errors.first().map(ToString::to_string);
+    let mut synced = synced_condition(message.as_deref());
+    if let Some(e) = report.errors.first() {
+        synced.reason = e.reason().to_string();
+    }
     let update = StatusUpdate {
         generation: xr.meta().generation,
-        synced: Some(synced_condition(message.as_deref())),
+        synced: Some(synced),
         ..report.status
     };
     ctx.write_status(xr, &xr_json, update, report.errors.first(), report.events)
@@ -359,6 +365,7 @@ impl Ctx {
         let mut events = transition_events(&conditions(&old), &conditions(&new));
         if let Some(error) = error {
             for e in events.iter_mut().filter(|e| e.warning) {
+                e.reason = error.reason();
                 e.action = error.action();
                 e.related = error.related();
             }

@@ -1,5 +1,5 @@
 //! Pure decisions of the composite reconciler, from what was rendered and what was observed:
-//! which composed resources to apply (and which wait for their `dependsOn`), which are
+//! whether the rendered kinds may be composed at all, which composed resources to apply (and which wait for their `dependsOn`), which are
 //! garbage, whose connection Secrets to read, what to record in `spec.resourceRefs`, and,
 //! while the composite is being deleted, which resources may go now.
 //!
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::select::ResourceRef;
 use crate::api::common::SecretReference;
 use crate::api::composition::{ComposedTemplate, CompositionSpec, ConnectionDetailType};
+use crate::composable::ComposableResources;
 use crate::compose::{
     ANNOTATION_COMPOSITION_RESOURCE_NAME, ComposeError, RenderedResource, dependency_order,
     is_ready,
@@ -88,6 +89,39 @@ impl<'a> Target<'a> {
             })
             .collect()
     }
+}
+
+/// A rendered resource of a kind the controller may not compose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotComposable {
+    /// Its `resources[].name`.
+    pub resource: String,
+    /// Its apiVersion as rendered.
+    pub api_version: String,
+    /// Its kind as rendered.
+    pub kind: String,
+}
+
+/// The rendered resources whose kind `allowed` does not list, in the render's order. Checked
+/// on the rendered objects, after patches, so that a patch cannot change a kind past it.
+/// When any is returned, nothing of the composite is applied: a Composition is applied
+/// whole or not at all, never half.
+pub fn not_composable(
+    rendered: &[RenderedResource],
+    allowed: &ComposableResources,
+) -> Vec<NotComposable> {
+    rendered
+        .iter()
+        .filter_map(|r| {
+            let api_version = str_at(&r.object, "/apiVersion");
+            let kind = str_at(&r.object, "/kind");
+            (!allowed.allows(api_version, kind)).then(|| NotComposable {
+                resource: r.template.clone(),
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The composed resources the composite owns, as last read or applied, and their readiness.

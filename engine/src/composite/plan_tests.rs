@@ -414,3 +414,88 @@ mod decisions {
         }
     }
 }
+
+fn rendered(template: &str, api_version: &str, kind: &str) -> RenderedResource {
+    RenderedResource {
+        template: template.into(),
+        object: json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}}),
+    }
+}
+
+#[test]
+fn only_allowed_kinds_may_be_composed() {
+    let pg = ComposableResources::defaults(["postgresql.sql.tessera.dev"]);
+    let with_crb = ComposableResources::parse(
+        "default, rbac.authorization.k8s.io/ClusterRoleBinding",
+        ["postgresql.sql.tessera.dev"],
+    )
+    .expect("list");
+    let crb = rendered(
+        "admin",
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+    );
+    let role = rendered("role", "postgresql.sql.tessera.dev/v1alpha1", "Role");
+    let config = rendered("settings", "v1", "ConfigMap");
+    let pod = rendered("runner", "v1", "Pod");
+    let nested = rendered("db", "platform.tessera.dev/v1alpha1", "XPostgresDatabase");
+    let refused = |r: &RenderedResource| NotComposable {
+        resource: r.template.clone(),
+        api_version: r.object["apiVersion"].as_str().unwrap_or_default().into(),
+        kind: r.object["kind"].as_str().unwrap_or_default().into(),
+    };
+    let cases = [
+        (
+            "provider kinds and ConfigMaps are composable by default",
+            &pg,
+            vec![role.clone(), config.clone()],
+            vec![],
+        ),
+        (
+            "a ClusterRoleBinding is not, by default",
+            &pg,
+            vec![config.clone(), crb.clone(), role.clone()],
+            vec![refused(&crb)],
+        ),
+        (
+            "every refused resource is named, in the render's order",
+            &pg,
+            vec![pod.clone(), role.clone(), crb.clone()],
+            vec![refused(&pod), refused(&crb)],
+        ),
+        (
+            "another XRD's composite is not composable unless listed",
+            &pg,
+            vec![nested.clone()],
+            vec![refused(&nested)],
+        ),
+        (
+            "a listed kind is composable",
+            &with_crb,
+            vec![config.clone(), crb.clone()],
+            vec![],
+        ),
+        (
+            "listing one kind allows no other of the core group",
+            &with_crb,
+            vec![pod.clone()],
+            vec![refused(&pod)],
+        ),
+        (
+            "a resource rendered without apiVersion or kind is refused",
+            &pg,
+            vec![RenderedResource {
+                template: "broken".into(),
+                object: json!({"metadata": {"name": "x"}}),
+            }],
+            vec![NotComposable {
+                resource: "broken".into(),
+                api_version: String::new(),
+                kind: String::new(),
+            }],
+        ),
+    ];
+    for (reason, allowed, rendered, want) in cases {
+        assert_eq!(not_composable(&rendered, allowed), want, "{reason}");
+    }
+}

@@ -44,6 +44,7 @@ pub(super) async fn sync(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Repo
         },
         connection_secret_keys: &ctx.xrd.spec.connection_secret_keys,
         manager: &manager,
+        composable: &ctx.opts.composable,
     };
     machine::converge(&input, &cluster).await
 }

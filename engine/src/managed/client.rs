@@ -25,6 +25,34 @@ pub struct Observation {
     /// What differs between the spec and the external resource, in words, for the
     /// Synced condition's message and the update event.
     pub diff: Option<String>,
+    /// Who the existing external resource belongs to. Decides whether the reconciler may
+    /// change or delete it (see [`Ownership`]); ignored when the resource does not exist.
+    pub ownership: Ownership,
+}
+
+/// Who an existing external resource belongs to, as `observe` reads it from the mark that
+/// [`ExternalClient::mark`] (or `create`) leaves on what Tessera manages.
+///
+/// The default is [`Ownership::Unmarked`], the safe answer: the reconciler then changes or
+/// deletes the resource only when this managed resource's own records say it created it,
+/// or when `spec.adoptExisting` asks to take it over.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Ownership {
+    /// The resource exists and carries no Tessera mark (made by someone else, by an earlier
+    /// Tessera version, or by a create that was interrupted before its mark).
+    #[default]
+    Unmarked,
+    /// The resource carries this managed resource's mark (its `metadata.uid`).
+    Ours,
+    /// The resource carries the mark of another managed resource: the uid it names.
+    Other(String),
+    /// The resource must never be taken over, even with `spec.adoptExisting` (a superuser,
+    /// the ProviderConfig's own login, a system database): why, in words. Observe-only
+    /// managed resources may still read it.
+    Protected(String),
+    /// The kind has no identity of its own to take over (a grant, which relates objects
+    /// that are guarded themselves): the reconciler manages it as before this check.
+    NotTracked,
 }
 
 impl Observation {
@@ -52,6 +80,12 @@ impl Observation {
             diff: Some(diff.into()),
             ..Observation::default()
         }
+    }
+
+    /// Sets who the external resource belongs to.
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
     }
 
     /// Adds connection details.
@@ -120,14 +154,40 @@ pub trait ExternalClient<M>: Send + Sync {
     fn create_identity(&self) -> CreateIdentity {
         CreateIdentity::AssignedByExternalSystem
     }
+    /// Whether this kind marks the external resources it manages (see [`ExternalClient::mark`]).
+    /// The default, `false`, is for external systems that cannot store a mark: the
+    /// reconciler then recognises a resource as this managed resource's own only by its
+    /// create records, never adopts one silently, and never calls `mark`.
+    fn marks_ownership(&self) -> bool {
+        false
+    }
+    /// Marks the existing external resource as this managed resource's own (its
+    /// `metadata.uid` in a comment, tag or label), so that observe reports
+    /// [`Ownership::Ours`]. Called when `spec.adoptExisting` takes a resource over, and when
+    /// this managed resource created the resource but the mark is missing (a crash between
+    /// create and mark, or a resource made before marks existed). Only called when
+    /// [`ExternalClient::marks_ownership`] is true; must be idempotent.
+    async fn mark(&self, _mr: &M) -> Result<(), ProviderError> {
+        Err(ProviderError::InvalidSpec(
+            "this kind of external resource cannot be marked as managed by Tessera".into(),
+        ))
+    }
     /// Reads the external resource. Never changes it. May fill `status.atProvider` and,
-    /// for LateInitialize, unset fields of `spec.forProvider`.
+    /// for LateInitialize, unset fields of `spec.forProvider`. When the resource exists,
+    /// reports who it belongs to in [`Observation::ownership`] (also while the managed
+    /// resource is being deleted).
     async fn observe(&self, mr: &mut M) -> Result<Observation, ProviderError>;
-    /// Called only when observe said it does not exist. Must be idempotent.
+    /// Called only when observe said it does not exist. Must be idempotent. A kind that
+    /// marks ownership marks what it creates in the same step when the external system
+    /// allows it (one transaction, a tag given to the create call). A create that finds
+    /// the resource already there (made meanwhile by someone else) must not take it over:
+    /// it fails, and the next observe reports the resource's ownership.
     async fn create(&self, mr: &mut M) -> Result<ConnectionDetails, ProviderError>;
-    /// Called when observe said it exists but is not up to date.
+    /// Called when observe said it exists but is not up to date, and the resource is this
+    /// managed resource's own (or was just adopted).
     async fn update(&self, mr: &mut M) -> Result<ConnectionDetails, ProviderError>;
-    /// Called when the managed resource is being deleted and deletionPolicy is Delete.
+    /// Called when the managed resource is being deleted, deletionPolicy is Delete, and the
+    /// resource is this managed resource's own.
     async fn delete(&self, mr: &M) -> Result<(), ProviderError>;
 }
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::api::common::{
-    Condition, ConnectionDetails, DeletionPolicy, ManagementAction, SecretReference, annotations,
+    Condition, ConnectionDetails, DeletionPolicy, ManagementAction, ResourceSpec, SecretReference,
+    annotations, condition_type, find_condition, reason,
 };
-use crate::managed::{CreateIdentity, ExternalClient, Managed, ProviderError};
+use crate::managed::{CreateIdentity, ExternalClient, Managed, Ownership, ProviderError};
 
 /// Kubernetes failures of the reconciler itself (provider failures are not errors here:
 /// they become conditions and events).
@@ -47,6 +48,8 @@ pub trait Effects<M>: Send + Sync {
     ) -> Result<(), Error>;
     /// Publishes a Normal event.
     async fn event(&self, obj: &M, reason: &str, note: String);
+    /// Publishes a Warning event.
+    async fn warning(&self, obj: &M, reason: &str, note: String);
     /// Crash-safety test hook, called between a successful create and its result annotation.
     fn after_external_create(&self) {}
 }
@@ -130,6 +133,117 @@ pub fn create_attempted<M: kube::Resource>(mr: &M) -> bool {
         .is_some_and(|a| a.contains_key(annotations::EXTERNAL_CREATE_PENDING))
 }
 
+/// Whether this managed resource made its external resource, by its own records: a create
+/// whose result was never recorded (the process died after the create), or a last recorded
+/// create that succeeded. A create that failed last (for example because someone else made
+/// a resource of that name meanwhile) does not count.
+pub fn created_here<M: kube::Resource>(mr: &M) -> bool {
+    if create_incomplete(mr) {
+        return true;
+    }
+    let Some(a) = mr.meta().annotations.as_ref() else {
+        return false;
+    };
+    match (
+        a.get(annotations::EXTERNAL_CREATE_SUCCEEDED),
+        a.get(annotations::EXTERNAL_CREATE_FAILED),
+    ) {
+        (Some(succeeded), Some(failed)) => succeeded.as_str() >= failed.as_str(),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// What the reconciler may do with an external resource that exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Manage it: update it to match the spec.
+    Manage,
+    /// Mark it as this managed resource's own first, then manage it.
+    Mark(MarkReason),
+    /// Leave it untouched: the message says why and what to do.
+    Refuse(String),
+}
+
+/// Why an existing external resource is marked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkReason {
+    /// `spec.adoptExisting` takes it over.
+    Adopt,
+    /// This managed resource created it, but the mark is missing.
+    Repair,
+}
+
+/// Decides whether an existing external resource may be managed (see the decision table
+/// in `docs/architecture.md`, "Adoption"). `created_here` is [`created_here`]; `marks` is
+/// [`ExternalClient::marks_ownership`].
+pub fn claim(
+    ownership: &Ownership,
+    spec: &ResourceSpec,
+    created_here: bool,
+    marks: bool,
+    name: &str,
+) -> Claim {
+    let mark = |why| {
+        if marks {
+            Claim::Mark(why)
+        } else {
+            Claim::Manage
+        }
+    };
+    match ownership {
+        Ownership::Ours | Ownership::NotTracked => Claim::Manage,
+        // Policies that never change an existing resource may read anything.
+        _ if spec.read_only() => Claim::Manage,
+        Ownership::Protected(_) => Claim::Refuse(not_owned_message(ownership, name)),
+        Ownership::Unmarked if created_here => mark(MarkReason::Repair),
+        Ownership::Unmarked | Ownership::Other(_) if spec.adopt_existing => mark(MarkReason::Adopt),
+        Ownership::Unmarked | Ownership::Other(_) => {
+            Claim::Refuse(not_owned_message(ownership, name))
+        }
+    }
+}
+
+/// Whether deletion may delete an existing external resource: only this managed resource's
+/// own, or one it would mark as its own (it created it, or `spec.adoptExisting`).
+pub fn may_delete(ownership: &Ownership, spec: &ResourceSpec, created_here: bool) -> bool {
+    match ownership {
+        Ownership::Ours | Ownership::NotTracked => true,
+        Ownership::Unmarked => created_here || spec.adopt_existing,
+        Ownership::Other(_) | Ownership::Protected(_) => false,
+    }
+}
+
+/// Why an existing external resource is not managed, and what to do about it.
+pub fn not_owned_message(ownership: &Ownership, name: &str) -> String {
+    const OBSERVE: &str = "managementPolicies: [\"Observe\"] to only read it";
+    match ownership {
+        Ownership::Protected(why) => {
+            format!("External resource {name:?} is never managed by Tessera ({why}); set {OBSERVE}")
+        }
+        Ownership::Other(uid) => format!(
+            "External resource {name:?} is managed by another managed resource (uid {uid}); \
+             set spec.adoptExisting: true to take it over, or {OBSERVE}"
+        ),
+        _ => format!(
+            "External resource {name:?} exists and was not created by Tessera; set \
+             spec.adoptExisting: true to manage it, or {OBSERVE}"
+        ),
+    }
+}
+
+/// Why deletion leaves an existing external resource in place, for the event.
+fn left_in_place_message(ownership: &Ownership, name: &str) -> String {
+    let why = match ownership {
+        Ownership::Protected(why) => why.clone(),
+        Ownership::Other(uid) => format!("it is managed by another managed resource (uid {uid})"),
+        _ => "it was not created by Tessera".to_string(),
+    };
+    format!(
+        "Left the external resource {name:?} in place, although deletionPolicy is Delete: {why}"
+    )
+}
+
 pub use crate::scaffold::now;
 
 /// Handles a failure to connect or observe. An object being deleted whose spec cannot name
@@ -193,9 +307,18 @@ pub async fn drive<M: Managed>(
         Err(e) => return Err(release_uncreated(effects, obj, e).await),
     };
 
+    let created_here = created_here(obj);
+
     if deleting {
         let delete =
             spec.deletion_policy == DeletionPolicy::Delete && spec.allows(ManagementAction::Delete);
+        if delete && observation.exists && !may_delete(&observation.ownership, &spec, created_here)
+        {
+            effects.remove_finalizer(obj).await?;
+            let note = left_in_place_message(&observation.ownership, &external_name(obj));
+            effects.event(obj, "LeftInPlace", note).await;
+            return Ok(Step::FinalizerRemoved);
+        }
         if delete && observation.exists {
             external.delete(mr).await?;
             if external.observe(mr).await?.exists {
@@ -216,6 +339,56 @@ pub async fn drive<M: Managed>(
             .event(obj, reason, format!("{what} {:?}", external_name(obj)))
             .await;
         return Ok(Step::FinalizerRemoved);
+    }
+
+    if observation.exists {
+        let name = external_name(mr);
+        let marks = external.marks_ownership();
+        match claim(&observation.ownership, &spec, created_here, marks, &name) {
+            Claim::Manage => {}
+            Claim::Mark(why) => {
+                external.mark(mr).await?;
+                let (reason, note) = match why {
+                    MarkReason::Adopt => (
+                        "Adopted",
+                        format!(
+                            "Adopted the existing external resource {name:?} (spec.adoptExisting) \
+                             and marked it as managed by this object"
+                        ),
+                    ),
+                    MarkReason::Repair => (
+                        "Marked",
+                        format!(
+                            "Marked the external resource {name:?}, which this object created, \
+                             as managed by it"
+                        ),
+                    ),
+                };
+                effects.event(obj, reason, note).await;
+            }
+            Claim::Refuse(message) => {
+                let previous = obj
+                    .resource_status()
+                    .and_then(|s| find_condition(&s.conditions, condition_type::SYNCED));
+                let reported = previous.is_some_and(|c| {
+                    c.reason == reason::EXTERNAL_RESOURCE_NOT_OWNED && c.message == message
+                });
+                if !reported {
+                    effects
+                        .warning(obj, reason::EXTERNAL_RESOURCE_NOT_OWNED, message.clone())
+                        .await;
+                }
+                // Nothing is written to the external resource; the poll notices when it is
+                // marked, dropped or released out of band.
+                return Ok(Step::Done {
+                    outcome: Box::new(Outcome {
+                        ready: Some(Condition::unavailable(message.clone())),
+                        synced: Condition::not_owned(message),
+                    }),
+                    requeue: Some(poll),
+                });
+            }
+        }
     }
 
     let recorded_name = obj

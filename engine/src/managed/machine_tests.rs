@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::api::common::{ResourceSpec, ResourceStatus};
-use crate::managed::Observation;
+use crate::managed::{Observation, Ownership};
 
 /// A managed kind that exists only in these tests.
 #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -89,6 +89,12 @@ impl Effects<Widget> for RecordingEffects {
     async fn event(&self, _obj: &Widget, reason: &str, _note: String) {
         self.writes.lock().unwrap().push(format!("event {reason}"));
     }
+    async fn warning(&self, _obj: &Widget, reason: &str, _note: String) {
+        self.writes
+            .lock()
+            .unwrap()
+            .push(format!("warning {reason}"));
+    }
 }
 
 fn widget() -> Widget {
@@ -124,6 +130,28 @@ fn annotated(mut w: Widget, kv: &[(&str, &str)]) -> Widget {
     w
 }
 
+/// This object's records say it created its external resource.
+fn created(w: Widget) -> Widget {
+    annotated(
+        w,
+        &[
+            (
+                annotations::EXTERNAL_CREATE_PENDING,
+                "2026-01-01T00:00:00.000000Z",
+            ),
+            (
+                annotations::EXTERNAL_CREATE_SUCCEEDED,
+                "2026-01-01T00:00:01.000000Z",
+            ),
+        ],
+    )
+}
+
+fn adopting(mut w: Widget) -> Widget {
+    w.spec.resource.adopt_existing = true;
+    w
+}
+
 /// A create was started (pending recorded) after an earlier success, and its result was
 /// never recorded.
 fn interrupted_create() -> Widget {
@@ -151,6 +179,11 @@ fn absent_then(then: Observation) -> ObserveFn {
             then.clone()
         })
     })
+}
+
+/// An observation of a resource that carries this object's mark.
+fn ours(o: Observation) -> Observation {
+    o.with_ownership(Ownership::Ours)
 }
 
 fn always(o: Observation) -> ObserveFn {
@@ -352,7 +385,9 @@ async fn state_machine_table() {
         Case {
             reason: "a drifted resource is updated and the update is an event",
             obj: widget(),
-            client: ExternalClientFns::new(always(Observation::drifted("size: want 2, have 1"))),
+            client: ExternalClientFns::new(always(ours(Observation::drifted(
+                "size: want 2, have 1",
+            )))),
             want: Want {
                 calls: &["observe", "update"],
                 writes: &["event Updated"],
@@ -380,7 +415,7 @@ async fn state_machine_table() {
                 w.metadata.annotations = None;
                 w
             },
-            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            client: ExternalClientFns::new(always(ours(Observation::up_to_date()))),
             want: Want {
                 calls: &["observe"],
                 writes: &["annotate tessera.dev/external-name"],
@@ -392,7 +427,7 @@ async fn state_machine_table() {
         Case {
             reason: "an up-to-date resource in steady state causes no writes at all",
             obj: widget(),
-            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            client: ExternalClientFns::new(always(ours(Observation::up_to_date()))),
             want: Want {
                 calls: &["observe"],
                 writes: &[],
@@ -406,7 +441,7 @@ async fn state_machine_table() {
             obj: widget(),
             client: ExternalClientFns::new(always(Observation {
                 available: false,
-                ..Observation::up_to_date()
+                ..ours(Observation::up_to_date())
             })),
             want: Want {
                 calls: &["observe"],
@@ -432,7 +467,7 @@ async fn state_machine_table() {
             obj: deleting(widget()),
             client: ExternalClientFns::new(Box::new(|n, _| {
                 Ok(if n == 1 {
-                    Observation::up_to_date()
+                    ours(Observation::up_to_date())
                 } else {
                     Observation::absent()
                 })
@@ -447,7 +482,7 @@ async fn state_machine_table() {
         Case {
             reason: "deleting keeps the finalizer while the external resource is still there",
             obj: deleting(widget()),
-            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            client: ExternalClientFns::new(always(ours(Observation::up_to_date()))),
             want: Want {
                 calls: &["observe", "delete", "observe"],
                 writes: &[],
@@ -490,7 +525,7 @@ async fn state_machine_table() {
             obj: deleting(widget()),
             client: ExternalClientFns {
                 delete: Box::new(|| Err(ProviderError::Transient("role owns objects".into()))),
-                ..ExternalClientFns::new(always(Observation::up_to_date()))
+                ..ExternalClientFns::new(always(ours(Observation::up_to_date())))
             },
             want: Want {
                 calls: &["observe", "delete"],
@@ -563,6 +598,269 @@ async fn state_machine_table() {
                 ],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an existing resource that is not marked and that this object never created \
+                     is refused: no update, one warning, Synced=False ExternalResourceNotOwned",
+            obj: widget(),
+            client: ExternalClientFns::new(always(Observation::drifted("password"))),
+            want: Want {
+                calls: &["observe"],
+                writes: &["warning ExternalResourceNotOwned"],
+                ready: Some(("False", "Unavailable")),
+                synced: Some(("False", "ExternalResourceNotOwned")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a refusal already reported in Synced is not reported again (no event per poll)",
+            obj: {
+                let mut w = widget();
+                let message = not_owned_message(&Ownership::Unmarked, "w1");
+                w.status = Some(WidgetStatus {
+                    resource: ResourceStatus {
+                        conditions: vec![Condition::not_owned(message)],
+                        ..ResourceStatus::default()
+                    },
+                });
+                w
+            },
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe"],
+                writes: &[],
+                ready: Some(("False", "Unavailable")),
+                synced: Some(("False", "ExternalResourceNotOwned")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a resource marked by another managed resource is refused",
+            obj: widget(),
+            client: ExternalClientFns {
+                marks_ownership: true,
+                ..ExternalClientFns::new(always(
+                    Observation::drifted("size").with_ownership(Ownership::Other("u2".into())),
+                ))
+            },
+            want: Want {
+                calls: &["observe"],
+                writes: &["warning ExternalResourceNotOwned"],
+                ready: Some(("False", "Unavailable")),
+                synced: Some(("False", "ExternalResourceNotOwned")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "adoptExisting marks an unmarked resource, announces it, then updates it",
+            obj: adopting(widget()),
+            client: ExternalClientFns {
+                marks_ownership: true,
+                ..ExternalClientFns::new(always(Observation::drifted("size")))
+            },
+            want: Want {
+                calls: &["observe", "mark", "update"],
+                writes: &["event Adopted", "event Updated"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "adoptExisting takes over a resource marked by another managed resource",
+            obj: adopting(widget()),
+            client: ExternalClientFns {
+                marks_ownership: true,
+                ..ExternalClientFns::new(always(
+                    Observation::up_to_date().with_ownership(Ownership::Other("u2".into())),
+                ))
+            },
+            want: Want {
+                calls: &["observe", "mark"],
+                writes: &["event Adopted"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a protected resource is refused even with adoptExisting",
+            obj: adopting(widget()),
+            client: ExternalClientFns {
+                marks_ownership: true,
+                ..ExternalClientFns::new(always(
+                    Observation::drifted("password")
+                        .with_ownership(Ownership::Protected("a superuser".into())),
+                ))
+            },
+            want: Want {
+                calls: &["observe"],
+                writes: &["warning ExternalResourceNotOwned"],
+                ready: Some(("False", "Unavailable")),
+                synced: Some(("False", "ExternalResourceNotOwned")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an Observe-only object reads a protected resource without marking it",
+            obj: with_policies(widget(), &[ManagementAction::Observe]),
+            client: ExternalClientFns {
+                marks_ownership: true,
+                ..ExternalClientFns::new(always(
+                    Observation::drifted("password")
+                        .with_ownership(Ownership::Protected("a superuser".into())),
+                ))
+            },
+            want: Want {
+                calls: &["observe"],
+                writes: &[],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "an unmarked resource this object created (legacy, or a crash before the mark) \
+                     is marked again and managed",
+            obj: created(widget()),
+            client: ExternalClientFns {
+                marks_ownership: true,
+                ..ExternalClientFns::new(always(Observation::up_to_date()))
+            },
+            want: Want {
+                calls: &["observe", "mark"],
+                writes: &["event Marked"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a kind that cannot mark manages what its records say it created, writing nothing",
+            obj: created(widget()),
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe"],
+                writes: &[],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a create that failed last (the name was taken meanwhile) does not make an \
+                     unmarked resource this object's own",
+            obj: annotated(
+                created(widget()),
+                &[
+                    (
+                        annotations::EXTERNAL_CREATE_PENDING,
+                        "2026-01-02T00:00:00.000000Z",
+                    ),
+                    (
+                        annotations::EXTERNAL_CREATE_FAILED,
+                        "2026-01-02T00:00:01.000000Z",
+                    ),
+                ],
+            ),
+            client: ExternalClientFns {
+                marks_ownership: true,
+                ..ExternalClientFns::new(always(Observation::up_to_date()))
+            },
+            want: Want {
+                calls: &["observe"],
+                writes: &["warning ExternalResourceNotOwned"],
+                ready: Some(("False", "Unavailable")),
+                synced: Some(("False", "ExternalResourceNotOwned")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a NotTracked kind (a grant) is managed as before",
+            obj: widget(),
+            client: ExternalClientFns::new(always(
+                Observation::drifted("privileges").with_ownership(Ownership::NotTracked),
+            )),
+            want: Want {
+                calls: &["observe", "update"],
+                writes: &["event Updated"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting never deletes an unmarked resource this object did not create: \
+                     the finalizer goes and an event says it was left in place",
+            obj: deleting(widget()),
+            client: ExternalClientFns::new(always(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe"],
+                writes: &["remove-finalizer", "event LeftInPlace"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting never deletes a protected resource, even with adoptExisting",
+            obj: deleting(adopting(widget())),
+            client: ExternalClientFns::new(always(
+                Observation::up_to_date().with_ownership(Ownership::Protected("system".into())),
+            )),
+            want: Want {
+                calls: &["observe"],
+                writes: &["remove-finalizer", "event LeftInPlace"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting never deletes a resource marked by another managed resource",
+            obj: deleting(created(widget())),
+            client: ExternalClientFns::new(always(
+                Observation::up_to_date().with_ownership(Ownership::Other("u2".into())),
+            )),
+            want: Want {
+                calls: &["observe"],
+                writes: &["remove-finalizer", "event LeftInPlace"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting with adoptExisting deletes an unmarked resource not yet marked: \
+                     the object asked to manage it",
+            obj: deleting(adopting(widget())),
+            client: ExternalClientFns::new(Box::new(|n, _| {
+                Ok(if n == 1 {
+                    Observation::up_to_date()
+                } else {
+                    Observation::absent()
+                })
+            })),
+            want: Want {
+                calls: &["observe", "delete", "observe"],
+                writes: &["remove-finalizer", "event Deleted"],
+                finalizer_removed: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "deleting deletes an unmarked resource that this object's records say it created",
+            obj: deleting(created(widget())),
+            client: ExternalClientFns::new(Box::new(|n, _| {
+                Ok(if n == 1 {
+                    Observation::up_to_date()
+                } else {
+                    Observation::absent()
+                })
+            })),
+            want: Want {
+                calls: &["observe", "delete", "observe"],
+                writes: &["remove-finalizer", "event Deleted"],
+                finalizer_removed: true,
                 ..NONE
             },
         },
@@ -708,4 +1006,66 @@ fn create_incomplete_compares_pending_with_both_results() {
             "{reason}"
         );
     }
+}
+
+#[test]
+fn created_here_trusts_only_a_create_that_succeeded_or_was_interrupted() {
+    let t = |n: u8| format!("2026-01-01T00:00:0{n}.000000Z");
+    let cases = [
+        ("no records: not created here", vec![], false),
+        (
+            "a create in flight when the process died counts",
+            vec![(annotations::EXTERNAL_CREATE_PENDING, t(1))],
+            true,
+        ),
+        (
+            "a succeeded create counts",
+            vec![
+                (annotations::EXTERNAL_CREATE_PENDING, t(1)),
+                (annotations::EXTERNAL_CREATE_SUCCEEDED, t(2)),
+            ],
+            true,
+        ),
+        (
+            "a failed create does not count",
+            vec![
+                (annotations::EXTERNAL_CREATE_PENDING, t(1)),
+                (annotations::EXTERNAL_CREATE_FAILED, t(2)),
+            ],
+            false,
+        ),
+        (
+            "a success followed by a failed re-create does not count",
+            vec![
+                (annotations::EXTERNAL_CREATE_PENDING, t(3)),
+                (annotations::EXTERNAL_CREATE_SUCCEEDED, t(2)),
+                (annotations::EXTERNAL_CREATE_FAILED, t(4)),
+            ],
+            false,
+        ),
+    ];
+    for (reason, kv, want) in cases {
+        let kv: Vec<(&str, &str)> = kv.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(created_here(&annotated(widget(), &kv)), want, "{reason}");
+    }
+}
+
+#[test]
+fn refusal_messages_say_what_is_wrong_and_what_to_do() {
+    let unmarked = not_owned_message(&Ownership::Unmarked, "app");
+    assert_eq!(
+        unmarked,
+        "External resource \"app\" exists and was not created by Tessera; set \
+         spec.adoptExisting: true to manage it, or managementPolicies: [\"Observe\"] to only read it"
+    );
+    let other = not_owned_message(&Ownership::Other("1234".into()), "app");
+    assert!(
+        other.contains("uid 1234") && other.contains("adoptExisting"),
+        "{other}"
+    );
+    let protected = not_owned_message(&Ownership::Protected("a superuser".into()), "postgres");
+    assert!(
+        protected.contains("a superuser") && !protected.contains("adoptExisting"),
+        "adoptExisting cannot help with a protected resource: {protected}"
+    );
 }

@@ -4,6 +4,7 @@
 //! ```text
 //!  watch M ──▶ reconcile ──▶ Connector::connect ──▶ ExternalClient::observe
 //!                 │                                   ├─ absent   ─▶ create (pending/succeeded annotations)
+//!                 │                                   ├─ not ours ─▶ refuse, or mark (adoptExisting / own records)
 //!                 │                                   ├─ drifted  ─▶ update
 //!                 │                                   └─ deleting ─▶ delete, then drop the finalizer
 //!                 └──▶ conditions + events (on transitions) + connection Secret, requeue after a jittered poll
@@ -24,5 +25,7 @@ mod own_writes;
 pub mod reconciler;
 pub mod timeout;
 
-pub use client::{Connector, CreateIdentity, ExternalClient, Managed, Observation, ProviderError};
+pub use client::{
+    Connector, CreateIdentity, ExternalClient, Managed, Observation, Ownership, ProviderError,
+};
 pub use reconciler::{ControllerOptions, FINALIZER, run_controller};

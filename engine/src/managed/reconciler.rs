@@ -5,7 +5,10 @@
 //! 2. The finalizer is added before anything touches the external system.
 //! 3. The provider connects (ProviderConfig + credentials) and observes. Every external
 //!    call runs under `external_timeout`; a call past it is a transient error.
-//! 4. Absent: the external name and the `external-create-pending` annotation are
+//! 4. Present but not this object's own (see `machine::claim`): nothing is changed, and
+//!    `Synced=False/ExternalResourceNotOwned` says why, unless `spec.adoptExisting` or the
+//!    object's own create records let the provider mark it first.
+//!    Absent: the external name and the `external-create-pending` annotation are
 //!    persisted, then `create` runs, then `external-create-succeeded` (or `-failed`) is
 //!    persisted. Drifted: `update`. Deleting: `delete` until observe says absent, then the
 //!    finalizer goes.
@@ -21,6 +24,9 @@
 //!   nothing, a kind whose identity is its external name
 //!   ([`crate::managed::CreateIdentity::Deterministic`]) is created again; any other kind
 //!   stops until a person looks.
+//! - No external object that is not this managed resource's own is updated or deleted:
+//!   only with `spec.adoptExisting` (never for a protected one), and read-only management
+//!   policies only read.
 //! - Steady state makes no Kubernetes writes: status, annotations and Secrets are written
 //!   only when their content changes; events are published on transitions only.
 
@@ -235,6 +241,10 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
 
     async fn event(&self, obj: &M, reason: &str, note: String) {
         self.publish(obj, EventType::Normal, reason, note).await;
+    }
+
+    async fn warning(&self, obj: &M, reason: &str, note: String) {
+        self.publish(obj, EventType::Warning, reason, note).await;
     }
 
     fn after_external_create(&self) {

@@ -59,6 +59,12 @@ impl<M: Send + Sync> ExternalClient<M> for TimedClient<M> {
     fn create_identity(&self) -> CreateIdentity {
         self.inner.create_identity()
     }
+    fn marks_ownership(&self) -> bool {
+        self.inner.marks_ownership()
+    }
+    async fn mark(&self, mr: &M) -> Result<(), ProviderError> {
+        self.deadline.run("mark", self.inner.mark(mr)).await
+    }
     async fn observe(&self, mr: &mut M) -> Result<Observation, ProviderError> {
         self.deadline.run("observe", self.inner.observe(mr)).await
     }

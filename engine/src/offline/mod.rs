@@ -28,7 +28,7 @@ use std::fmt;
 pub use catalog::{Catalog, Found, KindInfo};
 pub use documents::{Document, parse_documents, read_paths};
 pub use render::{RenderInput, render};
-pub use validate::{Report, validate};
+pub use validate::{Report, not_composable, validate};
 
 /// How bad a problem is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

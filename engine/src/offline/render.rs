@@ -5,7 +5,8 @@
 //!    is [`crate::claim::claim_to_composite`] (after
 //!    the claim CRD's schema defaults, as the API server applies them);
 //! 2. the Composition is chosen with [`crate::composite::select::select_composition`];
-//! 3. [`crate::compose::render()`] renders the composed resources;
+//! 3. [`crate::compose::render()`] renders the composed resources, which must all be of
+//!    kinds the controller may compose ([`crate::composite::plan::not_composable`]);
 //! 4. with observed resources, [`crate::compose::observe()`] and the composite
 //!    controller's status functions give the composite's status and connection keys.
 //!
@@ -25,8 +26,9 @@ use super::validate::check_object;
 use super::{Problem, Problems};
 use crate::api::composition::{ComposedTemplate, Composition, ConnectionDetailType};
 use crate::api::xrd::CompositeResourceDefinition;
+use crate::composable::ComposableResources;
 use crate::compose::{ObservedResource, RenderedResource, dependency_order, observe};
-use crate::composite::plan::creation_blockers;
+use crate::composite::plan::{creation_blockers, not_composable};
 use crate::composite::select::{XrSpec, connection_target, select_composition};
 use crate::composite::status::{StatusUpdate, next_status, ready_condition, synced_condition};
 
@@ -42,6 +44,9 @@ pub struct RenderInput<'a> {
     /// A file or directory of observed composed resources (with status) and their
     /// connection Secrets.
     pub observed: Option<&'a Path>,
+    /// The kinds the controller may compose: rendering anything else fails, with the
+    /// message the composite would get.
+    pub composable: &'a ComposableResources,
 }
 
 /// The claim or composite, and what is known about its kind.
@@ -84,6 +89,14 @@ pub fn render(input: &RenderInput<'_>) -> Result<String, Problems> {
     let comp_problem =
         |e: &dyn std::fmt::Display| Problems::from(comp_doc.problem("", e.to_string()));
     let rendered = crate::compose::render(&xr, spec).map_err(|e| comp_problem(&e))?;
+    let refused = not_composable(&rendered, input.composable);
+    if !refused.is_empty() {
+        let error = crate::composite::Error::NotComposable {
+            resources: refused,
+            allowed: input.composable.to_string(),
+        };
+        return Err(comp_problem(&error));
+    }
     let order = dependency_order(spec).map_err(|e| comp_problem(&e))?;
 
     let keys_allowed: &[String] = subject

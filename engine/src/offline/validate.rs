@@ -19,6 +19,7 @@ use super::documents::Document;
 use super::{Problem, Severity, schema};
 use crate::api::composition::CompositionSpec;
 use crate::api::xrd::CompositeResourceDefinition;
+use crate::composable::ComposableResources;
 
 /// The apiVersion of the engine's own kinds (XRD, Composition).
 const ENGINE_API_VERSION: &str = "apiextensions.tessera.dev/v1";
@@ -146,6 +147,40 @@ pub fn validate(docs: &[Document], crds: &[Value]) -> Report {
         }
     }
     report
+}
+
+/// The resources of the Compositions among `docs` whose base kind `composable` does not
+/// list: the composite controller with that `--composable-resources` list applies nothing
+/// of a composite that uses such a Composition. (Patches may set a kind too: the
+/// controllers check the rendered objects, `tessera render` shows those.)
+pub fn not_composable(docs: &[Document], composable: &ComposableResources) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for doc in docs {
+        if (doc.api_version(), doc.kind()) != (ENGINE_API_VERSION, "Composition") {
+            continue;
+        }
+        let resources = doc
+            .object
+            .pointer("/spec/resources")
+            .and_then(Value::as_array);
+        for (i, template) in resources.into_iter().flatten().enumerate() {
+            let text = |p: &str| template.pointer(p).and_then(Value::as_str).unwrap_or("");
+            let (api_version, kind) = (text("/base/apiVersion"), text("/base/kind"));
+            if api_version.is_empty() || kind.is_empty() || composable.allows(api_version, kind) {
+                continue;
+            }
+            out.push(doc.problem(
+                &format!(" resources[{i}] '{}' base", text("/name")),
+                format!(
+                    "{api_version} {kind} is not in the controller's composable resources \
+                     ({composable}): a composite using this Composition gets none of its \
+                     resources applied (tessera controller --composable-resources; give \
+                     tessera validate the same list)"
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// Checks one object against its kind's schema, after the schema's defaults.

@@ -51,8 +51,9 @@ pub struct FinalizerError {
 ///
 /// # Expected flow
 /// 1. A live object without the finalizer gets it (a JSON patch that tests the current
-///    list), then `reconcile(Event::Apply)` runs in the same pass, so the first status is
-///    written without waiting for the watch to report the finalizer.
+///    list), then `reconcile(Event::Apply)` runs in the same pass on the object as the
+///    patch returned it, so the first status is written without waiting for the watch to
+///    report the finalizer, and that report is recognisably older than the status write.
 /// 2. A live object with the finalizer: `reconcile(Event::Apply)`.
 /// 3. An object being deleted that still carries the finalizer:
 ///    `reconcile(Event::Cleanup)`; when it returns [`Next::Release`] the finalizer is
@@ -98,12 +99,18 @@ where
             }
         };
     }
-    if !has_finalizer {
+    let obj = if has_finalizer {
+        obj
+    } else {
         match add_finalizer(api, obj.as_ref(), finalizer).await {
             Err(e) if is_not_found(&e) => return Ok(Action::await_change()),
-            other => other.map_err(|e| error("add", obj.as_ref(), e))?,
+            // The object as the patch left it: the reconcile then works on (and records its
+            // writes against) the version the watch reports next, not an older one.
+            Ok(Some(patched)) => Arc::new(patched),
+            Ok(None) => obj,
+            Err(e) => return Err(error("add", obj.as_ref(), e)),
         }
-    }
+    };
     match reconcile(Event::Apply(obj)).await? {
         Next::Requeue(action) => Ok(action),
         Next::Release => Ok(Action::await_change()),
@@ -136,13 +143,18 @@ fn error<K: Resource, E: From<FinalizerError>>(
 }
 
 /// Adds `finalizer` with a JSON patch that tests the current list first, so that a
-/// finalizer someone else added in the meantime is never dropped.
-pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), kube::Error>
+/// finalizer someone else added in the meantime is never dropped. Returns the patched
+/// object, or `None` when the finalizer was there already.
+pub async fn add_finalizer<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
+) -> Result<Option<K>, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     if obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(());
+        return Ok(None);
     }
     let ops = if obj.finalizers().is_empty() {
         json!([
@@ -155,7 +167,7 @@ where
             { "op": "add", "path": "/metadata/finalizers/-", "value": finalizer },
         ])
     };
-    json_patch(api, obj, ops).await
+    json_patch(api, obj, ops).await.map(Some)
 }
 
 /// Removes `finalizer` (if present) with a JSON patch that tests its position first.
@@ -171,10 +183,10 @@ where
         { "op": "test", "path": path, "value": finalizer },
         { "op": "remove", "path": path },
     ]);
-    json_patch(api, obj, ops).await
+    json_patch(api, obj, ops).await.map(|_| ())
 }
 
-async fn json_patch<K>(api: &Api<K>, obj: &K, ops: serde_json::Value) -> Result<(), kube::Error>
+async fn json_patch<K>(api: &Api<K>, obj: &K, ops: serde_json::Value) -> Result<K, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
@@ -184,8 +196,7 @@ where
         &PatchParams::default(),
         &Patch::Json::<()>(patch),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 #[cfg(test)]

@@ -417,6 +417,7 @@ fn fingerprint(xrd: &CompositeResourceDefinition) -> u64 {
         "default": spec.default_composition_ref,
         "enforced": spec.enforced_composition_ref,
         "policy": spec.default_composition_update_policy,
+        "claimSelection": spec.claim_composition_selection,
     });
     let mut h = std::collections::hash_map::DefaultHasher::new();
     inputs.to_string().hash(&mut h);

@@ -6,14 +6,18 @@
 //! recreated to satisfy it.
 
 use async_trait::async_trait;
+use kube::Resource;
 use tessera_engine::api::common::ConnectionDetails;
-use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{
+    CreateIdentity, ExternalClient, Observation, Ownership, ProviderError,
+};
 use tokio_postgres::error::SqlState;
 
 use crate::api::{Database, DatabaseObservation, DatabaseParameters};
 use tessera_engine::managed::machine::external_name;
 
 use crate::connector::{PostgresClient, deleting};
+use crate::ownership::{database_ownership, mark_literal};
 use crate::sql::{ident, literal, validate_identifier, validate_literal};
 
 /// A database as pg_database has it.
@@ -30,7 +34,8 @@ pub(crate) struct DatabaseRow {
 
 const SELECT_DATABASE: &str = "SELECT pg_catalog.pg_get_userbyid(datdba)::text, \
      pg_catalog.pg_encoding_to_char(encoding)::text, datcollate::text, datctype::text, \
-     datconnlimit, datallowconn, datistemplate \
+     datconnlimit, datallowconn, datistemplate, datname = pg_catalog.current_database(), \
+     pg_catalog.shobj_description(oid, 'pg_database') \
      FROM pg_catalog.pg_database WHERE datname = $1";
 
 /// Checks names and values before any statement.
@@ -203,7 +208,12 @@ pub(crate) fn update_statements(
 }
 
 impl PostgresClient {
-    async fn read_database(&self, name: &str) -> Result<Option<DatabaseRow>, ProviderError> {
+    /// The database `name` and who it belongs to, seen by the managed resource with `uid`.
+    async fn read_database(
+        &self,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<Option<(DatabaseRow, Ownership)>, ProviderError> {
         let row = self
             .session
             .query_opt(
@@ -212,15 +222,35 @@ impl PostgresClient {
                 &[&name],
             )
             .await?;
-        Ok(row.map(|r| DatabaseRow {
-            owner: r.get(0),
-            encoding: r.get(1),
-            lc_collate: r.get(2),
-            lc_c_type: r.get(3),
-            connection_limit: r.get(4),
-            allow_connections: r.get(5),
-            is_template: r.get(6),
+        Ok(row.map(|r| {
+            let comment: Option<String> = r.get(8);
+            let ownership = database_ownership(name, comment.as_deref(), r.get(7), uid);
+            let row = DatabaseRow {
+                owner: r.get(0),
+                encoding: r.get(1),
+                lc_collate: r.get(2),
+                lc_c_type: r.get(3),
+                connection_limit: r.get(4),
+                allow_connections: r.get(5),
+                is_template: r.get(6),
+            };
+            (row, ownership)
         }))
+    }
+
+    /// `COMMENT ON DATABASE` with the mark of the managed resource with `uid`.
+    async fn mark_database(&self, name: &str, uid: Option<&str>) -> Result<(), ProviderError> {
+        let sql = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            ident(name),
+            mark_literal(uid)?
+        );
+        self.session
+            .execute(
+                &format!("mark database {name:?} as managed by Tessera"),
+                &sql,
+            )
+            .await
     }
 
     /// The spec's encoding as PostgreSQL names it, so that `utf-8` and `UTF8` compare equal.
@@ -262,20 +292,37 @@ impl ExternalClient<Database> for PostgresClient {
         CreateIdentity::Deterministic
     }
 
+    // Databases carry the managed resource's uid in their comment (see crate::ownership).
+    fn marks_ownership(&self) -> bool {
+        true
+    }
+
+    async fn mark(&self, mr: &Database) -> Result<(), ProviderError> {
+        let name = external_name(mr);
+        validate_identifier("database name", &name)?;
+        self.mark_database(&name, mr.meta().uid.as_deref()).await
+    }
+
     async fn observe(&self, mr: &mut Database) -> Result<Observation, ProviderError> {
         let name = external_name(mr);
         validate_identifier("database name", &name)?;
+        let uid = mr.meta().uid.clone();
         if deleting(mr) {
-            return Ok(match self.read_database(&name).await? {
-                Some(_) => Observation::up_to_date(),
+            return Ok(match self.read_database(&name, uid.as_deref()).await? {
+                Some((_, ownership)) => Observation::up_to_date().with_ownership(ownership),
                 None => Observation::absent(),
             });
         }
         validate(&mr.spec.for_provider)?;
-        let Some(row) = self.read_database(&name).await? else {
+        let Some((row, ownership)) = self.read_database(&name, uid.as_deref()).await? else {
             return Ok(Observation::absent());
         };
         let created_from = created_from(mr);
+        // Immutable-field conflicts matter only for a database that may be managed: one
+        // that is not, is reported as such instead.
+        let managed = matches!(ownership, Ownership::Ours)
+            || mr.spec.resource.read_only()
+            || mr.spec.resource.adopt_existing;
         mr.status.get_or_insert_with(Default::default).at_provider = Some(DatabaseObservation {
             owner: Some(row.owner.clone()),
             encoding: Some(row.encoding.clone()),
@@ -292,15 +339,17 @@ impl ExternalClient<Database> for PostgresClient {
             encoding.as_deref(),
             &row,
             created_from.as_deref(),
-        ) {
+        ) && managed
+        {
             return Err(err);
         }
         let diff = diff(&mr.spec.for_provider, &row);
-        Ok(if diff.is_empty() {
+        let observation = if diff.is_empty() {
             Observation::up_to_date()
         } else {
             Observation::drifted(diff.join("; "))
-        })
+        };
+        Ok(observation.with_ownership(ownership))
     }
 
     async fn create(&self, mr: &mut Database) -> Result<ConnectionDetails, ProviderError> {
@@ -312,13 +361,29 @@ impl ExternalClient<Database> for PostgresClient {
         if let Some(owner) = &mr.spec.for_provider.owner {
             self.require_roles(&action, &[owner]).await?;
         }
+        let mark = mark_literal(mr.meta().uid.as_deref())?;
         let sql = create_statement(&name, &mr.spec.for_provider);
         match self.session.batch(&action, &sql).await? {
-            // Already there (an earlier attempt whose result was lost): the next observe
-            // compares it with the spec.
             Ok(()) => {}
-            Err(db) if *db.code() == SqlState::DUPLICATE_DATABASE => {}
+            // Observe found no database a moment ago, so someone else made it meanwhile:
+            // never take it over here. The failure is recorded, and the next observe
+            // reports whose it is.
+            Err(db) if *db.code() == SqlState::DUPLICATE_DATABASE => {
+                return Err(ProviderError::Transient(format!(
+                    "cannot {action}: a database of that name was created meanwhile by someone else"
+                )));
+            }
             Err(db) => return Err(self.session.origin().db_error(&action, &db)),
+        }
+        // CREATE DATABASE cannot run in a transaction, so the mark follows it. A crash in
+        // between leaves an unmarked database and an unrecorded create, which the runtime
+        // marks on the next pass. A failed mark undoes the fresh, empty database, so that a
+        // recorded failure never leaves an unmarked database of Tessera's behind.
+        let comment = format!("COMMENT ON DATABASE {} IS {mark}", ident(&name));
+        if let Err(e) = self.session.execute(&action, &comment).await {
+            let drop = format!("DROP DATABASE IF EXISTS {}", ident(&name));
+            let _ = self.session.execute(&action, &drop).await;
+            return Err(e);
         }
         if let Some(t) = &mr.spec.for_provider.template {
             let status = mr.status.get_or_insert_with(Default::default);
@@ -334,7 +399,7 @@ impl ExternalClient<Database> for PostgresClient {
         let name = external_name(mr);
         validate_identifier("database name", &name)?;
         validate(&mr.spec.for_provider)?;
-        let Some(row) = self.read_database(&name).await? else {
+        let Some((row, _)) = self.read_database(&name, None).await? else {
             return Err(ProviderError::Transient(format!(
                 "database {name:?} disappeared before it could be updated"
             )));
@@ -362,7 +427,7 @@ impl ExternalClient<Database> for PostgresClient {
     async fn delete(&self, mr: &Database) -> Result<(), ProviderError> {
         let name = external_name(mr);
         validate_identifier("database name", &name)?;
-        let Some(row) = self.read_database(&name).await? else {
+        let Some((row, _)) = self.read_database(&name, None).await? else {
             return Ok(());
         };
         let action = format!("drop database {name:?}");

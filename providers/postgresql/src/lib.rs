@@ -21,6 +21,7 @@ mod database;
 mod error;
 mod grant;
 mod guard;
+mod ownership;
 mod role;
 mod session;
 mod sql;

@@ -12,6 +12,7 @@ use kube::Api;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tessera_engine::api::common::{ConnectionDetails, SecretKeySelector};
+use tessera_engine::managed::client::Ownership;
 use tessera_engine::managed::machine::external_name;
 use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
 
@@ -312,11 +313,14 @@ impl ExternalClient<KubernetesAuthBackendConfig> for VaultClient {
                 have["disable_local_ca_jwt"]
             ));
         }
+        // A setting of the auth method (guarded as an AuthBackend), with no identity of
+        // its own to take over.
         Ok(if out.is_empty() {
             Observation::up_to_date()
         } else {
             Observation::drifted(out.join("; "))
-        })
+        }
+        .with_ownership(Ownership::NotTracked))
     }
 
     async fn create(

@@ -11,6 +11,8 @@ use kube::{Api, ResourceExt};
 use serde_json::Value;
 use tessera_engine::api::common::ConnectionDetails;
 use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
+
+use crate::ownership;
 use vaultrs::api::kv2::requests::{SetSecretMetadataRequest, SetSecretRequestOptions};
 use vaultrs::api::kv2::responses::ReadSecretMetadataResponse;
 
@@ -147,6 +149,13 @@ fn have_metadata(m: &ReadSecretMetadataResponse) -> HaveMetadata {
         cas_required: m.cas_required,
         delete_version_after: ttl_seconds(&m.delete_version_after).unwrap_or(0),
     }
+}
+
+/// The uid in the secret's `tessera.dev/managed-resource-uid` custom metadata.
+fn kv_marked_uid(m: &ReadSecretMetadataResponse) -> Option<String> {
+    m.custom_metadata
+        .as_ref()
+        .and_then(|c| c.get(MANAGED_RESOURCE_UID).cloned())
 }
 
 /// Whether the latest version of `m` can be read (neither deleted nor destroyed).
@@ -315,10 +324,12 @@ impl ExternalClient<KVSecret> for VaultClient {
                 KVDeletion::AllVersions => meta.is_some(),
                 KVDeletion::LatestVersion => meta.as_ref().is_some_and(latest_readable),
             };
+            let marked = meta.as_ref().and_then(kv_marked_uid);
             return Ok(Observation {
                 exists,
                 ..Observation::default()
-            });
+            }
+            .with_ownership(ownership::of(marked.as_deref(), mr.uid().as_deref())));
         }
         let want_meta = check(&p)?;
         let Some(meta) = self.kv_metadata(&p).await? else {
@@ -349,7 +360,10 @@ impl ExternalClient<KVSecret> for VaultClient {
         } else {
             Observation::drifted(diffs.join("; "))
         };
-        Ok(observation.with_connection(self.kv_connection(&p)))
+        let owner = ownership::of(kv_marked_uid(&meta).as_deref(), mr.uid().as_deref());
+        Ok(observation
+            .with_connection(self.kv_connection(&p))
+            .with_ownership(owner))
     }
 
     async fn create(&self, mr: &mut KVSecret) -> Result<ConnectionDetails, ProviderError> {
@@ -358,6 +372,27 @@ impl ExternalClient<KVSecret> for VaultClient {
 
     async fn update(&self, mr: &mut KVSecret) -> Result<ConnectionDetails, ProviderError> {
         self.kv_write(mr).await
+    }
+
+    fn marks_ownership(&self) -> bool {
+        true
+    }
+
+    async fn mark(&self, mr: &KVSecret) -> Result<(), ProviderError> {
+        let p = &mr.spec.for_provider;
+        check(p)?;
+        let meta = self.kv_metadata(p).await?;
+        let mut custom: HashMap<String, String> =
+            meta.and_then(|m| m.custom_metadata).unwrap_or_default();
+        custom.insert(
+            MANAGED_RESOURCE_UID.to_string(),
+            mr.uid().unwrap_or_default(),
+        );
+        let mut req = SetSecretMetadataRequest::builder();
+        req.custom_metadata(custom);
+        vaultrs::kv2::set_metadata(self.vault(), &p.mount, &p.path, Some(&mut req))
+            .await
+            .map_err(|e| self.error(&self.kv_action("mark", p), e))
     }
 
     async fn delete(&self, mr: &KVSecret) -> Result<(), ProviderError> {

@@ -23,6 +23,7 @@ mod kubernetes_auth;
 mod kv_secret;
 mod mount;
 mod mounts;
+mod ownership;
 mod policy;
 
 use futures::future::BoxFuture;

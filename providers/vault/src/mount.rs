@@ -7,6 +7,8 @@ use tessera_engine::api::common::ConnectionDetails;
 use tessera_engine::managed::machine::external_name;
 use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
 
+use crate::ownership;
+
 use crate::api::{AuthBackend, Mount};
 use crate::connector::{VaultClient, deleting};
 use crate::mounts::{Desired, MountKind, check_path, difference};
@@ -63,11 +65,13 @@ async fn observe<M: MountLike>(c: &VaultClient, mr: &mut M) -> Result<Observatio
         let Ok(path) = path_of(mr) else {
             return Ok(Observation::absent());
         };
-        let exists = c.read_mount(M::KIND, &path).await?.is_some();
+        let have = c.read_mount(M::KIND, &path).await?;
+        let marked = have.as_ref().and_then(|h| h.marked_uid());
         return Ok(Observation {
-            exists,
+            exists: have.is_some(),
             ..Observation::default()
-        });
+        }
+        .with_ownership(ownership::of(marked.as_deref(), mr.uid().as_deref())));
     }
     let path = path_of(mr)?;
     let want = mr.desired()?;
@@ -75,25 +79,21 @@ async fn observe<M: MountLike>(c: &VaultClient, mr: &mut M) -> Result<Observatio
         return Ok(Observation::absent());
     };
     mr.record(have.observation());
+    let owner = ownership::of(have.marked_uid().as_deref(), mr.uid().as_deref());
     Ok(match difference(M::KIND, &path, &want, &have)? {
         None => Observation::up_to_date(),
         Some(diff) => Observation::drifted(diff),
-    })
+    }
+    .with_ownership(owner))
 }
 
 async fn create<M: MountLike>(c: &VaultClient, mr: &M) -> Result<ConnectionDetails, ProviderError> {
     let path = path_of(mr)?;
     let want = mr.desired()?;
-    // An earlier attempt may have landed (the runtime retries a lost create): tune
-    // what is there, if it is of the asked type, instead of failing on "path in use".
-    if let Some(have) = c.read_mount(M::KIND, &path).await? {
-        difference(M::KIND, &path, &want, &have)?;
-        c.tune_mount(M::KIND, &path, &want, &mr.uid().unwrap_or_default())
-            .await?;
-    } else {
-        c.enable_mount(M::KIND, &path, &want, &mr.uid().unwrap_or_default())
-            .await?;
-    }
+    // Vault refuses a second mount at a path ("path is already in use"): one made
+    // meanwhile is never taken over, and the next observe reports whose it is.
+    c.enable_mount(M::KIND, &path, &want, &mr.uid().unwrap_or_default())
+        .await?;
     Ok(ConnectionDetails::new())
 }
 
@@ -103,6 +103,12 @@ async fn update<M: MountLike>(c: &VaultClient, mr: &M) -> Result<ConnectionDetai
     c.tune_mount(M::KIND, &path, &want, &mr.uid().unwrap_or_default())
         .await?;
     Ok(ConnectionDetails::new())
+}
+
+async fn mark<M: MountLike>(c: &VaultClient, mr: &M) -> Result<(), ProviderError> {
+    let path = path_of(mr)?;
+    c.mark_mount(M::KIND, &path, &mr.uid().unwrap_or_default())
+        .await
 }
 
 async fn delete<M: MountLike>(c: &VaultClient, mr: &M) -> Result<(), ProviderError> {
@@ -128,6 +134,12 @@ impl ExternalClient<Mount> for VaultClient {
     async fn delete(&self, mr: &Mount) -> Result<(), ProviderError> {
         delete(self, mr).await
     }
+    fn marks_ownership(&self) -> bool {
+        true
+    }
+    async fn mark(&self, mr: &Mount) -> Result<(), ProviderError> {
+        mark(self, mr).await
+    }
 }
 
 #[async_trait]
@@ -147,5 +159,11 @@ impl ExternalClient<AuthBackend> for VaultClient {
     }
     async fn delete(&self, mr: &AuthBackend) -> Result<(), ProviderError> {
         delete(self, mr).await
+    }
+    fn marks_ownership(&self) -> bool {
+        true
+    }
+    async fn mark(&self, mr: &AuthBackend) -> Result<(), ProviderError> {
+        mark(self, mr).await
     }
 }

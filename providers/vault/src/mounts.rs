@@ -308,6 +308,33 @@ impl VaultClient {
         Ok(())
     }
 
+    /// Adds the mark of the managed resource `uid` to the mount's options, keeping the
+    /// others.
+    pub(crate) async fn mark_mount(
+        &self,
+        kind: MountKind,
+        path: &str,
+        uid: &str,
+    ) -> Result<(), ProviderError> {
+        let Some(have) = self.read_mount(kind, path).await? else {
+            return Err(ProviderError::Transient(format!(
+                "cannot mark the {} at {path:?}: it is gone",
+                kind.what()
+            )));
+        };
+        let mut options = have.options.clone();
+        options.insert(MANAGED_RESOURCE_UID.to_string(), uid.to_string());
+        let body = json!({ "options": options });
+        self.raw(
+            Method::POST,
+            &format!("{}/{path}/tune", kind.sys()),
+            Some(&body),
+        )
+        .await
+        .map_err(|e| self.error(&format!("mark the {} at {path:?}", kind.what()), e))?;
+        Ok(())
+    }
+
     /// Disables the mount (no error when it is already gone).
     pub(crate) async fn disable_mount(
         &self,

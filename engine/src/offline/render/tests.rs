@@ -51,6 +51,7 @@ fn run(
         composition,
         xrd,
         observed,
+        composable: &ComposableResources::defaults(["postgresql.sql.tessera.dev"]),
     })
     .map_err(|e| e.to_string())
 }
@@ -217,4 +218,42 @@ fn observed_objects_that_belong_to_nothing_are_noted_and_ignored() {
         out.contains("# connection secret shop/orders-db; keys: none"),
         "{out}"
     );
+}
+
+#[test]
+fn a_composition_rendering_a_refused_kind_fails_with_the_controllers_message() {
+    let composition = text("composition.yaml")
+        .replace("kind: Grant", "kind: ClusterRoleBinding")
+        .replace(
+            "apiVersion: postgresql.sql.tessera.dev/v1alpha1\n      kind: ClusterRoleBinding",
+            "apiVersion: rbac.authorization.k8s.io/v1\n      kind: ClusterRoleBinding",
+        );
+    assert!(
+        composition.contains("rbac.authorization.k8s.io/v1"),
+        "the shipped composition's grant became a ClusterRoleBinding"
+    );
+    let dir = Scratch::new("refused", &[("composition.yaml", composition)]);
+    let err = run(
+        &shipped("example-claim.yaml"),
+        &dir.join("composition.yaml"),
+        Some(&shipped("xrd.yaml")),
+        None,
+    )
+    .expect_err("refused");
+    assert!(
+        err.contains(
+            "resource 'grant' (rbac.authorization.k8s.io/v1 ClusterRoleBinding) is not in the \
+             controller's composable resources (postgresql.sql.tessera.dev, core/Secret, \
+             core/ConfigMap); nothing of this composite is applied"
+        ),
+        "{err}"
+    );
+    let allowed = render(&RenderInput {
+        claim_or_xr: &shipped("example-claim.yaml"),
+        composition: &dir.join("composition.yaml"),
+        xrd: Some(&shipped("xrd.yaml")),
+        observed: None,
+        composable: &ComposableResources::any(),
+    });
+    assert!(allowed.is_ok(), "rendered with `*`: {allowed:?}");
 }

@@ -234,3 +234,43 @@ fn broken_xrds_are_reported_and_kinds_of_other_groups_are_skipped() {
         "2 objects in 2 files: 1 error (1 of kinds without a schema not checked)"
     );
 }
+
+#[test]
+fn composition_resources_of_refused_kinds_are_reported_against_the_given_list() {
+    let pg = ComposableResources::defaults(["postgresql.sql.tessera.dev"]);
+    let (docs, _, problems) = read_paths(&[repo().join("compositions")]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(
+        not_composable(&docs, &pg).is_empty(),
+        "the shipped composition composes only PostgreSQL kinds"
+    );
+    let composition = replaced(
+        &shipped("composition.yaml"),
+        "apiVersion: postgresql.sql.tessera.dev/v1alpha1\n      kind: Grant",
+        "apiVersion: rbac.authorization.k8s.io/v1\n      kind: ClusterRoleBinding",
+    );
+    let docs = parse_documents("composition.yaml", &composition).expect("parses");
+    let got: Vec<String> = not_composable(&docs, &pg)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "composition.yaml:6: Composition/postgres-shared resources[2] 'grant' base: \
+          rbac.authorization.k8s.io/v1 ClusterRoleBinding is not in the controller's composable \
+          resources (postgresql.sql.tessera.dev, core/Secret, core/ConfigMap): a composite using \
+          this Composition gets none of its resources applied (tessera controller \
+          --composable-resources; give tessera validate the same list)"
+        ]
+    );
+    let allowing = ComposableResources::parse(
+        "default,rbac.authorization.k8s.io/ClusterRoleBinding",
+        ["postgresql.sql.tessera.dev"],
+    )
+    .expect("list");
+    assert!(
+        not_composable(&docs, &allowing).is_empty(),
+        "listed kinds pass"
+    );
+}

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use kube::Resource;
 use tessera_engine::api::common::ConnectionDetails;
 use tessera_engine::api::common::annotations::EXTERNAL_NAME;
-use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{
+    CreateIdentity, ExternalClient, Observation, Ownership, ProviderError,
+};
 
 use crate::api::{Grant, GrantObservation};
 use tessera_engine::managed::machine::external_name;
@@ -161,7 +163,7 @@ impl ExternalClient<Grant> for PostgresClient {
         if deleting(mr) {
             let identity = identity_to_delete(mr)?;
             return Ok(if self.identity_exists(&identity).await? {
-                Observation::up_to_date()
+                Observation::up_to_date().with_ownership(Ownership::NotTracked)
             } else {
                 Observation::absent()
             });
@@ -215,11 +217,14 @@ impl ExternalClient<Grant> for PostgresClient {
             }
         };
         mr.status.get_or_insert_with(Default::default).at_provider = Some(observation);
-        Ok(if diff.is_empty() {
+        // A grant is no object of its own that could be taken over: it relates a role to a
+        // database or group, and those are guarded by their own managed resources.
+        let observation = if diff.is_empty() {
             Observation::up_to_date()
         } else {
             Observation::drifted(diff.join("; "))
-        })
+        };
+        Ok(observation.with_ownership(Ownership::NotTracked))
     }
 
     async fn create(&self, mr: &mut Grant) -> Result<ConnectionDetails, ProviderError> {

@@ -18,7 +18,9 @@ pub(crate) mod plan;
 use async_trait::async_trait;
 use kube::Resource;
 use tessera_engine::api::common::ConnectionDetails;
-use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{
+    CreateIdentity, ExternalClient, Observation, Ownership, ProviderError,
+};
 use tokio_postgres::error::SqlState;
 
 use crate::api::{ROTATE_PASSWORD_ANNOTATION, Role, RoleObservation};
@@ -26,33 +28,56 @@ use tessera_engine::managed::machine::external_name;
 
 use crate::connector::{PostgresClient, deleting};
 use crate::error::role_still_referenced;
+use crate::ownership::{RoleFacts, mark_literal, role_ownership};
 use crate::sql::{ident, validate_identifier};
 use password::{Password, Source};
 use plan::RoleRow;
 
 const SELECT_ROLE: &str = "SELECT rolcanlogin, rolcreatedb, rolcreaterole, rolinherit, \
-     rolreplication, rolbypassrls, rolsuper, rolconnlimit, COALESCE(rolconfig, '{}') \
+     rolreplication, rolbypassrls, rolsuper, rolconnlimit, COALESCE(rolconfig, '{}'), \
+     rolname = current_user, pg_catalog.shobj_description(oid, 'pg_authid') \
      FROM pg_catalog.pg_roles WHERE rolname = $1";
 
 impl PostgresClient {
-    async fn read_role(&self, name: &str) -> Result<Option<RoleRow>, ProviderError> {
+    /// The role `name` and who it belongs to, seen by the managed resource with `uid`.
+    async fn read_role(
+        &self,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<Option<(RoleRow, Ownership)>, ProviderError> {
         let row = self
             .session
             .query_opt(&format!("read role {name:?}"), SELECT_ROLE, &[&name])
             .await?;
-        Ok(row.map(|r| RoleRow {
-            login: r.get(0),
-            create_db: r.get(1),
-            create_role: r.get(2),
-            inherit: r.get(3),
-            replication: r.get(4),
-            bypass_rls: r.get(5),
-            super_user: r.get(6),
-            connection_limit: r.get(7),
-            configuration_parameters: plan::parse_rolconfig(&r.get::<_, Vec<String>>(8)),
+        Ok(row.map(|r| {
+            let comment: Option<String> = r.get(10);
+            let facts = RoleFacts {
+                name,
+                comment: comment.as_deref(),
+                super_user: r.get(6),
+                is_current_user: r.get(9),
+            };
+            let ownership = role_ownership(&facts, uid);
+            (role_row(&r), ownership)
         }))
     }
+}
 
+fn role_row(r: &tokio_postgres::Row) -> RoleRow {
+    RoleRow {
+        login: r.get(0),
+        create_db: r.get(1),
+        create_role: r.get(2),
+        inherit: r.get(3),
+        replication: r.get(4),
+        bypass_rls: r.get(5),
+        super_user: r.get(6),
+        connection_limit: r.get(7),
+        configuration_parameters: plan::parse_rolconfig(&r.get::<_, Vec<String>>(8)),
+    }
+}
+
+impl PostgresClient {
     fn connection(&self, name: &str, password: Option<&Password>) -> ConnectionDetails {
         let mut c = ConnectionDetails::new();
         c.insert("username", name);
@@ -139,17 +164,36 @@ impl ExternalClient<Role> for PostgresClient {
         CreateIdentity::Deterministic
     }
 
+    // Roles carry the managed resource's uid in their comment (see crate::ownership).
+    fn marks_ownership(&self) -> bool {
+        true
+    }
+
+    async fn mark(&self, mr: &Role) -> Result<(), ProviderError> {
+        let name = external_name(mr);
+        validate_identifier("role name", &name)?;
+        let sql = format!(
+            "COMMENT ON ROLE {} IS {}",
+            ident(&name),
+            mark_literal(mr.meta().uid.as_deref())?
+        );
+        self.session
+            .execute(&format!("mark role {name:?} as managed by Tessera"), &sql)
+            .await
+    }
+
     async fn observe(&self, mr: &mut Role) -> Result<Observation, ProviderError> {
         let name = external_name(mr);
         validate_identifier("role name", &name)?;
+        let mr_uid = mr.meta().uid.clone();
         if deleting(mr) {
-            return Ok(match self.read_role(&name).await? {
-                Some(_) => Observation::up_to_date(),
+            return Ok(match self.read_role(&name, mr_uid.as_deref()).await? {
+                Some((_, ownership)) => Observation::up_to_date().with_ownership(ownership),
                 None => Observation::absent(),
             });
         }
         plan::validate(&mr.spec.for_provider)?;
-        let Some(row) = self.read_role(&name).await? else {
+        let Some((row, ownership)) = self.read_role(&name, mr_uid.as_deref()).await? else {
             return Ok(Observation::absent());
         };
         let previous = recorded(mr);
@@ -192,11 +236,14 @@ impl ExternalClient<Role> for PostgresClient {
         mr.status.get_or_insert_with(Default::default).at_provider =
             Some(observation(&row, previous));
         let connection = self.connection(&name, password.as_ref());
-        Ok(if diff.is_empty() {
-            Observation::up_to_date().with_connection(connection)
+        let observation = if diff.is_empty() {
+            Observation::up_to_date()
         } else {
-            Observation::drifted(diff.join("; ")).with_connection(connection)
-        })
+            Observation::drifted(diff.join("; "))
+        };
+        Ok(observation
+            .with_connection(connection)
+            .with_ownership(ownership))
     }
 
     async fn create(&self, mr: &mut Role) -> Result<ConnectionDetails, ProviderError> {
@@ -209,13 +256,25 @@ impl ExternalClient<Role> for PostgresClient {
             None => None,
         };
         let verifier = password.as_ref().map(Password::scram_verifier);
-        let sql = plan::create_statements(&name, &mr.spec.for_provider, verifier.as_deref());
+        // The mark goes in the same implicit transaction as the role: a role Tessera made is
+        // never without it, even after a crash.
+        let sql = format!(
+            "{}; COMMENT ON ROLE {} IS {}",
+            plan::create_statements(&name, &mr.spec.for_provider, verifier.as_deref()),
+            ident(&name),
+            mark_literal(mr.meta().uid.as_deref())?
+        );
         let action = format!("create role {name:?}");
         match self.session.batch(&action, &sql).await? {
             Ok(()) => {}
-            // Created by an earlier attempt whose result was lost, or by someone else:
-            // make it match the spec instead.
-            Err(db) if *db.code() == SqlState::DUPLICATE_OBJECT => return self.update(mr).await,
+            // Observe found no role a moment ago, so someone else made it meanwhile: never
+            // take it over here. The failure is recorded, and the next observe reports
+            // whose it is.
+            Err(db) if *db.code() == SqlState::DUPLICATE_OBJECT => {
+                return Err(ProviderError::Transient(format!(
+                    "cannot {action}: a role of that name was created meanwhile by someone else"
+                )));
+            }
             Err(db) => return Err(self.session.origin().db_error(&action, &db)),
         }
         if let Some(p) = &password {
@@ -228,7 +287,7 @@ impl ExternalClient<Role> for PostgresClient {
         let name = external_name(mr);
         validate_identifier("role name", &name)?;
         plan::validate(&mr.spec.for_provider)?;
-        let Some(row) = self.read_role(&name).await? else {
+        let Some((row, _)) = self.read_role(&name, None).await? else {
             return Err(ProviderError::Transient(format!(
                 "role {name:?} disappeared before it could be updated"
             )));

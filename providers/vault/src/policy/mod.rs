@@ -6,12 +6,14 @@ mod hcl;
 use async_trait::async_trait;
 use kube::ResourceExt;
 use tessera_engine::api::common::ConnectionDetails;
+use tessera_engine::managed::client::Ownership;
 use tessera_engine::managed::machine::external_name;
 use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
 
 use crate::api::{Policy, PolicyObservation};
 use crate::connector::{VaultClient, deleting};
 use crate::error::CallError;
+use crate::ownership;
 
 /// Policies Vault keeps for itself: root cannot be changed, default is attached to
 /// every token and changing it changes every token's rights.
@@ -32,6 +34,14 @@ fn check_name(name: &str) -> Result<(), ProviderError> {
         )));
     }
     Ok(())
+}
+
+/// Who the policy with `text` belongs to: its mark line names the managed resource.
+fn policy_ownership(text: Option<&str>, mr: &Policy) -> Ownership {
+    ownership::of(
+        text.and_then(hcl::marked_uid).as_deref(),
+        mr.uid().as_deref(),
+    )
 }
 
 /// The HCL the spec asks for, without the mark; `None` when the spec leaves the rules
@@ -102,11 +112,12 @@ impl ExternalClient<Policy> for VaultClient {
             if check_name(&name).is_err() {
                 return Ok(Observation::absent());
             }
-            let exists = self.read_policy(&name).await?.is_some();
+            let have = self.read_policy(&name).await?;
             return Ok(Observation {
-                exists,
+                exists: have.is_some(),
                 ..Observation::default()
-            });
+            }
+            .with_ownership(policy_ownership(have.as_deref(), mr)));
         }
         check_name(&name)?;
         let want = desired(mr)?;
@@ -120,14 +131,42 @@ impl ExternalClient<Policy> for VaultClient {
             paths,
             managed_resource_uid: hcl::marked_uid(&have),
         });
+        let ownership = policy_ownership(Some(&have), mr);
         Ok(match want.and_then(|w| hcl::difference(&w, &have)) {
             None => Observation::up_to_date(),
             Some(diff) => Observation::drifted(diff),
-        })
+        }
+        .with_ownership(ownership))
     }
 
     async fn create(&self, mr: &mut Policy) -> Result<ConnectionDetails, ProviderError> {
+        // Writing a policy replaces any policy of that name: one made meanwhile by someone
+        // else is not taken over (the next observe reports whose it is).
+        let name = external_name(mr);
+        if self.read_policy(&name).await?.is_some() {
+            return Err(ProviderError::Transient(format!(
+                "policy {name:?} appeared in Vault before this create; not taking it over"
+            )));
+        }
         self.write_policy(mr).await
+    }
+
+    fn marks_ownership(&self) -> bool {
+        true
+    }
+
+    async fn mark(&self, mr: &Policy) -> Result<(), ProviderError> {
+        let name = external_name(mr);
+        check_name(&name)?;
+        let Some(text) = self.read_policy(&name).await? else {
+            return Err(ProviderError::Transient(format!(
+                "cannot mark policy {name:?}: it is gone"
+            )));
+        };
+        let marked = hcl::with_mark(&text, &mr.uid().unwrap_or_default());
+        vaultrs::sys::policy::set(self.vault(), &name, &marked)
+            .await
+            .map_err(|e| self.error(&format!("mark policy {name:?}"), e))
     }
 
     async fn update(&self, mr: &mut Policy) -> Result<ConnectionDetails, ProviderError> {
