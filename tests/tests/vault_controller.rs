@@ -842,3 +842,63 @@ async fn a_revoked_token_is_reported_as_such_and_a_new_one_is_used_without_a_res
     delete(&client, VAULT_API, "Policy", &p).await;
     wait_gone(&client, VAULT_API, "Policy", &p).await;
 }
+
+#[tokio::test]
+async fn an_existing_policy_is_refused_until_adopted_then_marked_and_managed() {
+    let (env, client, pc) = setup().await;
+    let vault = env.vault();
+    let p = unique("theirs");
+    let theirs = "path \"secret/data/theirs/*\" { capabilities = [\"read\"] }";
+    vaultrs::sys::policy::set(&vault, &p, theirs).await.unwrap();
+    let rules = json!({ "rules": [{ "paths": ["secret/data/ours/*"], "capabilities": ["read"] }] });
+
+    apply(&client, managed("Policy", &p, &pc, rules.clone())).await;
+    let synced = wait_sync_error(
+        &client,
+        VAULT_API,
+        "Policy",
+        &p,
+        "was not created by Tessera",
+    )
+    .await;
+    assert_eq!(synced.reason, "ExternalResourceNotOwned");
+    wait_reconciled("Policy", None, &p, Instant::now(), Duration::from_secs(30)).await;
+    assert_eq!(
+        policy_text(&vault, &p).await.as_deref(),
+        Some(theirs),
+        "a policy Tessera did not make is not changed"
+    );
+
+    // Marked by another managed resource: still not taken over.
+    let other = format!("# tessera.dev/managed-resource-uid=someone-else-uid\n{theirs}");
+    vaultrs::sys::policy::set(&vault, &p, &other).await.unwrap();
+    wait_sync_error(&client, VAULT_API, "Policy", &p, "someone-else-uid").await;
+    assert_eq!(
+        policy_text(&vault, &p).await.as_deref(),
+        Some(other.as_str())
+    );
+
+    // Adopted: marked with this managed resource's uid, then made to match the spec.
+    let mut obj = managed("Policy", &p, &pc, rules);
+    obj["spec"]["adoptExisting"] = json!(true);
+    let applied = apply(&client, obj).await;
+    let uid = applied.metadata.uid.clone().unwrap();
+    wait_ready(&client, VAULT_API, "Policy", &p).await;
+    let text = policy_text(&vault, &p).await.unwrap();
+    assert!(
+        text.starts_with(&format!("# tessera.dev/managed-resource-uid={uid}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("secret/data/ours/*") && !text.contains("theirs"),
+        "{text}"
+    );
+
+    delete(&client, VAULT_API, "Policy", &p).await;
+    wait_gone(&client, VAULT_API, "Policy", &p).await;
+    assert_eq!(
+        policy_text(&vault, &p).await,
+        None,
+        "an adopted policy is deleted"
+    );
+}
