@@ -308,6 +308,91 @@ pub fn start_controller_in_process(env: &TestEnv) {
     });
 }
 
+/// Runs the Vault provider's controllers in this test process, once per test binary, on a
+/// runtime of their own (see [`start_controller_in_process`]).
+pub fn start_vault_controller_in_process(env: &TestEnv) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        spawn_on_own_runtime(env, |env| async move {
+            let client = env.kube().await;
+            let opts = tessera_engine::managed::ControllerOptions {
+                poll_interval: Duration::from_secs(5),
+                max_backoff: Duration::from_secs(5),
+                ..Default::default()
+            };
+            tessera_provider_vault::run(client, opts).await;
+        });
+    });
+}
+
+/// A token of ServiceAccount `sa` in `ns` (created if needed), from the TokenRequest API.
+pub async fn service_account_token(client: &kube::Client, ns: &str, sa: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), ns);
+    apply(
+        client,
+        serde_json::json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": sa, "namespace": ns } }),
+    )
+    .await;
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    api.create_token_request(sa, &Default::default(), &req)
+        .await
+        .expect("token request")
+        .status
+        .and_then(|s| s.token)
+        .expect("token")
+}
+
+/// Group/version of the Vault provider's kinds.
+pub const VAULT_API: &str = "vault.tessera.dev/v1alpha1";
+
+impl TestEnv {
+    /// A client of the test OpenBao server with its root token.
+    pub fn vault(&self) -> vaultrs::client::VaultClient {
+        let settings = vaultrs::client::VaultClientSettingsBuilder::default()
+            .address(self.get("VAULT_ADDR"))
+            .token(self.get("VAULT_TOKEN"))
+            .build()
+            .expect("vault settings");
+        vaultrs::client::VaultClient::new(settings).expect("vault client")
+    }
+}
+
+/// Creates a Vault ProviderConfig named `name` (and its credentials Secret holding `token`)
+/// pointing at the testenv OpenBao server.
+pub async fn vault_provider_config(env: &TestEnv, client: &Client, name: &str, token: &str) {
+    namespace(client, TEST_NAMESPACE).await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": format!("{name}-creds"), "namespace": TEST_NAMESPACE },
+            "stringData": { "token": token }
+        }),
+    )
+    .await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": VAULT_API, "kind": "ProviderConfig",
+            "metadata": { "name": name },
+            "spec": {
+                "address": env.get("VAULT_ADDR"),
+                "credentials": { "source": "Secret",
+                    "secretRef": { "name": format!("{name}-creds"), "namespace": TEST_NAMESPACE } }
+            }
+        }),
+    )
+    .await;
+}
+
 /// Group/version of the PostgreSQL provider's kinds.
 pub const PG_API: &str = "postgresql.sql.tessera.dev/v1alpha1";
 
@@ -655,7 +740,7 @@ pub fn kubectl(env: &TestEnv, args: &[&str]) -> String {
 
 /// Options of the composition controllers in tests: a short poll interval, so that
 /// safety-net requeues happen within the tests' timeouts, and the composable resources
-/// `tessera controller` has by default with the PostgreSQL provider.
+/// `tessera controller` has by default with the PostgreSQL and Vault providers.
 pub fn composition_test_options() -> tessera_engine::composition_controllers::CompositionOptions {
     tessera_engine::composition_controllers::CompositionOptions {
         poll_interval: Duration::from_secs(5),
@@ -664,13 +749,14 @@ pub fn composition_test_options() -> tessera_engine::composition_controllers::Co
     }
 }
 
-/// The composable resources `tessera controller` has by default with the PostgreSQL
-/// provider: its API group, `core/Secret` and `core/ConfigMap`.
+/// The composable resources `tessera controller` has by default with the PostgreSQL and
+/// Vault providers (the default features): their API groups, `core/Secret` and
+/// `core/ConfigMap`.
 pub fn default_composable() -> tessera_engine::composable::ComposableResources {
     use tessera_engine::provider::Provider;
-    tessera_engine::composable::ComposableResources::defaults(
-        tessera_provider_postgresql::PostgresqlProvider.groups(),
-    )
+    let mut groups = tessera_provider_postgresql::PostgresqlProvider.groups();
+    groups.extend(tessera_provider_vault::VaultProvider.groups());
+    tessera_engine::composable::ComposableResources::defaults(groups)
 }
 
 /// Runs the composition controllers in this test process, once per test binary, on a

@@ -178,9 +178,10 @@ impl Isolated {
     }
 }
 
-/// The default list of `tessera controller` with the PostgreSQL provider, as its message
-/// prints it.
-const DEFAULT_LIST: &str = "postgresql.sql.tessera.dev, core/Secret, core/ConfigMap";
+/// The default list of `tessera controller` with the PostgreSQL and Vault providers, as
+/// its message prints it.
+const DEFAULT_LIST: &str =
+    "postgresql.sql.tessera.dev, vault.tessera.dev, core/Secret, core/ConfigMap";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composition_composing_a_cluster_role_binding_gets_nothing_applied_and_says_why() {
