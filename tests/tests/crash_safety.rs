@@ -12,6 +12,10 @@ use tessera_tests::{
 };
 
 /// The tests of this file each run their own controller processes, which must not overlap.
+/// The controller processes run the PostgreSQL provider only: a leftover object of another
+/// provider must not be the create after which the fault hook ends the process.
+const ONLY_POSTGRESQL: (&str, &str) = ("TESSERA_PROVIDERS", "postgresql");
+
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn oid(pg: &tokio_postgres::Client, sql: &str, name: &str) -> Vec<u32> {
@@ -34,7 +38,10 @@ async fn crash_after_external_create_neither_duplicates_nor_leaks() {
     let pg = env.postgres().await;
     let role_oids = "SELECT oid FROM pg_roles WHERE rolname = $1";
     let db_oids = "SELECT oid FROM pg_database WHERE datname = $1";
-    let crash = [("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")];
+    let crash = [
+        ONLY_POSTGRESQL,
+        ("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1"),
+    ];
 
     let r = unique("crashrole");
     let d = unique("crashdb");
@@ -81,7 +88,7 @@ async fn crash_after_external_create_neither_duplicates_nor_leaks() {
     assert_eq!(db_after_crash.len(), 1, "the database was created once");
 
     // 3. A normal restart adopts both: same objects (same oids), nothing created twice.
-    let controller = ControllerProcess::spawn(&env, &[]).unwrap();
+    let controller = ControllerProcess::spawn(&env, &[ONLY_POSTGRESQL]).unwrap();
     wait_ready(&client, PG_API, "Role", &r).await;
     wait_ready(&client, PG_API, "Database", &d).await;
     assert_eq!(
@@ -136,7 +143,7 @@ async fn an_interrupted_create_whose_role_is_missing_is_retried_and_makes_exactl
         }),
     )
     .await;
-    let controller = ControllerProcess::spawn(&env, &[]).unwrap();
+    let controller = ControllerProcess::spawn(&env, &[ONLY_POSTGRESQL]).unwrap();
     let obj = wait_ready(&client, PG_API, "Role", &r).await;
     let pg = env.postgres().await;
     assert_eq!(
@@ -219,9 +226,14 @@ async fn killing_the_controller_at_many_points_leaves_every_pair_ready_once_with
     // 1. Three controllers die right after an external create, before recording it; the
     //    creates running beside it at that moment die wherever they were.
     for _ in 0..3 {
-        let mut c =
-            ControllerProcess::spawn(&env, &[("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")])
-                .unwrap();
+        let mut c = ControllerProcess::spawn(
+            &env,
+            &[
+                ONLY_POSTGRESQL,
+                ("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1"),
+            ],
+        )
+        .unwrap();
         let code = c
             .wait_exit(Duration::from_secs(60))
             .await
@@ -236,7 +248,7 @@ async fn killing_the_controller_at_many_points_leaves_every_pair_ready_once_with
 
     // 2. Six controllers are killed (SIGKILL) at random moments while they work.
     for _ in 0..6 {
-        let c = ControllerProcess::spawn(&env, &[]).unwrap();
+        let c = ControllerProcess::spawn(&env, &[ONLY_POSTGRESQL]).unwrap();
         tokio::time::sleep(Duration::from_millis(rand::random_range(300..2500))).await;
         drop(c);
     }
@@ -247,7 +259,7 @@ async fn killing_the_controller_at_many_points_leaves_every_pair_ready_once_with
     );
 
     // 3. A controller that is left running makes every object Ready, with no human action.
-    let controller = ControllerProcess::spawn(&env, &[]).unwrap();
+    let controller = ControllerProcess::spawn(&env, &[ONLY_POSTGRESQL]).unwrap();
     for (r, d) in roles.iter().zip(&databases) {
         wait_ready(&client, PG_API, "Role", r).await;
         wait_ready(&client, PG_API, "Database", d).await;
