@@ -479,7 +479,10 @@ pub async fn drive<M: Managed>(
     }
 
     if let Some(target) = &spec.write_connection_secret_to_ref {
-        effects.publish_secret(obj, target, &connection).await?;
+        effects
+            .publish_secret(obj, target, &connection)
+            .await
+            .map_err(|e| connection_secret_failure(target, e))?;
     }
 
     if observation.available {
@@ -489,6 +492,23 @@ pub async fn drive<M: Managed>(
         // Not usable yet (still being provisioned): look again soon.
         let ready = Condition::unavailable("");
         Ok(success(ready, Duration::from_secs(5).min(poll)))
+    }
+}
+
+/// A connection Secret that cannot be written (its namespace is missing, a webhook or
+/// quota refuses it) is the object's failure, not the controller's: it goes to the Synced
+/// condition and a Warning event with the API server's message, and is retried with backoff.
+/// Other Kubernetes failures stay the reconciler's own errors.
+fn connection_secret_failure(target: &SecretReference, e: Error) -> Failure {
+    match e {
+        Error::WriteSecret(_, kube::Error::Api(status)) => {
+            Failure::Provider(ProviderError::Transient(format!(
+                "cannot write the connection Secret {}/{}: {} ({}); create the namespace or fix \
+             spec.writeConnectionSecretToRef",
+                target.namespace, target.name, status.message, status.reason
+            )))
+        }
+        e => Failure::Kube(e),
     }
 }
 

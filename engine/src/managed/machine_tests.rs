@@ -47,6 +47,8 @@ type ExternalClientFns = crate::testing::ExternalClientFns<Widget>;
 struct RecordingEffects {
     writes: Mutex<Vec<String>>,
     secrets: Mutex<Vec<ConnectionDetails>>,
+    /// The API server refuses the connection Secret with this message.
+    refuse_secret: Option<&'static str>,
 }
 
 impl RecordingEffects {
@@ -79,6 +81,13 @@ impl Effects<Widget> for RecordingEffects {
         target: &SecretReference,
         details: &ConnectionDetails,
     ) -> Result<(), Error> {
+        if let Some(message) = self.refuse_secret {
+            let status = kube::core::Status::failure(message, "NotFound").with_code(404);
+            return Err(Error::WriteSecret(
+                "widget".into(),
+                kube::Error::Api(status.boxed()),
+            ));
+        }
         self.writes
             .lock()
             .unwrap()
@@ -942,6 +951,30 @@ async fn connection_secret_merges_observed_and_created_details() {
     assert_eq!(secrets.len(), 1);
     assert_eq!(secrets[0].get_str("password"), Some("s3cret"));
     assert_eq!(secrets[0].get_str("endpoint"), Some("db"));
+}
+
+#[tokio::test]
+async fn a_connection_secret_the_api_server_refuses_is_the_objects_failure_with_its_message() {
+    let effects = RecordingEffects {
+        refuse_secret: Some("namespaces \"apps\" not found"),
+        ..RecordingEffects::default()
+    };
+    let mut obj = widget();
+    obj.spec.resource.write_connection_secret_to_ref = Some(SecretReference {
+        name: "conn".into(),
+        namespace: "apps".into(),
+    });
+    let client = ExternalClientFns::new(absent_then(Observation::up_to_date()));
+    let mut mr = obj.clone();
+    match drive(&effects, &client, &mut mr, Duration::from_secs(60)).await {
+        Err(Failure::Provider(ProviderError::Transient(message))) => assert_eq!(
+            message,
+            "cannot write the connection Secret apps/conn: namespaces \"apps\" not found \
+             (NotFound); create the namespace or fix spec.writeConnectionSecretToRef"
+        ),
+        Err(Failure::Kube(e)) => panic!("a controller error, so no condition says it: {e}"),
+        _ => panic!("the refused Secret is a failure of the object"),
+    }
 }
 
 #[test]
