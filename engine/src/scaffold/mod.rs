@@ -131,6 +131,11 @@ pub async fn run<K, C, E, F, Fut>(
         let reconciling = reconcile(obj.clone(), ctx.clone());
         let dyntype = dyntype.clone();
         async move {
+            // Without the test faults the block only awaits the reconcile.
+            #[cfg_attr(
+                not(any(test, feature = "testing")),
+                allow(clippy::redundant_async_block)
+            )]
             let guarded = std::panic::AssertUnwindSafe(async {
                 #[cfg(any(test, feature = "testing"))]
                 crate::testing::panic_if_injected(&obj.name_any());
