@@ -34,13 +34,30 @@ async fn crash_after_create_db_instance_adopts_the_instance_and_never_duplicates
     let uid = applied.metadata.uid.clone().unwrap();
 
     // 1. The controller creates the instance, then dies before recording the result.
-    let mut c = ControllerProcess::spawn(&env, &[("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")]).unwrap();
-    let code = c.wait_exit(Duration::from_secs(60)).await.expect("controller exits");
-    assert_eq!(code, Some(86), "exited through the hook; log: {}", c.log().display());
-    let described = rds.describe_db_instances().db_instance_identifier(&name).send().await.expect("created");
+    let mut c =
+        ControllerProcess::spawn(&env, &[("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")])
+            .unwrap();
+    let code = c
+        .wait_exit(Duration::from_secs(60))
+        .await
+        .expect("controller exits");
+    assert_eq!(
+        code,
+        Some(86),
+        "exited through the hook; log: {}",
+        c.log().display()
+    );
+    let described = rds
+        .describe_db_instances()
+        .db_instance_identifier(&name)
+        .send()
+        .await
+        .expect("created");
     let first = described.db_instances()[0].clone();
     let resource_id = first.dbi_resource_id().unwrap().to_string();
-    let tagged = first.tag_list().iter().any(|t| t.key() == Some("tessera.dev/managed-resource-uid") && t.value() == Some(uid.as_str()));
+    let tagged = first.tag_list().iter().any(|t| {
+        t.key() == Some("tessera.dev/managed-resource-uid") && t.value() == Some(uid.as_str())
+    });
     assert!(tagged, "the create call carried the ownership tag");
     let obj = get(&client, RDS_API, "DBInstance", &name).await.unwrap();
     let ann = obj.metadata.annotations.clone().unwrap_or_default();
@@ -51,9 +68,17 @@ async fn crash_after_create_db_instance_adopts_the_instance_and_never_duplicates
     let controller = ControllerProcess::spawn(&env, &[]).unwrap();
     let ready = wait_ready(&client, RDS_API, "DBInstance", &name).await;
     assert!(condition(&ready, "Synced").is_some_and(|c| c.is_true()));
-    assert_eq!(ready.data["status"]["atProvider"]["resourceId"], resource_id.as_str(), "adopted, not re-created");
+    assert_eq!(
+        ready.data["status"]["atProvider"]["resourceId"],
+        resource_id.as_str(),
+        "adopted, not re-created"
+    );
     let all = rds.describe_db_instances().send().await.unwrap();
-    let same_name = all.db_instances().iter().filter(|d| d.db_instance_identifier() == Some(name.as_str())).count();
+    let same_name = all
+        .db_instances()
+        .iter()
+        .filter(|d| d.db_instance_identifier() == Some(name.as_str()))
+        .count();
     assert_eq!(same_name, 1);
 
     // The password generated before the crash is the one published (it was kept in its
@@ -62,7 +87,9 @@ async fn crash_after_create_db_instance_adopts_the_instance_and_never_duplicates
         .await
         .expect("generated password Secret");
     let conn = wait_for(Duration::from_secs(30), || async {
-        secret_data(&client, TEST_NAMESPACE, &format!("{name}-conn")).await.filter(|d| d.contains_key("password"))
+        secret_data(&client, TEST_NAMESPACE, &format!("{name}-conn"))
+            .await
+            .filter(|d| d.contains_key("password"))
     })
     .await
     .unwrap();
@@ -71,7 +98,14 @@ async fn crash_after_create_db_instance_adopts_the_instance_and_never_duplicates
     // 3. Nothing leaks.
     delete(&client, RDS_API, "DBInstance", &name).await;
     wait_gone(&client, RDS_API, "DBInstance", &name).await;
-    let gone = rds.describe_db_instances().db_instance_identifier(&name).send().await;
-    assert!(gone.is_err_and(|e| e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault())));
+    let gone = rds
+        .describe_db_instances()
+        .db_instance_identifier(&name)
+        .send()
+        .await;
+    assert!(gone.is_err_and(|e| {
+        e.as_service_error()
+            .is_some_and(|s| s.is_db_instance_not_found_fault())
+    }));
     drop(controller);
 }

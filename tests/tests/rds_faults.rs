@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tessera_tests::{
     RDS_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, events_about, install_crds,
     rds_provider_config, start_rds_controller_in_process, unique, wait_gone, wait_object,
     wait_ready, wait_reconciled,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// How many answers to DescribeDBInstances say `creating` instead of `available`.
 const CREATING_DESCRIBES: usize = 3;
@@ -41,7 +41,8 @@ impl Proxy {
 }
 
 fn field<'a>(form: &'a str, key: &str) -> Option<&'a str> {
-    form.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    form.split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// One HTTP/1.1 message from `conn`: head and body (by Content-Length); `None` at EOF.
@@ -53,7 +54,8 @@ async fn read_message(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String
                 .lines()
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(0);
             while buf.len() < end + 4 + len {
@@ -94,10 +96,15 @@ async fn forward(upstream: &str, head: &str, body: &[u8]) -> (String, String, Ve
     up.write_all(body).await.unwrap();
     let mut raw = Vec::new();
     up.read_to_end(&mut raw).await.unwrap();
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "moto answered chunked"
     );
     let status = head.lines().next().unwrap_or_default().to_string();
@@ -105,7 +112,8 @@ async fn forward(upstream: &str, head: &str, body: &[u8]) -> (String, String, Ve
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type").then(|| v.trim().to_string())
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
         })
         .unwrap_or_else(|| "text/xml".into());
     (status, content_type, raw[end + 4..].to_vec())
@@ -116,7 +124,11 @@ fn aws_error(status: &str, code: &str) -> (String, String, Vec<u8>) {
         "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
          <Message>injected by the test proxy</Message></Error><RequestId>test</RequestId></ErrorResponse>"
     );
-    (format!("HTTP/1.1 {status}"), "text/xml".into(), body.into_bytes())
+    (
+        format!("HTTP/1.1 {status}"),
+        "text/xml".into(),
+        body.into_bytes(),
+    )
 }
 
 async fn serve(mut conn: TcpStream, upstream: String, id: String, proxy: Arc<Proxy>) {
@@ -133,12 +145,16 @@ async fn serve(mut conn: TcpStream, upstream: String, id: String, proxy: Arc<Pro
         };
         let answer = if action == "CreateDBInstance" && n == 1 {
             aws_error("400 Bad Request", "Throttling")
-        } else if action == "DescribeDBInstances" && ours && proxy.count("CreateDBInstance") >= 2 && {
-            let mut e = proxy.errors_served.lock().unwrap();
-            let inject = *e == 0;
-            *e += usize::from(inject);
-            inject
-        } {
+        } else if action == "DescribeDBInstances"
+            && ours
+            && proxy.count("CreateDBInstance") >= 2
+            && {
+                let mut e = proxy.errors_served.lock().unwrap();
+                let inject = *e == 0;
+                *e += usize::from(inject);
+                inject
+            }
+        {
             aws_error("500 Internal Server Error", "InternalFailure")
         } else {
             let (status, content_type, mut body) = forward(&upstream, &head, &body).await;
@@ -196,7 +212,10 @@ async fn throttling_errors_and_a_slow_create_converge_with_a_bounded_number_of_c
     install_crds(&client).await.expect("install CRDs");
     start_rds_controller_in_process(&env);
     let name = unique("faulty");
-    let upstream = env.get("AWS_ENDPOINT_URL").trim_start_matches("http://").to_string();
+    let upstream = env
+        .get("AWS_ENDPOINT_URL")
+        .trim_start_matches("http://")
+        .to_string();
     let (url, proxy) = start_proxy(upstream, name.clone()).await;
     let pc = unique("proxied");
     rds_provider_config(&env, &client, &pc, Some(&url)).await;
@@ -212,31 +231,52 @@ async fn throttling_errors_and_a_slow_create_converge_with_a_bounded_number_of_c
     .await;
 
     // While AWS says `creating`: Ready=False with the AWS status in the message.
-    let creating = wait_object(&client, RDS_API, "DBInstance", &name, Duration::from_secs(60), "Ready=False while creating", |o| {
-        condition(o, "Ready").is_some_and(|c| !c.is_true() && c.message.contains("creating"))
-    })
+    let creating = wait_object(
+        &client,
+        RDS_API,
+        "DBInstance",
+        &name,
+        Duration::from_secs(60),
+        "Ready=False while creating",
+        |o| condition(o, "Ready").is_some_and(|c| !c.is_true() && c.message.contains("creating")),
+    )
     .await;
     assert_eq!(condition(&creating, "Ready").unwrap().reason, "Unavailable");
     assert!(*proxy.creating_served.lock().unwrap() <= CREATING_DESCRIBES);
 
     let ready = wait_ready(&client, RDS_API, "DBInstance", &name).await;
     assert_eq!(ready.data["status"]["atProvider"]["status"], "available");
-    assert_eq!(*proxy.creating_served.lock().unwrap(), CREATING_DESCRIBES, "Ready only after every `creating`");
+    assert_eq!(
+        *proxy.creating_served.lock().unwrap(),
+        CREATING_DESCRIBES,
+        "Ready only after every `creating`"
+    );
     assert_eq!(*proxy.errors_served.lock().unwrap(), 1);
 
     // The SDK retried the throttled create once; the runtime never saw an error.
-    assert_eq!(proxy.count("CreateDBInstance"), 2, "one throttled, one retried by the SDK");
+    assert_eq!(
+        proxy.count("CreateDBInstance"),
+        2,
+        "one throttled, one retried by the SDK"
+    );
     let warnings: Vec<_> = events_about(&client, "default", &name)
         .await
         .into_iter()
         .filter(|(type_, _, _)| type_ == "Warning")
         .collect();
-    assert!(warnings.is_empty(), "no failure reached the managed resource: {warnings:?}");
+    assert!(
+        warnings.is_empty(),
+        "no failure reached the managed resource: {warnings:?}"
+    );
     // Bounded: the creating polls, the injected 500 and its retry, the describe before the
     // create and the read-back after it, and a few reconciles of status writes.
     let describes = proxy.count("DescribeDBInstances");
     eprintln!("AWS calls until Ready: {:?}", proxy.snapshot());
-    assert!(describes <= CREATING_DESCRIBES + 10, "{describes} describes: {:?}", proxy.snapshot());
+    assert!(
+        describes <= CREATING_DESCRIBES + 10,
+        "{describes} describes: {:?}",
+        proxy.snapshot()
+    );
     assert_eq!(proxy.count("ModifyDBInstance"), 0, "nothing to modify");
 
     // Steady state: a poll is one DescribeDBInstances and nothing else.
@@ -254,7 +294,11 @@ async fn throttling_errors_and_a_slow_create_converge_with_a_bounded_number_of_c
         })
         .collect();
     grown.sort();
-    assert_eq!(grown, vec![("DescribeDBInstances".to_string(), 1)], "calls of one poll");
+    assert_eq!(
+        grown,
+        vec![("DescribeDBInstances".to_string(), 1)],
+        "calls of one poll"
+    );
 
     delete(&client, RDS_API, "DBInstance", &name).await;
     wait_gone(&client, RDS_API, "DBInstance", &name).await;

@@ -158,7 +158,15 @@ mod tests {
         for ok in ["eu-west-1", "us-east-1", "us-gov-west-1", "ap-southeast-12"] {
             assert!(valid_region(ok), "{ok}");
         }
-        for bad in ["", "eu", "eu-west", "EU-WEST-1", "eu-west-1.evil.com", "eu-west-0", "eu--1"] {
+        for bad in [
+            "",
+            "eu",
+            "eu-west",
+            "EU-WEST-1",
+            "eu-west-1.evil.com",
+            "eu-west-0",
+            "eu--1",
+        ] {
             assert!(!valid_region(bad), "{bad}");
         }
     }

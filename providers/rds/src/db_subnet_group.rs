@@ -31,9 +31,9 @@ pub(crate) fn validate_name(name: &str) -> Result<(), ProviderError> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && name != "default"
-        && name.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
-        });
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -82,8 +82,7 @@ impl RdsClient {
         {
             Ok(out) => out,
             Err(e)
-                if e
-                    .as_service_error()
+                if e.as_service_error()
                     .is_some_and(|s| s.is_db_subnet_group_not_found_fault()) =>
             {
                 return Ok(None);
@@ -109,14 +108,21 @@ impl RdsClient {
                     .send()
                     .await
                     .map_err(|e| {
-                        aws_error(&self.provider_config, &format!("ListTagsForResource {arn}"), e)
+                        aws_error(
+                            &self.provider_config,
+                            &format!("ListTagsForResource {arn}"),
+                            e,
+                        )
                     })?;
                 tags::from_sdk(out.tag_list())
             }
             None => BTreeMap::new(),
         };
         Ok(Some(Have {
-            description: g.db_subnet_group_description().unwrap_or_default().to_string(),
+            description: g
+                .db_subnet_group_description()
+                .unwrap_or_default()
+                .to_string(),
             subnet_ids: g
                 .subnets()
                 .iter()
@@ -158,7 +164,13 @@ impl ExternalClient<DBSubnetGroup> for RdsClient {
             )]))))
             .send()
             .await
-            .map_err(|e| aws_error(&self.provider_config, &format!("AddTagsToResource {arn}"), e))?;
+            .map_err(|e| {
+                aws_error(
+                    &self.provider_config,
+                    &format!("AddTagsToResource {arn}"),
+                    e,
+                )
+            })?;
         Ok(())
     }
 
@@ -171,11 +183,12 @@ impl ExternalClient<DBSubnetGroup> for RdsClient {
             return Ok(Observation::absent());
         };
         let ownership = tags::ownership(&have.tags, uid(mr));
-        mr.status.get_or_insert_with(Default::default).at_provider = Some(DBSubnetGroupObservation {
-            arn: have.arn.clone(),
-            status: have.status.clone(),
-            vpc_id: have.vpc_id.clone(),
-        });
+        mr.status.get_or_insert_with(Default::default).at_provider =
+            Some(DBSubnetGroupObservation {
+                arn: have.arn.clone(),
+                status: have.status.clone(),
+                vpc_id: have.vpc_id.clone(),
+            });
         let diff = if deleting(mr) {
             Vec::new()
         } else {
@@ -209,8 +222,7 @@ impl ExternalClient<DBSubnetGroup> for RdsClient {
         {
             Ok(_) => Ok(ConnectionDetails::new()),
             Err(e)
-                if e
-                    .as_service_error()
+                if e.as_service_error()
                     .is_some_and(|s| s.is_db_subnet_group_already_exists_fault()) =>
             {
                 Err(ProviderError::Transient(format!(
@@ -247,7 +259,11 @@ impl ExternalClient<DBSubnetGroup> for RdsClient {
                 .send()
                 .await
                 .map_err(|e| {
-                    aws_error(&self.provider_config, &format!("ModifyDBSubnetGroup {name}"), e)
+                    aws_error(
+                        &self.provider_config,
+                        &format!("ModifyDBSubnetGroup {name}"),
+                        e,
+                    )
                 })?;
         }
         if let (Some(want_tags), Some(arn)) = (&want.tags, &have.arn) {
@@ -260,7 +276,11 @@ impl ExternalClient<DBSubnetGroup> for RdsClient {
                     .send()
                     .await
                     .map_err(|e| {
-                        aws_error(&self.provider_config, &format!("AddTagsToResource {arn}"), e)
+                        aws_error(
+                            &self.provider_config,
+                            &format!("AddTagsToResource {arn}"),
+                            e,
+                        )
                     })?;
             }
             if !remove.is_empty() {
@@ -271,7 +291,11 @@ impl ExternalClient<DBSubnetGroup> for RdsClient {
                     .send()
                     .await
                     .map_err(|e| {
-                        aws_error(&self.provider_config, &format!("RemoveTagsFromResource {arn}"), e)
+                        aws_error(
+                            &self.provider_config,
+                            &format!("RemoveTagsFromResource {arn}"),
+                            e,
+                        )
                     })?;
             }
         }
@@ -289,8 +313,7 @@ impl ExternalClient<DBSubnetGroup> for RdsClient {
         {
             Ok(_) => Ok(()),
             Err(e)
-                if e
-                    .as_service_error()
+                if e.as_service_error()
                     .is_some_and(|s| s.is_db_subnet_group_not_found_fault()) =>
             {
                 Ok(())
@@ -321,7 +344,10 @@ mod tests {
             ..Have::default()
         };
         assert!(diff(&want, &have).is_empty());
-        let want2 = DBSubnetGroupParameters { description: "e".into(), ..want };
+        let want2 = DBSubnetGroupParameters {
+            description: "e".into(),
+            ..want
+        };
         assert_eq!(diff(&want2, &have).len(), 1);
     }
 

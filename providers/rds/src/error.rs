@@ -104,21 +104,70 @@ mod tests {
             want: &'static str,
         }
         let cases = [
-            Case { reason: "throttling is retried", code: "Throttling", status: Some(400), want: "TransientError" },
-            Case { reason: "an instance busy modifying is retried", code: "InvalidDBInstanceState", status: Some(400), want: "TransientError" },
-            Case { reason: "any 5xx is retried", code: "Whatever", status: Some(503), want: "TransientError" },
-            Case { reason: "a bad parameter waits for a spec change", code: "InvalidParameterValue", status: Some(400), want: "InvalidSpec" },
-            Case { reason: "a quota waits for a spec change", code: "StorageQuotaExceeded", status: Some(400), want: "InvalidSpec" },
-            Case { reason: "bad keys are the ProviderConfig's", code: "InvalidClientTokenId", status: Some(403), want: "ProviderConfigError" },
-            Case { reason: "a missing permission is the ProviderConfig's", code: "AccessDenied", status: Some(403), want: "ProviderConfigError" },
+            Case {
+                reason: "throttling is retried",
+                code: "Throttling",
+                status: Some(400),
+                want: "TransientError",
+            },
+            Case {
+                reason: "an instance busy modifying is retried",
+                code: "InvalidDBInstanceState",
+                status: Some(400),
+                want: "TransientError",
+            },
+            Case {
+                reason: "any 5xx is retried",
+                code: "Whatever",
+                status: Some(503),
+                want: "TransientError",
+            },
+            Case {
+                reason: "a bad parameter waits for a spec change",
+                code: "InvalidParameterValue",
+                status: Some(400),
+                want: "InvalidSpec",
+            },
+            Case {
+                reason: "a quota waits for a spec change",
+                code: "StorageQuotaExceeded",
+                status: Some(400),
+                want: "InvalidSpec",
+            },
+            Case {
+                reason: "bad keys are the ProviderConfig's",
+                code: "InvalidClientTokenId",
+                status: Some(403),
+                want: "ProviderConfigError",
+            },
+            Case {
+                reason: "a missing permission is the ProviderConfig's",
+                code: "AccessDenied",
+                status: Some(403),
+                want: "ProviderConfigError",
+            },
         ];
         for c in cases {
-            let e = classify("aws", "CreateDBInstance db1", c.code, "the message", c.status);
+            let e = classify(
+                "aws",
+                "CreateDBInstance db1",
+                c.code,
+                "the message",
+                c.status,
+            );
             assert_eq!(e.category(), c.want, "{}", c.reason);
             let text = e.to_string();
-            assert!(text.contains(c.code) && text.contains("the message"), "{}: {text}", c.reason);
+            assert!(
+                text.contains(c.code) && text.contains("the message"),
+                "{}: {text}",
+                c.reason
+            );
             if c.want == "ProviderConfigError" {
-                assert!(text.contains("ProviderConfig \"aws\""), "{}: {text}", c.reason);
+                assert!(
+                    text.contains("ProviderConfig \"aws\""),
+                    "{}: {text}",
+                    c.reason
+                );
             }
         }
     }

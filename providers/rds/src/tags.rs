@@ -43,7 +43,12 @@ pub(crate) fn tag_changes(
 /// SDK tags as a map.
 pub(crate) fn from_sdk(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
     tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -59,7 +64,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -75,7 +83,10 @@ mod tests {
 
     #[test]
     fn the_ownership_tag_tells_ours_from_another_resources_and_unmarked() {
-        assert_eq!(ownership(&map(&[(OWNERSHIP_TAG, "u1")]), "u1"), Ownership::Ours);
+        assert_eq!(
+            ownership(&map(&[(OWNERSHIP_TAG, "u1")]), "u1"),
+            Ownership::Ours
+        );
         assert_eq!(
             ownership(&map(&[(OWNERSHIP_TAG, "u2")]), "u1"),
             Ownership::Other("u2".into())

@@ -107,11 +107,7 @@ pub struct DBInstanceParameters {
     pub preferred_maintenance_window: Option<String>,
 
     /// Whether a standby runs in another availability zone.
-    #[serde(
-        default,
-        rename = "multiAZ",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "multiAZ", skip_serializing_if = "Option::is_none")]
     pub multi_az: Option<bool>,
 
     /// Whether the instance gets a public IP address.

@@ -81,7 +81,11 @@ fn have_from(db: &DbInstance) -> Have {
     }
 }
 
-fn connection(mr: &DBInstance, have: Option<&Have>, password: Option<&Password>) -> ConnectionDetails {
+fn connection(
+    mr: &DBInstance,
+    have: Option<&Have>,
+    password: Option<&Password>,
+) -> ConnectionDetails {
     let mut c = ConnectionDetails::new();
     c.insert("username", mr.spec.for_provider.master_username.as_str());
     if let Some(h) = have {
@@ -120,8 +124,7 @@ impl RdsClient {
         {
             Ok(out) => Ok(out.db_instances().first().map(have_from)),
             Err(e)
-                if e
-                    .as_service_error()
+                if e.as_service_error()
                     .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
             {
                 Ok(None)
@@ -148,7 +151,13 @@ impl RdsClient {
             .set_tags(Some(tags::to_sdk(add)))
             .send()
             .await
-            .map_err(|e| aws_error(&self.provider_config, &format!("AddTagsToResource {arn}"), e))?;
+            .map_err(|e| {
+                aws_error(
+                    &self.provider_config,
+                    &format!("AddTagsToResource {arn}"),
+                    e,
+                )
+            })?;
         Ok(())
     }
 
@@ -163,7 +172,11 @@ impl RdsClient {
             .send()
             .await
             .map_err(|e| {
-                aws_error(&self.provider_config, &format!("RemoveTagsFromResource {arn}"), e)
+                aws_error(
+                    &self.provider_config,
+                    &format!("RemoveTagsFromResource {arn}"),
+                    e,
+                )
             })?;
         Ok(())
     }
@@ -211,7 +224,8 @@ impl ExternalClient<DBInstance> for RdsClient {
             )));
         };
         let arn = have.arn.unwrap_or_default();
-        let tag = std::collections::BTreeMap::from([(OWNERSHIP_TAG.to_string(), uid(mr).to_string())]);
+        let tag =
+            std::collections::BTreeMap::from([(OWNERSHIP_TAG.to_string(), uid(mr).to_string())]);
         self.add_tags(&arn, &tag).await
     }
 
@@ -254,7 +268,9 @@ impl ExternalClient<DBInstance> for RdsClient {
             .resource
             .allows(tessera_engine::api::common::ManagementAction::Update)
             && ownership == Ownership::Ours;
-        if may_change && let Some(conflict) = plan::immutable_conflicts(&mr.spec.for_provider, &have) {
+        if may_change
+            && let Some(conflict) = plan::immutable_conflicts(&mr.spec.for_provider, &have)
+        {
             return Err(conflict);
         }
         let late_initialized = plan::late_initialize(&mut mr.spec.for_provider, &have);
@@ -277,9 +293,12 @@ impl ExternalClient<DBInstance> for RdsClient {
                 "masterPassword: the generated {} is missing; a new password will be set",
                 source.describe()
             )),
-            (Some(p), _) if remembered.as_deref() != Some(&p.fingerprint(uid(mr))) => diff.push(
-                format!("masterPassword: the password in {} is not the one last set", source.describe()),
-            ),
+            (Some(p), _) if remembered.as_deref() != Some(&p.fingerprint(uid(mr))) => {
+                diff.push(format!(
+                    "masterPassword: the password in {} is not the one last set",
+                    source.describe()
+                ))
+            }
             _ => {}
         }
         Ok(Observation {
@@ -332,8 +351,7 @@ impl ExternalClient<DBInstance> for RdsClient {
         match result {
             Ok(_) => {}
             Err(e)
-                if e
-                    .as_service_error()
+                if e.as_service_error()
                     .is_some_and(|s| s.is_db_instance_already_exists_fault()) =>
             {
                 // Made meanwhile (by an earlier try of this create, or by someone else):
@@ -467,8 +485,7 @@ impl ExternalClient<DBInstance> for RdsClient {
         {
             Ok(_) => Ok(()),
             Err(e)
-                if e
-                    .as_service_error()
+                if e.as_service_error()
                     .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
             {
                 Ok(())

@@ -120,7 +120,10 @@ pub(crate) fn version_matches(want: &str, have: &str) -> bool {
 }
 
 /// The fields the spec wants changed that cannot change, as one error that says what to do.
-pub(crate) fn immutable_conflicts(want: &DBInstanceParameters, have: &Have) -> Option<ProviderError> {
+pub(crate) fn immutable_conflicts(
+    want: &DBInstanceParameters,
+    have: &Have,
+) -> Option<ProviderError> {
     let mut problems = Vec::new();
     if !want.engine.eq_ignore_ascii_case(&have.engine) {
         problems.push(format!(
@@ -197,13 +200,17 @@ pub(crate) fn plan_modify(want: &DBInstanceParameters, have: &Have) -> (Modify, 
         &mut words,
         "dbInstanceClass",
         &Some(want.db_instance_class.clone()),
-        p.db_instance_class.as_ref().or(have.db_instance_class.as_ref()),
+        p.db_instance_class
+            .as_ref()
+            .or(have.db_instance_class.as_ref()),
     );
     m.allocated_storage = differs(
         &mut words,
         "allocatedStorage",
         &want.allocated_storage,
-        p.allocated_storage.as_ref().or(have.allocated_storage.as_ref()),
+        p.allocated_storage
+            .as_ref()
+            .or(have.allocated_storage.as_ref()),
     );
     m.max_allocated_storage = differs(
         &mut words,
@@ -217,8 +224,18 @@ pub(crate) fn plan_modify(want: &DBInstanceParameters, have: &Have) -> (Modify, 
         &want.storage_type,
         p.storage_type.as_ref().or(have.storage_type.as_ref()),
     );
-    m.iops = differs(&mut words, "iops", &want.iops, p.iops.as_ref().or(have.iops.as_ref()));
-    m.port = differs(&mut words, "port", &want.port, p.port.as_ref().or(have.port.as_ref()));
+    m.iops = differs(
+        &mut words,
+        "iops",
+        &want.iops,
+        p.iops.as_ref().or(have.iops.as_ref()),
+    );
+    m.port = differs(
+        &mut words,
+        "port",
+        &want.port,
+        p.port.as_ref().or(have.port.as_ref()),
+    );
     m.backup_retention_period = differs(
         &mut words,
         "backupRetentionPeriod",
@@ -304,9 +321,21 @@ pub(crate) fn late_initialize(want: &mut DBInstanceParameters, have: &Have) -> b
             *changed = true;
         }
     }
-    fill(&mut changed, &mut want.engine_version, have.engine_version.as_ref());
-    fill(&mut changed, &mut want.allocated_storage, have.allocated_storage.as_ref());
-    fill(&mut changed, &mut want.storage_type, have.storage_type.as_ref());
+    fill(
+        &mut changed,
+        &mut want.engine_version,
+        have.engine_version.as_ref(),
+    );
+    fill(
+        &mut changed,
+        &mut want.allocated_storage,
+        have.allocated_storage.as_ref(),
+    );
+    fill(
+        &mut changed,
+        &mut want.storage_type,
+        have.storage_type.as_ref(),
+    );
     fill(&mut changed, &mut want.port, have.port.as_ref());
     fill(
         &mut changed,
@@ -324,8 +353,16 @@ pub(crate) fn late_initialize(want: &mut DBInstanceParameters, have: &Have) -> b
         have.preferred_maintenance_window.as_ref(),
     );
     fill(&mut changed, &mut want.multi_az, have.multi_az.as_ref());
-    fill(&mut changed, &mut want.publicly_accessible, have.publicly_accessible.as_ref());
-    fill(&mut changed, &mut want.deletion_protection, have.deletion_protection.as_ref());
+    fill(
+        &mut changed,
+        &mut want.publicly_accessible,
+        have.publicly_accessible.as_ref(),
+    );
+    fill(
+        &mut changed,
+        &mut want.deletion_protection,
+        have.deletion_protection.as_ref(),
+    );
     changed
 }
 
