@@ -186,6 +186,7 @@ pub struct DBInstanceObservation {
     pub address: Option<String>,
     /// The port the instance listens on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 65535))]
     pub port: Option<i32>,
     /// The ARN of the instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
