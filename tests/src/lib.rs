@@ -747,9 +747,9 @@ pub fn composition_test_options() -> tessera_engine::composition_controllers::Co
 /// provider: its API group, `core/Secret` and `core/ConfigMap`.
 pub fn default_composable() -> tessera_engine::composable::ComposableResources {
     use tessera_engine::provider::Provider;
-    tessera_engine::composable::ComposableResources::defaults(
-        tessera_provider_postgresql::PostgresqlProvider.groups(),
-    )
+    let mut groups = tessera_provider_postgresql::PostgresqlProvider.groups();
+    groups.extend(tessera_provider_rds::RdsProvider.groups());
+    tessera_engine::composable::ComposableResources::defaults(groups)
 }
 
 /// Runs the composition controllers in this test process, once per test binary, on a
