@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tessera_tests::{
-    RDS_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, events_about, install_crds,
+    RDS_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, events_about, get, install_crds,
     rds_provider_config, start_rds_controller_in_process, unique, wait_gone, wait_object,
     wait_ready, wait_reconciled,
 };
@@ -279,9 +279,15 @@ async fn throttling_errors_and_a_slow_create_converge_with_a_bounded_number_of_c
     );
     assert_eq!(proxy.count("ModifyDBInstance"), 0, "nothing to modify");
 
-    // Steady state: a poll is one DescribeDBInstances and nothing else.
+    // Steady state: a poll is one DescribeDBInstances and nothing else, and writes nothing
+    // to Kubernetes (late-initialised fields settled, status unchanged).
     let since = Instant::now();
     wait_reconciled("DBInstance", None, &name, since, Duration::from_secs(30)).await;
+    let version = get(&client, RDS_API, "DBInstance", &name)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
     let before = proxy.snapshot();
     let since = Instant::now();
     wait_reconciled("DBInstance", None, &name, since, Duration::from_secs(30)).await;
@@ -298,6 +304,15 @@ async fn throttling_errors_and_a_slow_create_converge_with_a_bounded_number_of_c
         grown,
         vec![("DescribeDBInstances".to_string(), 1)],
         "calls of one poll"
+    );
+    let again = get(&client, RDS_API, "DBInstance", &name)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    assert_eq!(
+        version, again,
+        "a steady poll writes nothing to the DBInstance"
     );
 
     delete(&client, RDS_API, "DBInstance", &name).await;
