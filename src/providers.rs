@@ -10,6 +10,8 @@ pub static ALL: &[&dyn Provider] = &[
     &tessera_provider_postgresql::PostgresqlProvider,
     #[cfg(feature = "vault")]
     &tessera_provider_vault::VaultProvider,
+    #[cfg(feature = "rds")]
+    &tessera_provider_rds::RdsProvider,
 ];
 
 /// The providers named in `names`, or all of them when `names` is `None`.

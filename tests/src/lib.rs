@@ -393,6 +393,85 @@ pub async fn vault_provider_config(env: &TestEnv, client: &Client, name: &str, t
     .await;
 }
 
+/// Runs the RDS provider's controllers in this test process, once per test binary, on a
+/// runtime of their own, with the same short poll interval and backoff as
+/// [`start_controller_in_process`].
+pub fn start_rds_controller_in_process(env: &TestEnv) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        spawn_on_own_runtime(env, |env| async move {
+            let client = env.kube().await;
+            let opts = tessera_engine::managed::ControllerOptions {
+                poll_interval: Duration::from_secs(5),
+                max_backoff: Duration::from_secs(5),
+                ..Default::default()
+            };
+            tessera_provider_rds::run(client, opts).await;
+        });
+    });
+}
+
+/// Group/version of the RDS provider's kinds.
+pub const RDS_API: &str = "rds.aws.tessera.dev/v1alpha1";
+
+/// Creates an RDS ProviderConfig named `name` (and its credentials Secret) pointing at the
+/// testenv's moto_server, or at `endpoint` when given (a proxy in front of moto).
+pub async fn rds_provider_config(
+    env: &TestEnv,
+    client: &Client,
+    name: &str,
+    endpoint: Option<&str>,
+) {
+    namespace(client, TEST_NAMESPACE).await;
+    namespace(client, tessera_provider_rds::DEFAULT_PASSWORD_NAMESPACE).await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": format!("{name}-aws"), "namespace": TEST_NAMESPACE },
+            "stringData": {
+                tessera_provider_rds::ACCESS_KEY_ID: env.get("AWS_ACCESS_KEY_ID"),
+                tessera_provider_rds::SECRET_ACCESS_KEY: env.get("AWS_SECRET_ACCESS_KEY"),
+            }
+        }),
+    )
+    .await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": RDS_API, "kind": "ProviderConfig",
+            "metadata": { "name": name },
+            "spec": {
+                "region": env.get("AWS_REGION"),
+                "endpointUrl": endpoint.unwrap_or(env.get("AWS_ENDPOINT_URL")),
+                "credentials": { "source": "Secret",
+                    "secretRef": { "name": format!("{name}-aws"), "namespace": TEST_NAMESPACE } }
+            }
+        }),
+    )
+    .await;
+}
+
+/// An AWS SDK RDS client on the testenv's moto_server, for acting behind Tessera's back.
+pub fn rds_sdk(env: &TestEnv) -> aws_sdk_rds::Client {
+    let creds = aws_sdk_rds::config::Credentials::new(
+        env.get("AWS_ACCESS_KEY_ID"),
+        env.get("AWS_SECRET_ACCESS_KEY"),
+        None,
+        None,
+        "testenv",
+    );
+    let config = aws_sdk_rds::Config::builder()
+        .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
+        .region(aws_sdk_rds::config::Region::new(
+            env.get("AWS_REGION").to_string(),
+        ))
+        .endpoint_url(env.get("AWS_ENDPOINT_URL"))
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_rds::Client::from_conf(config)
+}
+
 /// Group/version of the PostgreSQL provider's kinds.
 pub const PG_API: &str = "postgresql.sql.tessera.dev/v1alpha1";
 
@@ -749,13 +828,14 @@ pub fn composition_test_options() -> tessera_engine::composition_controllers::Co
     }
 }
 
-/// The composable resources `tessera controller` has by default with the PostgreSQL and
-/// Vault providers (the default features): their API groups, `core/Secret` and
+/// The composable resources `tessera controller` has by default with the PostgreSQL,
+/// Vault and RDS providers (the default features): their API groups, `core/Secret` and
 /// `core/ConfigMap`.
 pub fn default_composable() -> tessera_engine::composable::ComposableResources {
     use tessera_engine::provider::Provider;
     let mut groups = tessera_provider_postgresql::PostgresqlProvider.groups();
     groups.extend(tessera_provider_vault::VaultProvider.groups());
+    groups.extend(tessera_provider_rds::RdsProvider.groups());
     tessera_engine::composable::ComposableResources::defaults(groups)
 }
 

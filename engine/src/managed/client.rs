@@ -19,6 +19,10 @@ pub struct Observation {
     /// The external resource is usable (for example an RDS instance past `creating`).
     /// Drives the Ready condition: `Available` when true, `Unavailable` when false.
     pub available: bool,
+    /// Why the resource is not usable yet, in words (for example the external system's own
+    /// status, "AWS status: creating"): the Ready condition's message while `available` is
+    /// false.
+    pub unavailable_message: Option<String>,
     /// Connection details that can be read back from the external system (never the
     /// password of a role, which only `create`/`update` know).
     pub connection: ConnectionDetails,

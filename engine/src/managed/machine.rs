@@ -490,7 +490,8 @@ pub async fn drive<M: Managed>(
         Ok(success(ready, poll))
     } else {
         // Not usable yet (still being provisioned): look again soon.
-        let ready = Condition::unavailable("");
+        let ready =
+            Condition::unavailable(observation.unavailable_message.clone().unwrap_or_default());
         Ok(success(ready, Duration::from_secs(5).min(poll)))
     }
 }

@@ -1102,3 +1102,25 @@ fn refusal_messages_say_what_is_wrong_and_what_to_do() {
         "adoptExisting cannot help with a protected resource: {protected}"
     );
 }
+
+#[tokio::test]
+async fn a_resource_not_yet_usable_says_why_on_the_ready_condition() {
+    let effects = RecordingEffects::default();
+    let client = ExternalClientFns::new(always(Observation {
+        available: false,
+        unavailable_message: Some("AWS status of DB instance \"db\": creating".into()),
+        ..ours(Observation::up_to_date())
+    }));
+    let mut mr = widget();
+    let Ok(Step::Done { outcome, .. }) =
+        drive(&effects, &client, &mut mr, Duration::from_secs(60)).await
+    else {
+        panic!("want a finished pass");
+    };
+    let ready = outcome.ready.expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Unavailable")
+    );
+    assert_eq!(ready.message, "AWS status of DB instance \"db\": creating");
+}
