@@ -238,13 +238,16 @@ fn broken_xrds_are_reported_and_kinds_of_other_groups_are_skipped() {
 #[test]
 fn composition_resources_of_refused_kinds_are_reported_against_the_given_list() {
     let pg = ComposableResources::defaults(["postgresql.sql.tessera.dev"]);
-    let shipped_providers =
-        ComposableResources::defaults(["postgresql.sql.tessera.dev", "rds.aws.tessera.dev"]);
+    let shipped_providers = ComposableResources::defaults([
+        "postgresql.sql.tessera.dev",
+        "vault.tessera.dev",
+        "rds.aws.tessera.dev",
+    ]);
     let (docs, _, problems) = read_paths(&[repo().join("compositions")]);
     assert!(problems.is_empty(), "{problems:?}");
     assert!(
         not_composable(&docs, &shipped_providers).is_empty(),
-        "the shipped compositions compose only PostgreSQL and RDS kinds"
+        "the shipped compositions compose only PostgreSQL, Vault and RDS kinds"
     );
     let (shared, _, _) = read_paths(&[repo().join("compositions/postgres/composition.yaml")]);
     assert!(
