@@ -8,6 +8,8 @@ use tessera_engine::provider::Provider;
 pub static ALL: &[&dyn Provider] = &[
     #[cfg(feature = "postgresql")]
     &tessera_provider_postgresql::PostgresqlProvider,
+    #[cfg(feature = "harbor")]
+    &tessera_provider_harbor::HarborProvider,
 ];
 
 /// The providers named in `names`, or all of them when `names` is `None`.
