@@ -360,3 +360,44 @@ async fn an_existing_project_is_adopted_only_on_request() {
         "adopted means deleted with Delete"
     );
 }
+
+#[tokio::test]
+async fn harbors_default_project_is_never_taken_over() {
+    let (client, target, pc) = setup().await;
+    if target.get("/projects/library").await.is_none() {
+        // The simulator starts empty; a real Harbor always has `library`.
+        let resp = target
+            .request(Method::POST, "/projects")
+            .json(&json!({"project_name": "library", "metadata": {"public": "true"}}))
+            .send()
+            .await
+            .expect("create library");
+        assert!(resp.status().is_success() || resp.status() == reqwest::StatusCode::CONFLICT);
+    }
+    let before = target
+        .get("/projects/library")
+        .await
+        .expect("library exists");
+    let name = unique("library-mr");
+    let mut obj = project(&name, &pc, json!({"public": false, "adoptExisting": true}));
+    obj["metadata"]["annotations"] = json!({"tessera.dev/external-name": "library"});
+    apply(&client, obj).await;
+    wait_sync_error(
+        &client,
+        HARBOR_API,
+        "Project",
+        &name,
+        "never managed by Tessera",
+    )
+    .await;
+    delete(&client, HARBOR_API, "Project", &name).await;
+    wait_gone(&client, HARBOR_API, "Project", &name).await;
+    let after = target
+        .get("/projects/library")
+        .await
+        .expect("library is never deleted");
+    assert_eq!(
+        after["metadata"]["public"], before["metadata"]["public"],
+        "nor changed"
+    );
+}

@@ -14,10 +14,15 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tessera_engine::api::common::ConnectionDetails;
 use tessera_engine::managed::machine::external_name;
-use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{
+    CreateIdentity, ExternalClient, Observation, Ownership, ProviderError,
+};
 
 use crate::api::{Project, ProjectObservation, ProjectParameters};
 use crate::client::Harbor;
+
+/// The project every Harbor installation starts with.
+pub const DEFAULT_PROJECT: &str = "library";
 
 /// Vulnerability severities Harbor knows, lowest first.
 pub const SEVERITIES: &[&str] = &[
@@ -195,8 +200,15 @@ impl ExternalClient<Project> for Harbor {
         let Some(project) = self.project(&name).await? else {
             return Ok(Observation::absent());
         };
+        // Harbor cannot keep a mark on a project (see the module doc): every existing project
+        // is Unmarked, except Harbor's own default project, which is never taken over.
+        let ownership = if name == DEFAULT_PROJECT {
+            Ownership::Protected("Harbor's default project".into())
+        } else {
+            Ownership::Unmarked
+        };
         if deleting(mr) {
-            return Ok(Observation::up_to_date());
+            return Ok(Observation::up_to_date().with_ownership(ownership));
         }
         let id = project["project_id"].as_i64();
         let quota = match id {
@@ -232,7 +244,8 @@ impl ExternalClient<Project> for Harbor {
             Observation::up_to_date()
         } else {
             Observation::drifted(diffs.join("; "))
-        })
+        }
+        .with_ownership(ownership))
     }
 
     async fn create(&self, mr: &mut Project) -> Result<ConnectionDetails, ProviderError> {
