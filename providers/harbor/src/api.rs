@@ -7,6 +7,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tessera_engine::api::common::{ProviderCredentials, ResourceSpec, ResourceStatus};
+use tessera_engine::api::schema::INT64_MAX;
 
 /// The API group of every kind of this provider.
 pub const GROUP: &str = "harbor.tessera.dev";
@@ -28,6 +29,7 @@ pub const VERSION: &str = "v1alpha1";
 pub struct ProviderConfigSpec {
     /// Harbor's base URL, e.g. `https://harbor.example.com` (without `/api/v2.0`).
     /// `http://` is accepted for tests and local instances.
+    #[schemars(length(max = 2048))]
     pub url: String,
 
     /// The Secret with the credentials of a Harbor system administrator: keys `username`
@@ -80,7 +82,7 @@ pub struct ProjectParameters {
 
     /// The project's storage quota in bytes; -1 means unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = -1))]
+    #[schemars(range(min = -1, max = INT64_MAX))]
     pub storage_limit: Option<i64>,
 
     /// Scan images for vulnerabilities automatically when they are pushed.
@@ -100,13 +102,15 @@ pub struct ProjectParameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reuse_system_cve_allowlist: Option<bool>,
 
-    /// The project's own CVE allowlist (CVE ids such as `CVE-2024-1234`).
+    /// The project's own CVE allowlist (CVE ids such as `CVE-2024-1234`), at most 1024.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub cve_allowlist: Option<Vec<String>>,
 
     /// Makes the project a proxy cache of the registry endpoint with this id (set at
     /// creation only; Harbor does not change it afterwards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = INT64_MAX))]
     pub registry_id: Option<i64>,
 }
 
@@ -129,14 +133,17 @@ pub struct ProjectStatus {
 pub struct ProjectObservation {
     /// Harbor's id of the project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = INT64_MAX))]
     pub project_id: Option<i64>,
     /// Whether the project is public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<bool>,
     /// The storage quota in bytes (-1: unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1, max = INT64_MAX))]
     pub storage_limit: Option<i64>,
     /// How many repositories the project holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = INT64_MAX))]
     pub repo_count: Option<i64>,
 }
