@@ -12,6 +12,8 @@ pub static ALL: &[&dyn Provider] = &[
     &tessera_provider_vault::VaultProvider,
     #[cfg(feature = "rds")]
     &tessera_provider_rds::RdsProvider,
+    #[cfg(feature = "harbor")]
+    &tessera_provider_harbor::HarborProvider,
 ];
 
 /// The providers named in `names`, or all of them when `names` is `None`.

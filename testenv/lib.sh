@@ -32,9 +32,10 @@ KCM_PORT=$((16257 + PORT_OFFSET))
 POSTGRES_PORT=$((15432 + PORT_OFFSET))
 BAO_PORT=$((18200 + PORT_OFFSET))
 MOTO_PORT=$((15000 + PORT_OFFSET))
+HARBOR_SIM_PORT=$((18880 + PORT_OFFSET))
 
 # Order in which `up` starts the servers (`down` stops them in reverse).
-SERVERS=(etcd kube-apiserver kube-controller-manager postgres openbao moto)
+SERVERS=(etcd kube-apiserver kube-controller-manager postgres openbao moto harbor-sim)
 
 # kubectl's discovery and HTTP caches. Inside the state dir, so they are purged with the
 # cluster they describe: a cache left by an earlier cluster (default ~/.kube/cache) lists

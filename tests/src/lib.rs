@@ -472,6 +472,130 @@ pub fn rds_sdk(env: &TestEnv) -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::from_conf(config)
 }
 
+/// Runs the Harbor provider's controllers in this test process, once per test binary (see
+/// [`start_controller_in_process`]).
+pub fn start_harbor_controller_in_process(env: &TestEnv) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        spawn_on_own_runtime(env, |env| async move {
+            let client = env.kube().await;
+            let opts = tessera_engine::managed::ControllerOptions {
+                poll_interval: Duration::from_secs(5),
+                max_backoff: Duration::from_secs(5),
+                ..Default::default()
+            };
+            tessera_provider_harbor::run(client, opts).await;
+        });
+    });
+}
+
+/// Group/version of the Harbor provider's kinds.
+pub const HARBOR_API: &str = "harbor.tessera.dev/v1alpha1";
+
+/// The Harbor the Harbor tests run against: a real one when `TESSERA_HARBOR_URL`,
+/// `TESSERA_HARBOR_USERNAME` and `TESSERA_HARBOR_PASSWORD` are set, otherwise testenv's
+/// simulator of Harbor's API.
+#[derive(Clone, Debug)]
+pub struct HarborTarget {
+    /// Base URL, without `/api/v2.0`.
+    pub url: String,
+    /// A system administrator.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// Whether this is testenv's simulator (which has test-only endpoints).
+    pub simulator: bool,
+}
+
+impl HarborTarget {
+    /// The real Harbor of the `TESSERA_HARBOR_*` variables, or the simulator.
+    pub fn load(env: &TestEnv) -> HarborTarget {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        match (
+            var("TESSERA_HARBOR_URL"),
+            var("TESSERA_HARBOR_USERNAME"),
+            var("TESSERA_HARBOR_PASSWORD"),
+        ) {
+            (Some(url), Some(username), Some(password)) => HarborTarget {
+                url: url.trim_end_matches('/').to_string(),
+                username,
+                password,
+                simulator: false,
+            },
+            _ => HarborTarget {
+                url: env.get("HARBOR_SIM_URL").to_string(),
+                username: env.get("HARBOR_SIM_USERNAME").to_string(),
+                password: env.get("HARBOR_SIM_PASSWORD").to_string(),
+                simulator: true,
+            },
+        }
+    }
+
+    /// A request to `path` under `/api/v2.0` (or under the URL itself when it starts with
+    /// `/simulator`), as the administrator.
+    pub fn request(&self, method: http::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = if path.starts_with("/simulator") {
+            format!("{}{path}", self.url)
+        } else {
+            format!("{}/api/v2.0{path}", self.url)
+        };
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("HTTP client")
+            .request(method, url)
+            .basic_auth(&self.username, Some(&self.password))
+    }
+
+    /// GET `path` as JSON; `None` on 404.
+    pub async fn get(&self, path: &str) -> Option<serde_json::Value> {
+        let resp = self
+            .request(http::Method::GET, path)
+            .header("X-Is-Resource-Name", "true")
+            .send()
+            .await
+            .expect("GET from Harbor");
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        Some(resp.json().await.expect("JSON from Harbor"))
+    }
+}
+
+/// Creates a Harbor ProviderConfig named `name` (and its credentials Secret) for `target`
+/// with the given password.
+pub async fn harbor_provider_config(
+    client: &Client,
+    target: &HarborTarget,
+    name: &str,
+    password: &str,
+) {
+    namespace(client, TEST_NAMESPACE).await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": format!("{name}-creds"), "namespace": TEST_NAMESPACE },
+            "stringData": { "username": target.username, "password": password }
+        }),
+    )
+    .await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": HARBOR_API, "kind": "ProviderConfig",
+            "metadata": { "name": name },
+            "spec": {
+                "url": target.url,
+                "credentials": { "source": "Secret",
+                    "secretRef": { "name": format!("{name}-creds"), "namespace": TEST_NAMESPACE } }
+            }
+        }),
+    )
+    .await;
+}
+
 /// Group/version of the PostgreSQL provider's kinds.
 pub const PG_API: &str = "postgresql.sql.tessera.dev/v1alpha1";
 
@@ -829,13 +953,14 @@ pub fn composition_test_options() -> tessera_engine::composition_controllers::Co
 }
 
 /// The composable resources `tessera controller` has by default with the PostgreSQL,
-/// Vault and RDS providers (the default features): their API groups, `core/Secret` and
+/// Vault, RDS and Harbor providers (the default features): their API groups, `core/Secret` and
 /// `core/ConfigMap`.
 pub fn default_composable() -> tessera_engine::composable::ComposableResources {
     use tessera_engine::provider::Provider;
     let mut groups = tessera_provider_postgresql::PostgresqlProvider.groups();
     groups.extend(tessera_provider_vault::VaultProvider.groups());
     groups.extend(tessera_provider_rds::RdsProvider.groups());
+    groups.extend(tessera_provider_harbor::HarborProvider.groups());
     tessera_engine::composable::ComposableResources::defaults(groups)
 }
 

@@ -180,7 +180,7 @@ impl Isolated {
 
 /// The default list of `tessera controller` with the PostgreSQL and Vault providers, as
 /// its message prints it.
-const DEFAULT_LIST: &str = "postgresql.sql.tessera.dev, vault.tessera.dev, rds.aws.tessera.dev, core/Secret, core/ConfigMap";
+const DEFAULT_LIST: &str = "postgresql.sql.tessera.dev, vault.tessera.dev, rds.aws.tessera.dev, harbor.tessera.dev, core/Secret, core/ConfigMap";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composition_composing_a_cluster_role_binding_gets_nothing_applied_and_says_why() {

@@ -98,3 +98,38 @@ async fn moto_answers_describe_db_instances_through_aws_sdk_rds() {
         .await
         .expect("delete DB instance");
 }
+
+#[tokio::test]
+async fn harbor_simulator_authenticates_the_admin_and_refuses_a_wrong_password() {
+    let env = TestEnv::load();
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("HTTP client");
+    let url = format!("{}/api/v2.0/users/current", env.get("HARBOR_SIM_URL"));
+    let me = http
+        .get(&url)
+        .basic_auth(
+            env.get("HARBOR_SIM_USERNAME"),
+            Some(env.get("HARBOR_SIM_PASSWORD")),
+        )
+        .header("X-Request-Id", "servers-test")
+        .send()
+        .await
+        .expect("GET users/current on the Harbor API simulator");
+    assert_eq!(me.status(), reqwest::StatusCode::OK);
+    assert_eq!(me.headers()["x-request-id"], "servers-test");
+    let body: serde_json::Value = me.json().await.expect("JSON body");
+    assert_eq!(body["username"], env.get("HARBOR_SIM_USERNAME"));
+    assert_eq!(body["sysadmin_flag"], true);
+
+    let wrong = http
+        .get(&url)
+        .basic_auth(env.get("HARBOR_SIM_USERNAME"), Some("not-the-password"))
+        .send()
+        .await
+        .expect("GET users/current with a wrong password");
+    assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = wrong.json().await.expect("JSON error body");
+    assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED");
+}
