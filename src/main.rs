@@ -5,6 +5,7 @@ mod crds;
 mod logging;
 mod offline;
 mod providers;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,10 @@ enum Command {
     /// Offline: check claims, composites, XRDs and Compositions against their schemas
     /// (patch paths exist, values fit, required fields are set).
     Validate(offline::ValidateArgs),
+    /// Show a claim, composite or managed resource with everything below it: the
+    /// composite, the composed resources, their Ready/Synced conditions, external names,
+    /// connection Secret keys and the last warning of what is failing.
+    Trace(trace::TraceArgs),
 }
 
 #[derive(clap::Args)]
@@ -103,6 +108,7 @@ fn main() -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS),
         Command::Render(args) => Ok(offline::render(args)),
         Command::Validate(args) => Ok(offline::validate(args)),
+        Command::Trace(args) => trace::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
