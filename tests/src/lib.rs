@@ -264,6 +264,26 @@ impl Drop for ControllerProcess {
     }
 }
 
+/// Runs a provider's controllers (its `run`) once per test binary, guarded by `started`,
+/// on a runtime of their own, polling every 5 s with at most 5 s of backoff.
+fn start_provider_once<R, Fut>(started: &'static OnceLock<()>, env: &TestEnv, run: R)
+where
+    R: FnOnce(Client, tessera_engine::managed::ControllerOptions) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    started.get_or_init(|| {
+        spawn_on_own_runtime(env, |env| async move {
+            let client = env.kube().await;
+            let opts = tessera_engine::managed::ControllerOptions {
+                poll_interval: Duration::from_secs(5),
+                max_backoff: Duration::from_secs(5),
+                ..Default::default()
+            };
+            run(client, opts).await;
+        });
+    });
+}
+
 /// Runs `controllers` on a thread and runtime of their own, for the rest of the test
 /// process (each test has its own runtime, which ends with the test). A panic on that
 /// thread or its workers, or the controllers returning, fails the waits of every test
@@ -295,34 +315,14 @@ where
 /// backoff are short so that drift repair and recovery are seen within seconds.
 pub fn start_controller_in_process(env: &TestEnv) {
     static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        spawn_on_own_runtime(env, |env| async move {
-            let client = env.kube().await;
-            let opts = tessera_engine::managed::ControllerOptions {
-                poll_interval: Duration::from_secs(5),
-                max_backoff: Duration::from_secs(5),
-                ..Default::default()
-            };
-            tessera_provider_postgresql::run(client, opts).await;
-        });
-    });
+    start_provider_once(&STARTED, env, tessera_provider_postgresql::run);
 }
 
 /// Runs the Vault provider's controllers in this test process, once per test binary, on a
 /// runtime of their own (see [`start_controller_in_process`]).
 pub fn start_vault_controller_in_process(env: &TestEnv) {
     static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        spawn_on_own_runtime(env, |env| async move {
-            let client = env.kube().await;
-            let opts = tessera_engine::managed::ControllerOptions {
-                poll_interval: Duration::from_secs(5),
-                max_backoff: Duration::from_secs(5),
-                ..Default::default()
-            };
-            tessera_provider_vault::run(client, opts).await;
-        });
-    });
+    start_provider_once(&STARTED, env, tessera_provider_vault::run);
 }
 
 /// A token of ServiceAccount `sa` in `ns` (created if needed), from the TokenRequest API.
@@ -398,17 +398,7 @@ pub async fn vault_provider_config(env: &TestEnv, client: &Client, name: &str, t
 /// [`start_controller_in_process`].
 pub fn start_rds_controller_in_process(env: &TestEnv) {
     static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        spawn_on_own_runtime(env, |env| async move {
-            let client = env.kube().await;
-            let opts = tessera_engine::managed::ControllerOptions {
-                poll_interval: Duration::from_secs(5),
-                max_backoff: Duration::from_secs(5),
-                ..Default::default()
-            };
-            tessera_provider_rds::run(client, opts).await;
-        });
-    });
+    start_provider_once(&STARTED, env, tessera_provider_rds::run);
 }
 
 /// Group/version of the RDS provider's kinds.
@@ -476,17 +466,7 @@ pub fn rds_sdk(env: &TestEnv) -> aws_sdk_rds::Client {
 /// [`start_controller_in_process`]).
 pub fn start_harbor_controller_in_process(env: &TestEnv) {
     static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        spawn_on_own_runtime(env, |env| async move {
-            let client = env.kube().await;
-            let opts = tessera_engine::managed::ControllerOptions {
-                poll_interval: Duration::from_secs(5),
-                max_backoff: Duration::from_secs(5),
-                ..Default::default()
-            };
-            tessera_provider_harbor::run(client, opts).await;
-        });
-    });
+    start_provider_once(&STARTED, env, tessera_provider_harbor::run);
 }
 
 /// Group/version of the Harbor provider's kinds.

@@ -16,9 +16,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tessera_engine::naming::claim_composite_name;
 use tessera_tests::{
-    PG_API, TestEnv, apply, condition, events_about, install_crds, install_postgres_platform,
-    namespace, repo_root, secret_data, start_composition_controllers_in_process,
-    start_controller_in_process, tessera_bin, unique, wait_object, wait_object_in, yaml_docs,
+    PG_API, TestEnv, apply, condition, delete_in, events_about, install_crds,
+    install_postgres_platform, namespace, repo_root, secret_data,
+    start_composition_controllers_in_process, start_controller_in_process, tessera_bin, unique,
+    wait_gone, wait_gone_in, wait_object, wait_object_in, yaml_docs,
 };
 
 const CLAIM_API: &str = "platform.tessera.dev/v1alpha1";
@@ -296,8 +297,10 @@ async fn trace_shows_ready_waiting_and_failing_claims_and_never_a_secret_value()
     names.push((ns.clone(), "<ns>".into()));
     names.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
     let mut outputs = Vec::new();
+    // Kinds are qualified with their group: other tests' XRDs define a PostgresDatabase
+    // kind in groups of their own, and an unqualified name is then ambiguous.
     for claim in ["ready-db", "blocked-db", "unmatched-db"] {
-        let target = format!("postgresdatabase/{claim}");
+        let target = format!("postgresdatabase.platform.tessera.dev/{claim}");
         let tree = trace(&env, &[&target, "-n", &ns]);
         assert_golden(&format!("{claim}.tree"), &mask_tree(&tree, &names));
         let json = trace(&env, &[&target, "-n", &ns, "-o", "json"]);
@@ -309,7 +312,7 @@ async fn trace_shows_ready_waiting_and_failing_claims_and_never_a_secret_value()
     }
 
     // Short names, plural names with the group, a composite and a managed resource.
-    let by_short = trace(&env, &["pgdb/ready-db", "-n", &ns]);
+    let by_short = trace(&env, &["pgdb.platform.tessera.dev/ready-db", "-n", &ns]);
     assert!(by_short.contains("PostgresDatabase/ready-db"), "{by_short}");
     let xr = trace(
         &env,
@@ -365,7 +368,13 @@ async fn trace_shows_ready_waiting_and_failing_claims_and_never_a_secret_value()
         std::env::var("PATH").unwrap_or_default()
     );
     let out = Command::new(env.get("KUBECTL"))
-        .args(["tessera", "trace", "postgresdatabase/ready-db", "-n", &ns])
+        .args([
+            "tessera",
+            "trace",
+            "postgresdatabase.platform.tessera.dev/ready-db",
+            "-n",
+            &ns,
+        ])
         .env("PATH", path)
         .env("KUBECONFIG", env.get("KUBECONFIG"))
         .output()
@@ -383,7 +392,12 @@ async fn trace_shows_ready_waiting_and_failing_claims_and_never_a_secret_value()
 
     // A missing object is a clear error.
     let out = Command::new(tessera_bin())
-        .args(["trace", "postgresdatabase/nope", "-n", &ns])
+        .args([
+            "trace",
+            "postgresdatabase.platform.tessera.dev/nope",
+            "-n",
+            &ns,
+        ])
         .env("KUBECONFIG", env.get("KUBECONFIG"))
         .output()
         .unwrap();
@@ -393,6 +407,20 @@ async fn trace_shows_ready_waiting_and_failing_claims_and_never_a_secret_value()
         err.contains("PostgresDatabase nope not found in namespace"),
         "{err}"
     );
+    // Leave nothing behind that is still reconciled: later tests count the cluster's writes,
+    // and the refused Role would create its role once the one in its way is dropped.
+    let claims = ["ready-db", "blocked-db", "unmatched-db"];
+    for claim in claims {
+        delete_in(&client, CLAIM_API, "PostgresDatabase", &ns, claim).await;
+    }
+    for claim in claims {
+        wait_gone_in(&client, CLAIM_API, "PostgresDatabase", &ns, claim).await;
+        let xr = claim_composite_name(&ns, claim);
+        wait_gone(&client, CLAIM_API, "XPostgresDatabase", &xr).await;
+    }
+    for (kind, name) in ready_refs.iter().chain(blocked_refs.iter()) {
+        wait_gone(&client, PG_API, kind, name).await;
+    }
     pg.batch_execute(&format!("DROP ROLE IF EXISTS \"{blocked_xr}\""))
         .await
         .ok();

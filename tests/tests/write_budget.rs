@@ -122,6 +122,22 @@ fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTree
 }
 
 /// The tests of this file count every write of the cluster, so they must not overlap.
+/// Waits until no Tessera-related write happens for 3 s (at most 60 s): the counters are
+/// the whole cluster's, so what earlier test binaries left in motion (events of their
+/// deletions, a last status write) must be over before a window opens.
+async fn wait_for_quiet(client: &kube::Client) {
+    let mut last = all_tessera_writes(client).await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let now = all_tessera_writes(client).await;
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+    panic!("the cluster never went 3 s without a Tessera write: {last:?}");
+}
+
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
@@ -139,6 +155,7 @@ async fn steady_state_makes_no_kubernetes_writes_and_creates_are_counted() {
     // Created in dependency order, each after what it needs is Ready, so that no create
     // fails for want of its owner or role and every create costs exactly its budget.
     wait_for_no_deletions(&client).await;
+    wait_for_quiet(&client).await;
     let before_create = writes(&client).await;
     let role = |name: &str, for_provider: serde_json::Value| {
         json!({ "apiVersion": PG_API, "kind": "Role", "metadata": { "name": name },
@@ -240,6 +257,7 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
     let mut claim = yaml_docs("compositions/postgres/example-claim.yaml").remove(0);
     claim["metadata"]["namespace"] = json!(ns);
     wait_for_no_deletions(&client).await;
+    wait_for_quiet(&client).await;
     let before_claim = all_tessera_writes(&client).await;
     apply(&client, claim).await;
     let name = "orders-db";
