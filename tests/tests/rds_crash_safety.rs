@@ -13,6 +13,10 @@ use tessera_tests::{
     wait_ready,
 };
 
+/// The controller processes run the RDS provider only: a leftover object of another
+/// provider must not be the create after which the fault hook ends the process.
+const ONLY_RDS: (&str, &str) = ("TESSERA_PROVIDERS", "rds");
+
 #[tokio::test]
 async fn crash_after_create_db_instance_adopts_the_instance_and_never_duplicates_it() {
     let env = TestEnv::load();
@@ -34,9 +38,11 @@ async fn crash_after_create_db_instance_adopts_the_instance_and_never_duplicates
     let uid = applied.metadata.uid.clone().unwrap();
 
     // 1. The controller creates the instance, then dies before recording the result.
-    let mut c =
-        ControllerProcess::spawn(&env, &[("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")])
-            .unwrap();
+    let mut c = ControllerProcess::spawn(
+        &env,
+        &[ONLY_RDS, ("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")],
+    )
+    .unwrap();
     let code = c
         .wait_exit(Duration::from_secs(60))
         .await
@@ -65,7 +71,7 @@ async fn crash_after_create_db_instance_adopts_the_instance_and_never_duplicates
     assert!(!ann.contains_key("tessera.dev/external-create-succeeded"));
 
     // 2. A normal restart adopts it: the same instance, no error on the way.
-    let controller = ControllerProcess::spawn(&env, &[]).unwrap();
+    let controller = ControllerProcess::spawn(&env, &[ONLY_RDS]).unwrap();
     let ready = wait_ready(&client, RDS_API, "DBInstance", &name).await;
     assert!(condition(&ready, "Synced").is_some_and(|c| c.is_true()));
     assert_eq!(
