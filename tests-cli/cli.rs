@@ -5,11 +5,16 @@
 //! When `render`'s output changes on purpose, regenerate the golden files with
 //! `UPDATE_GOLDEN=1 cargo test -p tessera --test cli` and review the diff.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The checkout the test runs in (cargo sets the variable when it runs a test); the
+/// build-time path only when run by hand, since a cached build may come from another
+/// checkout.
+fn repo() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Runs `tessera ARGS` in the repository's root.

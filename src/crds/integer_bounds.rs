@@ -3,8 +3,6 @@
 //! Without bounds the API server stores any integer, and a typed watcher (an `i32` field)
 //! can then no longer list the kind; an unknown format (`uint32`) only earns a warning.
 
-use std::path::Path;
-
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 use tessera_engine::api::schema::{INT64_MAX, INT64_MIN};
@@ -114,7 +112,10 @@ fn every_integer_of_every_generated_crd_has_a_known_format_and_bounds() {
 
 #[test]
 fn every_integer_of_the_shipped_xrds_composite_and_claim_has_a_known_format_and_bounds() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("compositions/postgres/xrd.yaml");
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("compositions/postgres/xrd.yaml");
     let text = std::fs::read_to_string(&path).expect("the shipped XRD");
     let xrd: CompositeResourceDefinition = serde_yaml::from_str(&text).expect("an XRD");
     let mut crds = vec![composite_crd(&xrd).expect("a composite CRD")];

@@ -96,7 +96,12 @@ pub fn install_crypto_provider() {
 
 /// The repository root (where `crds/` lives).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // The checkout the tests run in (cargo sets the variable when it runs a test); the
+    // build-time path only when run by hand, since a cached build may come from another
+    // checkout.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()

@@ -199,10 +199,12 @@ async fn an_instance_is_created_ready_modified_repaired_and_deleted_with_a_final
         ),
     )
     .await;
+    // Tags are added and removed by two calls: wait for both.
     let db = wait_aws(&rds, &name, "class, storage and tags changed", |db| {
         db.db_instance_class() == Some("db.t3.small")
             && db.allocated_storage() == Some(30)
             && tag(db, "team") == Some("b")
+            && tag(db, "env").is_none()
     })
     .await;
     assert_eq!(tag(&db, "owner"), Some("x"));

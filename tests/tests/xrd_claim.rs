@@ -425,15 +425,16 @@ async fn deleting_an_xrd_with_a_live_composite_is_refused_until_its_claim_is_gon
         condition(&refused, "Ready").map(|c| c.reason),
         Some("Deleting".into())
     );
-    assert!(
+    // The event is published next to the status write, not before it: wait for it too.
+    wait_for(Duration::from_secs(30), || async {
         events_about(&client, "default", &kinds.xrd_name())
             .await
             .iter()
-            .any(|(t, reason, note)| t == "Warning"
-                && reason == "DeletionBlocked"
-                && *note == want),
-        "a DeletionBlocked warning"
-    );
+            .any(|(t, reason, note)| t == "Warning" && reason == "DeletionBlocked" && *note == want)
+            .then_some(())
+    })
+    .await
+    .expect("a DeletionBlocked warning");
     // The XRD controller looked again (it retries a blocked deletion), and still no cascade.
     wait_reconciled(
         "CompositeResourceDefinition",

@@ -1,17 +1,12 @@
 //! Every bound of [`super`], exercised through the public functions that enforce it: each
-//! input is refused at once with an error naming the field, where before the fix it
+//! input is refused before the work, with an error naming the field, where before the fix it
 //! allocated without bound, overflowed or panicked.
-
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::*;
 use crate::api::composition::{CompositionSpec, Patch, Transform};
 use crate::compose::{ComposeError, FieldPath, apply_patch, apply_transforms, render};
-
-/// A bound is checked before the work: each refusal takes far less than the work would.
-const AT_ONCE: Duration = Duration::from_secs(2);
 
 fn transforms(value: Value) -> Vec<Transform> {
     serde_json::from_value(value).expect("transforms in test")
@@ -35,18 +30,12 @@ fn a_huge_format_width_is_an_error_at_once_not_an_allocation() {
         "%.99999999f",
         "x%1025d",
     ] {
-        let started = Instant::now();
         let err = apply_transforms(
             &transforms(json!([{"type": "string", "string": {"fmt": fmt}}])),
             json!(7),
         )
         .expect_err(fmt)
         .to_string();
-        assert!(
-            started.elapsed() < AT_ONCE,
-            "{fmt}: took {:?}",
-            started.elapsed()
-        );
         assert!(
             err.starts_with("transform 0 (string): format")
                 && err.contains("larger than the limit of 1024"),
@@ -165,7 +154,6 @@ fn a_regexp_longer_than_the_limit_is_an_error() {
 
 #[test]
 fn a_regexp_whose_compiled_form_exceeds_the_limit_is_an_error_at_once() {
-    let started = Instant::now();
     let err = apply_transforms(
         &transforms(json!([{"type": "match", "match": {"patterns": [
             {"type": "regexp", "regexp": "(?:\\w{500}){500}", "result": 1}
@@ -173,7 +161,6 @@ fn a_regexp_whose_compiled_form_exceeds_the_limit_is_an_error_at_once() {
         json!("aaa"),
     )
     .unwrap_err();
-    assert!(started.elapsed() < AT_ONCE, "took {:?}", started.elapsed());
     assert!(
         err.to_string()
             .starts_with("transform 0 (match): pattern 0: invalid regexp")
@@ -261,9 +248,7 @@ fn deeper_than_stops_at_the_limit_whatever_the_depth() {
 fn chained_transforms_cannot_grow_a_string_without_bound() {
     let to_base64 = json!({"type": "string", "string": {"type": "Convert", "convert": "ToBase64"}});
     let chain = transforms(Value::Array(vec![to_base64; 60]));
-    let started = Instant::now();
     let err = apply_transforms(&chain, json!("x".repeat(1024))).unwrap_err();
-    assert!(started.elapsed() < AT_ONCE, "took {:?}", started.elapsed());
     let ComposeError::Transform { index, reason, .. } = &err else {
         panic!("not a transform error: {err}");
     };
