@@ -114,7 +114,7 @@ pub fn assert_provider_crds(group: &str, crds: &[CustomResourceDefinition]) {
         }
         let provider_config = kind == "ProviderConfig";
         let (categories, columns): (&[&str], &[&str]) = if provider_config {
-            (&PROVIDER_CONFIG_CATEGORIES, &["SECRET", "AGE"])
+            (&PROVIDER_CONFIG_CATEGORIES, &["SOURCE", "SECRET", "AGE"])
         } else {
             (
                 &MANAGED_CATEGORIES,

@@ -16,6 +16,7 @@ use kube::discovery::ApiResource;
 use kube::{Api, Client, Config};
 
 mod controllers;
+pub mod vault_auth;
 pub use controllers::{
     assert_controllers_alive, install as record_reconciles, last_reconcile_started,
     wait_all_reconciled, wait_reconciled,

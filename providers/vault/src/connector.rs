@@ -1,29 +1,46 @@
 //! [`VaultConnector`]: the kit's [`CachedConnector`] with [`Vault`], which makes one
-//! [`VaultClient`] per ProviderConfig from its spec and token.
+//! [`VaultClient`] per ProviderConfig from its spec and credentials.
 //!
 //! ```text
 //!  mr.spec.providerConfigRef ─▶ ProviderConfig + credentials Secret (watched stores)
-//!        ─▶ cache[(name)] ─▶ VaultClient (the token checked once, with lookup-self)
-//!                │ fingerprint differs
-//!                └──────────▶ Vault::connect again
+//!        ─▶ cache[(name)] ─▶ VaultClient ◀── renewer task: renews the token at 2/3 of its
+//!                │                           lease, logs in again (Kubernetes auth) when
+//!                │                           renewal fails or the token reached its max TTL
+//!                │ fingerprint differs, a 403, or the token expired
+//!                └──────────▶ Vault::connect again (token checked with lookup-self, or a
+//!                             fresh Kubernetes auth login)
 //! ```
+//!
+//! The token lives in a [`Session`] that the renewer swaps; reconciles take the current
+//! one per call, so all reconciles of a ProviderConfig share one token.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Resource};
 use serde_json::Value;
-use tessera_engine::api::common::ProviderCredentials;
+use tessera_engine::api::common::{CredentialsSource, ProviderCredentials};
 use tessera_engine::managed::ProviderError;
 use tessera_engine::managed::connections::{CachedConnector, Connect, ProviderConfigKind};
 use tessera_engine::managed::credentials::Credentials;
-use tracing::warn;
+use tracing::{debug, info, warn};
 
 use crate::api::{ProviderConfig, ProviderConfigSpec, TOKEN_KEY};
 use crate::error::{CallError, Origin, error_chain};
+use crate::http::VaultHttp;
+use crate::login::{KubernetesLogin, Lease};
+
+/// A bound on each renewal or login the renewer makes (reconciles are bounded by the
+/// runtime's external timeout).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest wait between failed refresh attempts.
+const MAX_REFRESH_RETRY: Duration = Duration::from_secs(30);
+/// The whole of any one HTTP request, a backstop under the runtime's own timeouts.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connects Policies, Mounts and AuthBackends to Vault, one cached [`VaultClient`] per
 /// ProviderConfig. Cheap to clone; clones share the cache.
@@ -80,45 +97,81 @@ impl Connect for Vault {
         credentials: &Credentials,
     ) -> Result<VaultClient, ProviderError> {
         let spec = &config.spec;
-        let token = credentials.require(TOKEN_KEY)?;
-        let token = token.trim().to_string();
-        if token.is_empty() {
-            return Err(ProviderError::Config(format!(
-                "ProviderConfig {name:?}: key {TOKEN_KEY:?} of Secret {}/{} is empty",
-                spec.credentials.secret_ref.namespace, spec.credentials.secret_ref.name
-            )));
-        }
         let address = validate_address(name, &spec.address)?;
+        // Settings first: a wrong login block is reported before any call.
+        let login = match spec.credentials.source {
+            CredentialsSource::KubernetesAuth => Some(KubernetesLogin::from_spec(name, spec)?),
+            _ => None,
+        };
         let insecure = spec.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);
         if insecure {
             self.warn_insecure_once(name);
         }
         let ca = read_ca(kube, name, spec).await?;
         let http = http_client(name, insecure, ca.as_deref())?;
+        let api = VaultHttp::new(http.clone(), address.clone(), spec.namespace.clone());
+        let lease = match &login {
+            Some(login) => {
+                let lease = login.login(&api, kube).await?;
+                info!(
+                    provider_config = name,
+                    ttl_seconds = lease.ttl.as_secs(),
+                    "logged in to Vault with Kubernetes auth"
+                );
+                lease
+            }
+            None => {
+                let token = credentials.require(TOKEN_KEY)?;
+                let token = token.trim().to_string();
+                if token.is_empty() {
+                    return Err(ProviderError::Config(format!(
+                        "ProviderConfig {name:?}: key {TOKEN_KEY:?} of Secret {} is empty",
+                        credentials.secret_name()
+                    )));
+                }
+                // The lease is read by check_token below.
+                Lease {
+                    token,
+                    ttl: Duration::ZERO,
+                    renewable: false,
+                }
+            }
+        };
+        let origin = Origin {
+            provider_config: name.to_string(),
+            address: address.clone(),
+        };
+        let session = Session::new(&origin, &lease, spec, http.clone())?;
         let client = VaultClient {
             inner: Arc::new(Inner {
-                vault: vault_client(name, &address, &token, spec, http.clone())?,
+                session: RwLock::new(Arc::new(session)),
+                api,
+                vault_namespace: spec.namespace.clone(),
                 http,
-                address: address.clone(),
-                token,
-                namespace: spec.namespace.clone(),
+                login,
                 kube: kube.clone(),
                 denied: AtomicBool::new(false),
-                origin: Origin {
-                    provider_config: name.to_string(),
-                    address,
-                },
+                renewer: Mutex::new(None),
+                origin,
             }),
         };
-        client.check_token(spec).await?;
+        let lease = match client.inner.login {
+            Some(_) => lease,
+            None => client.check_token(credentials, lease).await?,
+        };
+        client.keep_fresh(lease);
         Ok(client)
     }
 
+    const SOURCES: &'static [CredentialsSource] =
+        &[CredentialsSource::Secret, CredentialsSource::KubernetesAuth];
+
     // After a 403 the token is checked again by a new connection: a revoked or expired
-    // token is then reported as such (a Config error naming the Secret), and a token that
-    // merely lacks a capability keeps working for everything else.
+    // token is then reported as such (a Config error naming the Secret, or a fresh
+    // Kubernetes login), and a token that merely lacks a capability keeps working for
+    // everything else. A token past its lease (the renewer failed) is replaced the same way.
     fn is_usable(client: &VaultClient) -> bool {
-        !client.inner.denied.load(Ordering::Relaxed)
+        !client.inner.denied.load(Ordering::Relaxed) && !client.session().expired()
     }
 }
 
@@ -178,7 +231,8 @@ fn http_client(
     let mut builder = reqwest::ClientBuilder::new()
         .tls_backend_rustls()
         .tls_danger_accept_invalid_certs(insecure)
-        .connect_timeout(std::time::Duration::from_secs(10));
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(REQUEST_TIMEOUT);
     if let Some(pem) = ca {
         let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
             ProviderError::Config(format!(
@@ -201,7 +255,7 @@ fn vault_client(
     name: &str,
     address: &str,
     token: &str,
-    spec: &ProviderConfigSpec,
+    namespace: Option<&str>,
     http: reqwest::Client,
 ) -> Result<vaultrs::client::VaultClient, ProviderError> {
     let mut settings = vaultrs::client::VaultClientSettingsBuilder::default();
@@ -211,8 +265,8 @@ fn vault_client(
         .verify(true)
         .ca_certs(Vec::new())
         .identity(None);
-    if let Some(ns) = &spec.namespace {
-        settings.set_namespace(ns.clone());
+    if let Some(ns) = namespace {
+        settings.set_namespace(ns.to_string());
     }
     let settings = settings
         .build()
@@ -228,35 +282,115 @@ fn vault_client(
 }
 
 /// The [`ExternalClient`](tessera_engine::managed::ExternalClient) of Policies, Mounts and
-/// AuthBackends: a Vault client with the ProviderConfig's token.
+/// AuthBackends: a Vault client with the ProviderConfig's current token.
 #[derive(Clone)]
 pub struct VaultClient {
     pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    pub(crate) vault: vaultrs::client::VaultClient,
+    /// The current token and its vaultrs client; swapped by the renewer.
+    session: RwLock<Arc<Session>>,
+    api: VaultHttp,
+    vault_namespace: Option<String>,
     http: reqwest::Client,
-    address: String,
-    token: String,
-    namespace: Option<String>,
-    /// For the Kubernetes Secrets that KVSecrets copy into Vault.
+    /// The Kubernetes auth login, for the `KubernetesAuth` credentials source.
+    login: Option<KubernetesLogin>,
+    /// For the Kubernetes Secrets that KVSecrets copy into Vault (and TokenRequests).
     pub(crate) kube: kube::Client,
     /// Vault answered 403: the token may have been revoked or have expired, so the next
     /// reconcile connects again and checks it (see `is_usable`).
     denied: AtomicBool,
+    /// The task that keeps the token fresh; stopped with the client.
+    renewer: Mutex<Option<tokio::task::AbortHandle>>,
     pub(crate) origin: Origin,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .renewer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// One token: the vaultrs client that sends it and when it expires.
+pub(crate) struct Session {
+    vault: Arc<vaultrs::client::VaultClient>,
+    token: String,
+    /// `None` for a token that does not expire.
+    expires: Option<Instant>,
+}
+
+impl Session {
+    fn new(
+        origin: &Origin,
+        lease: &Lease,
+        spec: &ProviderConfigSpec,
+        http: reqwest::Client,
+    ) -> Result<Session, ProviderError> {
+        Ok(Session {
+            vault: Arc::new(vault_client(
+                &origin.provider_config,
+                &origin.address,
+                &lease.token,
+                spec.namespace.as_deref(),
+                http,
+            )?),
+            token: lease.token.clone(),
+            expires: (!lease.ttl.is_zero()).then(|| Instant::now() + lease.ttl),
+        })
+    }
+
+    fn expired(&self) -> bool {
+        self.expires.is_some_and(|e| Instant::now() >= e)
+    }
+}
+
+/// What the renewer does next with the current token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refresh {
+    /// Renew it (renew-self).
+    Renew,
+    /// Log in again (Kubernetes auth), or stop (a token from a Secret cannot be replaced).
+    Replace,
+}
+
+/// When and how to refresh a token with `lease`, given the `full` TTL its login granted:
+/// at two thirds of the lease; by renewal while renewal still grants the full TTL, by a new
+/// login once the token is not renewable or its max TTL cut the lease short.
+fn next_refresh(lease: &Lease, full: Duration) -> (Duration, Refresh) {
+    let at = (lease.ttl * 2 / 3).max(Duration::from_secs(1));
+    let how = if lease.renewable && lease.ttl >= full {
+        Refresh::Renew
+    } else {
+        Refresh::Replace
+    };
+    (at, how)
+}
+
 impl VaultClient {
-    /// The vaultrs client.
-    pub(crate) fn vault(&self) -> &vaultrs::client::VaultClient {
-        &self.inner.vault
+    /// The vaultrs client with the current token.
+    pub(crate) fn vault(&self) -> Arc<vaultrs::client::VaultClient> {
+        self.session().vault.clone()
+    }
+
+    fn session(&self) -> Arc<Session> {
+        self.inner
+            .session
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The server's address.
     pub(crate) fn address(&self) -> &str {
-        &self.inner.address
+        self.inner.api.address()
     }
 
     /// Classifies an error of `action`.
@@ -268,23 +402,57 @@ impl VaultClient {
         self.inner.origin.error(action, err)
     }
 
-    /// Checks the token once per connection, so that a wrong one is reported as a
-    /// ProviderConfig error rather than as a failure of each managed resource's call.
-    async fn check_token(&self, spec: &ProviderConfigSpec) -> Result<(), ProviderError> {
-        match vaultrs::token::lookup_self(self.vault()).await {
-            Ok(_) => Ok(()),
+    /// Checks a token from a Secret once per connection, so that a wrong one is reported
+    /// as a ProviderConfig error rather than as a failure of each managed resource's call;
+    /// returns its lease (a TTL of zero for a token that does not expire).
+    async fn check_token(
+        &self,
+        credentials: &Credentials,
+        lease: Lease,
+    ) -> Result<Lease, ProviderError> {
+        match vaultrs::token::lookup_self(&*self.vault()).await {
+            Ok(info) => {
+                let ttl = Duration::from_secs(info.ttl);
+                if !ttl.is_zero() {
+                    // Expiry known from now on, for is_usable.
+                    let session = Session {
+                        vault: self.vault(),
+                        token: lease.token.clone(),
+                        expires: Some(Instant::now() + ttl),
+                    };
+                    *self
+                        .inner
+                        .session
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner()) = Arc::new(session);
+                }
+                Ok(Lease {
+                    ttl,
+                    renewable: info.renewable.unwrap_or(false),
+                    ..lease
+                })
+            }
             Err(e) => match CallError::from(e) {
                 CallError::Api { code: 403, .. } => Err(ProviderError::Config(format!(
                     "ProviderConfig {:?}: Vault at {} refused the token in key {TOKEN_KEY:?} \
-                     of Secret {}/{} (permission denied: it is wrong, expired or revoked)",
+                     of Secret {} (permission denied: it is wrong, expired or revoked)",
                     self.inner.origin.provider_config,
-                    self.inner.address,
-                    spec.credentials.secret_ref.namespace,
-                    spec.credentials.secret_ref.name
+                    self.address(),
+                    credentials.secret_name()
                 ))),
                 other => Err(self.error("look up the ProviderConfig's token", other)),
             },
         }
+    }
+
+    /// Starts the renewer of a token that expires.
+    fn keep_fresh(&self, lease: Lease) {
+        if lease.ttl.is_zero() {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(refresh_loop(weak, lease));
+        *self.inner.renewer.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
     }
 
     /// A request vaultrs has no endpoint for: `method` on `/v1/{path}` with an optional
@@ -295,54 +463,139 @@ impl VaultClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, CallError> {
-        let url = format!("{}/v1/{}", self.inner.address, path);
-        let mut req = self
-            .inner
-            .http
-            .request(method, url)
-            .header("X-Vault-Token", &self.inner.token)
-            .header("X-Vault-Request", "true");
-        if let Some(ns) = &self.inner.namespace {
-            req = req.header("X-Vault-Namespace", ns);
-        }
-        if let Some(body) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(body.to_string());
-        }
-        let resp = req
-            .send()
+        let session = self.session();
+        self.inner
+            .api
+            .call(method, path, Some(&session.token), body)
             .await
-            .map_err(|e| CallError::Transport(error_chain(&e.without_url())))?;
-        let status = resp.status();
-        let text = resp
-            .text()
+    }
+}
+
+impl Inner {
+    /// Renews the current token: its new lease.
+    async fn renew(&self) -> Result<Lease, String> {
+        let token = self
+            .session
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .token
+            .clone();
+        let answer = self
+            .api
+            .call(
+                reqwest::Method::POST,
+                "auth/token/renew-self",
+                Some(&token),
+                Some(&serde_json::json!({})),
+            )
             .await
-            .map_err(|e| CallError::Transport(error_chain(&e.without_url())))?;
-        if status.as_u16() == 404 {
-            return Ok(None);
-        }
-        let json: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .map_err(|_| CallError::Transport(format!("the answer ({status}) is not JSON")))?
+            .map_err(|e| match e {
+                CallError::Api { code, errors } => format!("{code}: {}", errors.join("; ")),
+                CallError::Transport(text) => text,
+            })?;
+        answer
+            .as_ref()
+            .and_then(Lease::from_auth)
+            .ok_or_else(|| "the answer has no token lease".to_string())
+    }
+
+    /// Installs `lease` as the current token.
+    fn install(&self, lease: &Lease) -> Result<(), ProviderError> {
+        let spec_namespace = self.vault_namespace.clone();
+        let session = Session {
+            vault: Arc::new(vault_client(
+                &self.origin.provider_config,
+                &self.origin.address,
+                &lease.token,
+                spec_namespace.as_deref(),
+                self.http.clone(),
+            )?),
+            token: lease.token.clone(),
+            expires: (!lease.ttl.is_zero()).then(|| Instant::now() + lease.ttl),
         };
-        if status.is_success() {
-            Ok(Some(json))
-        } else {
-            let errors = json["errors"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| e.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            Err(CallError::Api {
-                code: status.as_u16(),
-                errors,
-            })
+        *self.session.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(session);
+        Ok(())
+    }
+}
+
+/// Keeps the token of the client `weak` fresh until the client is dropped: renews it at
+/// two thirds of its lease, logs in again (Kubernetes auth) when renewal fails or the
+/// token reached its max TTL, and retries failures with a growing pause. A token from a
+/// Secret that can no longer be renewed is left to expire: `is_usable` then makes the next
+/// reconcile connect again, which reports it.
+async fn refresh_loop(weak: Weak<Inner>, first: Lease) {
+    let mut full = first.ttl;
+    let (mut wait, mut how) = next_refresh(&first, full);
+    let mut retry = Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(wait).await;
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let name = inner.origin.provider_config.clone();
+        let renewed = match how {
+            Refresh::Renew => match tokio::time::timeout(REFRESH_TIMEOUT, inner.renew()).await {
+                Ok(Ok(lease)) => Some(lease),
+                Ok(Err(e)) => {
+                    warn!(provider_config = %name, error = %e, "renewing the Vault token failed");
+                    None
+                }
+                Err(_) => {
+                    warn!(provider_config = %name, "renewing the Vault token timed out");
+                    None
+                }
+            },
+            Refresh::Replace => None,
+        };
+        let next = match (renewed, &inner.login) {
+            (Some(lease), _) => {
+                debug!(provider_config = %name, ttl_seconds = lease.ttl.as_secs(), "renewed the Vault token");
+                Ok((lease, false))
+            }
+            (None, Some(login)) => {
+                match tokio::time::timeout(REFRESH_TIMEOUT, login.login(&inner.api, &inner.kube))
+                    .await
+                {
+                    Ok(Ok(lease)) => Ok((lease, true)),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("the login timed out".to_string()),
+                }
+            }
+            (None, None) if how == Refresh::Renew => Err("renewal failed".to_string()),
+            (None, None) => {
+                warn!(
+                    provider_config = %name,
+                    "the Vault token of the credentials Secret can no longer be renewed; \
+                     put a new token in the Secret before it expires"
+                );
+                return;
+            }
+        };
+        match next.and_then(|(lease, new)| {
+            inner
+                .install(&lease)
+                .map(|()| (lease, new))
+                .map_err(|e| e.to_string())
+        }) {
+            Ok((lease, new)) => {
+                if new {
+                    info!(provider_config = %name, ttl_seconds = lease.ttl.as_secs(), "logged in to Vault again with Kubernetes auth");
+                    full = lease.ttl;
+                }
+                (wait, how) = next_refresh(&lease, full);
+                retry = Duration::from_secs(1);
+            }
+            Err(e) => {
+                warn!(provider_config = %name, error = %e, "refreshing the Vault token failed; retrying");
+                // A token from a Secret can only be renewed; a login can be tried again.
+                let again = if inner.login.is_some() {
+                    Refresh::Replace
+                } else {
+                    Refresh::Renew
+                };
+                (wait, how) = (retry, again);
+                retry = (retry * 2).min(MAX_REFRESH_RETRY);
+            }
         }
     }
 }

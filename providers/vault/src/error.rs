@@ -78,7 +78,7 @@ impl Origin {
     }
 }
 
-fn errors_text(errors: &[String], empty: &str) -> String {
+pub(crate) fn errors_text(errors: &[String], empty: &str) -> String {
     let errors: Vec<&str> = errors
         .iter()
         .map(|e| e.trim())

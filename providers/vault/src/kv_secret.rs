@@ -245,7 +245,7 @@ impl VaultClient {
         let meta = self.kv_metadata(p).await?;
         let latest = match &meta {
             Some(m) if latest_readable(m) => Some(
-                vaultrs::kv2::read::<HashMap<String, Value>>(self.vault(), &p.mount, &p.path)
+                vaultrs::kv2::read::<HashMap<String, Value>>(&*self.vault(), &p.mount, &p.path)
                     .await
                     .map_err(|e| self.error(&self.kv_action("read", p), e))?,
             ),
@@ -260,7 +260,7 @@ impl VaultClient {
                 ))
             })?;
             vaultrs::kv2::set_with_options(
-                self.vault(),
+                &*self.vault(),
                 &p.mount,
                 &p.path,
                 &data,
@@ -290,7 +290,7 @@ impl VaultClient {
         if let Some(d) = want_meta.delete_version_after {
             req.delete_version_after(format!("{d}s"));
         }
-        vaultrs::kv2::set_metadata(self.vault(), &p.mount, &p.path, Some(&mut req))
+        vaultrs::kv2::set_metadata(&*self.vault(), &p.mount, &p.path, Some(&mut req))
             .await
             .map_err(|e| self.error(&self.kv_action("write the metadata of", p), e))?;
         Ok(self.kv_connection(p))
@@ -345,7 +345,7 @@ impl ExternalClient<KVSecret> for VaultClient {
             return Ok(Observation::absent());
         }
         let data = self.kv_source(&p).await?;
-        let have: HashMap<String, Value> = vaultrs::kv2::read(self.vault(), &p.mount, &p.path)
+        let have: HashMap<String, Value> = vaultrs::kv2::read(&*self.vault(), &p.mount, &p.path)
             .await
             .map_err(|e| self.error(&self.kv_action("read", &p), e))?;
         let diffs: Vec<String> = [
@@ -390,7 +390,7 @@ impl ExternalClient<KVSecret> for VaultClient {
         );
         let mut req = SetSecretMetadataRequest::builder();
         req.custom_metadata(custom);
-        vaultrs::kv2::set_metadata(self.vault(), &p.mount, &p.path, Some(&mut req))
+        vaultrs::kv2::set_metadata(&*self.vault(), &p.mount, &p.path, Some(&mut req))
             .await
             .map_err(|e| self.error(&self.kv_action("mark", p), e))
     }
@@ -400,10 +400,10 @@ impl ExternalClient<KVSecret> for VaultClient {
         check(p)?;
         let result = match p.deletion {
             KVDeletion::AllVersions => {
-                vaultrs::kv2::delete_metadata(self.vault(), &p.mount, &p.path).await
+                vaultrs::kv2::delete_metadata(&*self.vault(), &p.mount, &p.path).await
             }
             KVDeletion::LatestVersion => {
-                vaultrs::kv2::delete_latest(self.vault(), &p.mount, &p.path).await
+                vaultrs::kv2::delete_latest(&*self.vault(), &p.mount, &p.path).await
             }
         };
         match result.map_err(CallError::from) {

@@ -19,8 +19,10 @@
 pub mod api;
 mod connector;
 mod error;
+mod http;
 mod kubernetes_auth;
 mod kv_secret;
+mod login;
 mod mount;
 mod mounts;
 mod ownership;

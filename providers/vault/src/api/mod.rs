@@ -30,7 +30,10 @@ pub use mount::{Mount, MountObservation, MountParameters, MountSpec, MountStatus
 pub use policy::{
     Policy, PolicyObservation, PolicyParameters, PolicyRule, PolicySpec, PolicyStatus,
 };
-pub use provider_config::{ProviderConfig, ProviderConfigSpec, TOKEN_KEY, Tls};
+pub use provider_config::{
+    KubernetesAuthLogin, ProviderConfig, ProviderConfigSpec, ServiceAccountReference, TOKEN_KEY,
+    Tls,
+};
 
 /// The API group of every kind of this provider.
 pub const GROUP: &str = "vault.tessera.dev";

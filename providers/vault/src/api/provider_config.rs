@@ -14,8 +14,9 @@ pub const TOKEN_KEY: &str = "token";
     kind = "ProviderConfig",
     derive = "PartialEq",
     doc = "A ProviderConfig tells the Vault provider how to reach a Vault or OpenBao server and \
-           with which token. Managed resources name it in spec.providerConfigRef; the one \
-           named `default` is used when they do not."
+           how to authenticate: with a token from a Secret, or by logging in with a Kubernetes \
+           ServiceAccount token through Vault's Kubernetes auth method. Managed resources name \
+           it in spec.providerConfigRef; the one named `default` is used when they do not."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderConfigSpec {
@@ -33,11 +34,65 @@ pub struct ProviderConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
 
-    /// The Secret with the token the provider uses, in key `token`. The token needs a
+    /// How the provider authenticates. `source: Secret` (the default): the token in key
+    /// `token` of the Secret `secretRef`; the Secret is watched, so a new token is used from
+    /// the next reconcile on, without a restart. `source: KubernetesAuth`: the provider logs
+    /// in with a ServiceAccount token as `kubernetesAuth` says, renews the token it gets
+    /// before it expires and logs in again when renewal fails. Either way the token needs a
     /// policy that allows what the managed resources ask for (`sys/policies/acl/*`,
-    /// `sys/mounts/*`, `sys/auth/*` with `sudo` for auth methods). The Secret is watched:
-    /// a new token is used from the next reconcile on, without a restart.
+    /// `sys/mounts/*`, `sys/auth/*` with `sudo` for auth methods).
     pub credentials: ProviderCredentials,
+
+    /// The Kubernetes auth login, required when `credentials.source` is `KubernetesAuth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_auth: Option<KubernetesAuthLogin>,
+}
+
+/// How the provider logs in with Vault's Kubernetes auth method. The ServiceAccount token
+/// comes from `tokenPath` or, with `serviceAccountRef`, from the TokenRequest API; with
+/// neither, from the provider pod's own token file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesAuthLogin {
+    /// The path the Kubernetes auth method is enabled at, without `auth/` (default
+    /// `kubernetes`).
+    #[serde(default = "default_mount_path")]
+    pub mount_path: String,
+
+    /// The Kubernetes auth role to log in as. It must bind the ServiceAccount whose token
+    /// the provider presents.
+    pub role: String,
+
+    /// A file holding a ServiceAccount token (JWT), read again at every login so that a
+    /// projected token that the kubelet rotates keeps working. Defaults to the pod's own
+    /// token, `/var/run/secrets/kubernetes.io/serviceaccount/token`, when
+    /// `serviceAccountRef` is not set either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_path: Option<String>,
+
+    /// A ServiceAccount for which the provider requests a short-lived token with the
+    /// TokenRequest API at every login. The provider's own ServiceAccount needs RBAC
+    /// permission to `create` `serviceaccounts/token` for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_ref: Option<ServiceAccountReference>,
+
+    /// The audience of the tokens requested for `serviceAccountRef`; set it when the Vault
+    /// role names an `audience`. Defaults to the API server's own audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+fn default_mount_path() -> String {
+    "kubernetes".to_string()
+}
+
+/// A ServiceAccount by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceAccountReference {
+    /// Name of the ServiceAccount.
+    pub name: String,
+    /// Namespace of the ServiceAccount.
+    pub namespace: String,
 }
 
 /// How the Vault server's TLS certificate is checked.

@@ -89,7 +89,7 @@ impl VaultClient {
             )
         })?;
         let text = hcl::with_mark(&text, &mr.uid().unwrap_or_default());
-        vaultrs::sys::policy::set(self.vault(), &name, &text)
+        vaultrs::sys::policy::set(&*self.vault(), &name, &text)
             .await
             .map_err(|e| self.error(&format!("write policy {name:?}"), e))?;
         Ok(ConnectionDetails::new())
@@ -164,7 +164,7 @@ impl ExternalClient<Policy> for VaultClient {
             )));
         };
         let marked = hcl::with_mark(&text, &mr.uid().unwrap_or_default());
-        vaultrs::sys::policy::set(self.vault(), &name, &marked)
+        vaultrs::sys::policy::set(&*self.vault(), &name, &marked)
             .await
             .map_err(|e| self.error(&format!("mark policy {name:?}"), e))
     }
@@ -176,7 +176,7 @@ impl ExternalClient<Policy> for VaultClient {
     async fn delete(&self, mr: &Policy) -> Result<(), ProviderError> {
         let name = external_name(mr);
         check_name(&name)?;
-        match vaultrs::sys::policy::delete(self.vault(), &name).await {
+        match vaultrs::sys::policy::delete(&*self.vault(), &name).await {
             Ok(()) => Ok(()),
             Err(e) => match CallError::from(e) {
                 CallError::Api { code: 404, .. } => Ok(()),
