@@ -32,10 +32,10 @@ fn provider_config_spec(ssl_mode: SslMode) -> ProviderConfigSpec {
     ProviderConfigSpec {
         credentials: ProviderCredentials {
             source: tessera_engine::api::common::CredentialsSource::Secret,
-            secret_ref: SecretReference {
+            secret_ref: Some(SecretReference {
                 name: "unused".into(),
                 namespace: "unused".into(),
-            },
+            }),
         },
         ssl_mode,
         default_database: "postgres".into(),
@@ -1255,10 +1255,10 @@ async fn the_connector_watches_provider_config_and_secret_reuses_its_session_and
         .unwrap();
     let configs: Api<tessera_provider_postgresql::ProviderConfig> = Api::all(f.kube.clone());
     let mut spec = provider_config_spec(SslMode::Prefer);
-    spec.credentials.secret_ref = SecretReference {
+    spec.credentials.secret_ref = Some(SecretReference {
         name: secret.clone(),
         namespace: f.ns.clone(),
-    };
+    });
     let config = tessera_provider_postgresql::ProviderConfig::new(&pc, spec);
     configs
         .patch(&pc, &ssa, &Patch::Apply(&config))

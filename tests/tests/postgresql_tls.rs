@@ -20,10 +20,10 @@ fn spec(ssl_mode: SslMode) -> ProviderConfigSpec {
     ProviderConfigSpec {
         credentials: ProviderCredentials {
             source: CredentialsSource::Secret,
-            secret_ref: SecretReference {
+            secret_ref: Some(SecretReference {
                 name: "unused".into(),
                 namespace: "unused".into(),
-            },
+            }),
         },
         ssl_mode,
         default_database: "postgres".into(),

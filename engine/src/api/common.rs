@@ -351,22 +351,63 @@ pub struct ResourceStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderCredentials {
-    /// Source of the credentials. Only `Secret` is supported.
-    #[serde(default = "default_credentials_source")]
+    /// Source of the credentials: `Secret` (the default) reads them from `secretRef`;
+    /// `Default` uses the provider's own ambient credentials (for example a cloud SDK's
+    /// default chain); `KubernetesAuth` logs in with a Kubernetes ServiceAccount token, as
+    /// set in the provider's own ProviderConfig fields. Each provider documents the sources
+    /// it supports; another one is refused with a message on the managed resources.
+    #[serde(default)]
     pub source: CredentialsSource,
-    /// The Secret holding the credentials; the keys it must have are documented per provider.
-    pub secret_ref: SecretReference,
+    /// The Secret holding the credentials, required when `source` is `Secret`; the keys it
+    /// must have are documented per provider. Ignored by the other sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
 }
 
-fn default_credentials_source() -> CredentialsSource {
-    CredentialsSource::Secret
+impl ProviderCredentials {
+    /// Credentials read from the Secret `namespace`/`name`.
+    pub fn from_secret(namespace: &str, name: &str) -> Self {
+        ProviderCredentials {
+            source: CredentialsSource::Secret,
+            secret_ref: Some(SecretReference {
+                name: name.to_string(),
+                namespace: namespace.to_string(),
+            }),
+        }
+    }
+
+    /// The Secret to read: `secretRef` when the source is `Secret`, `None` for the other
+    /// sources (which read no Secret even when `secretRef` is set).
+    pub fn secret(&self) -> Option<&SecretReference> {
+        match self.source {
+            CredentialsSource::Secret => self.secret_ref.as_ref(),
+            CredentialsSource::Default | CredentialsSource::KubernetesAuth => None,
+        }
+    }
 }
 
 /// Source of ProviderConfig credentials.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum CredentialsSource {
-    /// A Kubernetes Secret.
+    /// A Kubernetes Secret, named by `secretRef`.
+    #[default]
     Secret,
+    /// No Secret: the provider's own ambient credentials (for example the AWS SDK's default
+    /// chain: environment, web identity/IRSA, instance profile), documented per provider.
+    Default,
+    /// No Secret: the provider logs in with a Kubernetes ServiceAccount token, with the
+    /// settings of the provider's ProviderConfig (for Vault, `kubernetesAuth`).
+    KubernetesAuth,
+}
+
+impl fmt::Display for CredentialsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CredentialsSource::Secret => "Secret",
+            CredentialsSource::Default => "Default",
+            CredentialsSource::KubernetesAuth => "KubernetesAuth",
+        })
+    }
 }
 
 /// Connection details of an external resource: key -> secret value.
@@ -581,6 +622,54 @@ mod tests {
         for (reason, spec, want) in cases {
             assert_eq!(spec.read_only(), want, "{reason}");
         }
+    }
+
+    #[test]
+    fn credentials_source_defaults_to_secret_and_only_secret_reads_the_secret_ref() {
+        let r = SecretReference {
+            name: "creds".to_string(),
+            namespace: "ns".to_string(),
+        };
+        let cases = [
+            (
+                "an omitted source is Secret",
+                r#"{"secretRef": {"name": "creds", "namespace": "ns"}}"#,
+                CredentialsSource::Secret,
+                Some(&r),
+            ),
+            (
+                "Secret without a secretRef names no Secret (connect reports it)",
+                r#"{"source": "Secret"}"#,
+                CredentialsSource::Secret,
+                None,
+            ),
+            (
+                "Default reads no Secret",
+                r#"{"source": "Default"}"#,
+                CredentialsSource::Default,
+                None,
+            ),
+            (
+                "KubernetesAuth ignores a stray secretRef",
+                r#"{"source": "KubernetesAuth", "secretRef": {"name": "creds", "namespace": "ns"}}"#,
+                CredentialsSource::KubernetesAuth,
+                None,
+            ),
+        ];
+        for (reason, json, source, secret) in cases {
+            let c: ProviderCredentials = serde_json::from_str(json).unwrap();
+            assert_eq!(c.source, source, "{reason}");
+            assert_eq!(c.secret(), secret, "{reason}");
+        }
+        assert_eq!(
+            serde_json::to_value(ProviderCredentials {
+                source: CredentialsSource::Default,
+                secret_ref: None
+            })
+            .unwrap(),
+            serde_json::json!({"source": "Default"}),
+            "no secretRef is written when there is none"
+        );
     }
 
     #[test]

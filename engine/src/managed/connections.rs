@@ -14,6 +14,10 @@
 //! restart. Secrets are watched one by one (by name), so the controller holds only the
 //! Secrets its ProviderConfigs reference, not every Secret of the cluster.
 //!
+//! Credentials sources without a Secret (`Default`, `KubernetesAuth`) watch no Secret and
+//! hand [`Credentials::none`] to [`Connect::connect`]; the provider finds its credentials
+//! itself, and only the sources it lists in [`Connect::SOURCES`] are accepted.
+//!
 //! A provider implements [`Connect`] once; [`CachedConnector`] is then the
 //! [`Connector`] of all its managed kinds.
 
@@ -30,11 +34,11 @@ use kube::{Api, Resource, ResourceExt};
 use tokio::sync::OnceCell;
 use tracing::warn;
 
-use crate::api::common::ProviderCredentials;
+use crate::api::common::{CredentialsSource, ProviderCredentials, SecretReference};
 use crate::managed::credentials::{self, Credentials};
 use crate::managed::{Connector, ExternalClient, Managed, ProviderError};
 
-/// A provider's ProviderConfig kind: cluster-scoped, with credentials from a Secret.
+/// A provider's ProviderConfig kind: cluster-scoped, with `spec.credentials`.
 pub trait ProviderConfigKind:
     Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
     + Clone
@@ -58,9 +62,14 @@ pub trait Connect: Send + Sync + 'static {
     type Client: Clone + Send + Sync + 'static;
     /// The external system, as messages name it ("PostgreSQL").
     const SYSTEM: &'static str;
+    /// The credentials sources the provider supports; a ProviderConfig with another one
+    /// gets a [`ProviderError::Config`] naming it before `connect` is called.
+    const SOURCES: &'static [CredentialsSource] = &[CredentialsSource::Secret];
 
-    /// Connects as the ProviderConfig named `name` says. Errors about the ProviderConfig
-    /// or its credentials are [`ProviderError::Config`] and name the ProviderConfig.
+    /// Connects as the ProviderConfig named `name` says. `credentials` holds the values of
+    /// the credentials Secret, and is empty ([`Credentials::none`]) for sources without one.
+    /// Errors about the ProviderConfig or its credentials are [`ProviderError::Config`] and
+    /// name the ProviderConfig.
     async fn connect(
         &self,
         kube: &kube::Client,
@@ -251,7 +260,9 @@ impl<C: Connect> CachedConnector<C> {
                 "ProviderConfig {name:?} not found; create it or set spec.providerConfigRef"
             ))
         })?;
-        let r = &config.credentials().secret_ref;
+        let Some(r) = credentials_secret::<C>(name, config.credentials())? else {
+            return Ok((config, Credentials::none(name)));
+        };
         let cell = {
             let mut secrets = self
                 .inner
@@ -291,9 +302,9 @@ impl<C: Connect> CachedConnector<C> {
         let state = configs.state();
         let referenced: Vec<(String, String)> = state
             .iter()
-            .map(|pc| {
-                let r = &pc.credentials().secret_ref;
-                (r.namespace.clone(), r.name.clone())
+            .filter_map(|pc| {
+                let r = pc.credentials().secret()?;
+                Some((r.namespace.clone(), r.name.clone()))
             })
             .collect();
         self.inner
@@ -307,6 +318,32 @@ impl<C: Connect> CachedConnector<C> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .retain(|name, _| names.contains(name));
+    }
+}
+
+/// The Secret to read for `credentials` of the ProviderConfig `name`: `None` for a source
+/// without one; an error for a source the provider does not support or a `Secret` source
+/// without `secretRef`.
+fn credentials_secret<C: Connect>(
+    name: &str,
+    credentials: &ProviderCredentials,
+) -> Result<Option<SecretReference>, ProviderError> {
+    if !C::SOURCES.contains(&credentials.source) {
+        let supported: Vec<String> = C::SOURCES.iter().map(|s| s.to_string()).collect();
+        return Err(ProviderError::Config(format!(
+            "ProviderConfig {name:?}: credentials source {} is not supported by the {} \
+             provider; use {}",
+            credentials.source,
+            C::SYSTEM,
+            supported.join(" or ")
+        )));
+    }
+    match (credentials.source, credentials.secret()) {
+        (CredentialsSource::Secret, None) => Err(ProviderError::Config(format!(
+            "ProviderConfig {name:?}: credentials.secretRef is required with credentials \
+             source Secret; name the Secret with the credentials (namespace and name)"
+        ))),
+        (_, secret) => Ok(secret.cloned()),
     }
 }
 

@@ -41,13 +41,14 @@ pub fn managed<M: CustomResourceExt>() -> CustomResourceDefinition {
     )
 }
 
-/// The CRD of ProviderConfig kind `P`, with the columns SECRET (the credentials Secret's
-/// name) and AGE and the categories `tessera` and `providerconfig`.
+/// The CRD of ProviderConfig kind `P`, with the columns SOURCE (of the credentials),
+/// SECRET (the credentials Secret's name, if any) and AGE and the categories `tessera` and `providerconfig`.
 pub fn provider_config<P: CustomResourceExt>() -> CustomResourceDefinition {
     with_columns(
         P::crd(),
         &PROVIDER_CONFIG_CATEGORIES,
         vec![
+            column("SOURCE", "string", ".spec.credentials.source"),
             column("SECRET", "string", ".spec.credentials.secretRef.name"),
             column("AGE", "date", ".metadata.creationTimestamp"),
         ],

@@ -1,4 +1,8 @@
 //! ProviderConfig credentials read from their Secret, with errors a user can act on.
+//!
+//! Sources without a Secret (`Default`, `KubernetesAuth`) get [`Credentials::none`]: no
+//! values, and the provider finds what it needs itself (from its ProviderConfig's spec,
+//! its environment or the cluster).
 
 use std::collections::BTreeMap;
 
@@ -6,8 +10,8 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::managed::ProviderError;
 
-/// The data of a ProviderConfig's credentials Secret. Values are secrets: `Debug`
-/// prints the keys only.
+/// The data of a ProviderConfig's credentials Secret (empty for sources without a
+/// Secret). Values are secrets: `Debug` prints the keys only.
 #[derive(Clone, Default)]
 pub struct Credentials {
     provider_config: String,
@@ -36,13 +40,40 @@ impl Credentials {
         }
     }
 
+    /// The credentials of a ProviderConfig whose source reads no Secret: no values.
+    pub fn none(provider_config: &str) -> Self {
+        Credentials {
+            provider_config: provider_config.to_string(),
+            secret: String::new(),
+            data: BTreeMap::new(),
+        }
+    }
+
+    /// Whether the credentials came from a Secret (rather than from a source without one).
+    pub fn from_a_secret(&self) -> bool {
+        !self.secret.is_empty()
+    }
+
+    /// `namespace/name` of the Secret the credentials came from; empty without one.
+    pub fn secret_name(&self) -> &str {
+        &self.secret
+    }
+
     /// A required UTF-8 value; the error names the ProviderConfig, the Secret and the key.
     pub fn require(&self, key: &str) -> Result<String, ProviderError> {
         let raw = self.data.get(key).ok_or_else(|| {
-            ProviderError::Config(format!(
-                "ProviderConfig {:?}: Secret {} has no key {:?}",
-                self.provider_config, self.secret, key
-            ))
+            if self.from_a_secret() {
+                ProviderError::Config(format!(
+                    "ProviderConfig {:?}: Secret {} has no key {:?}",
+                    self.provider_config, self.secret, key
+                ))
+            } else {
+                ProviderError::Config(format!(
+                    "ProviderConfig {:?}: its credentials source reads no Secret, so there \
+                     is no key {:?}; set credentials.source: Secret and credentials.secretRef",
+                    self.provider_config, key
+                ))
+            }
         })?;
         String::from_utf8(raw.clone()).map_err(|_| {
             ProviderError::Config(format!(

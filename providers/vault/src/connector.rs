@@ -84,8 +84,8 @@ impl Connect for Vault {
         let token = token.trim().to_string();
         if token.is_empty() {
             return Err(ProviderError::Config(format!(
-                "ProviderConfig {name:?}: key {TOKEN_KEY:?} of Secret {}/{} is empty",
-                spec.credentials.secret_ref.namespace, spec.credentials.secret_ref.name
+                "ProviderConfig {name:?}: key {TOKEN_KEY:?} of Secret {} is empty",
+                credentials.secret_name()
             )));
         }
         let address = validate_address(name, &spec.address)?;
@@ -110,7 +110,7 @@ impl Connect for Vault {
                 },
             }),
         };
-        client.check_token(spec).await?;
+        client.check_token(credentials).await?;
         Ok(client)
     }
 
@@ -270,17 +270,16 @@ impl VaultClient {
 
     /// Checks the token once per connection, so that a wrong one is reported as a
     /// ProviderConfig error rather than as a failure of each managed resource's call.
-    async fn check_token(&self, spec: &ProviderConfigSpec) -> Result<(), ProviderError> {
+    async fn check_token(&self, credentials: &Credentials) -> Result<(), ProviderError> {
         match vaultrs::token::lookup_self(self.vault()).await {
             Ok(_) => Ok(()),
             Err(e) => match CallError::from(e) {
                 CallError::Api { code: 403, .. } => Err(ProviderError::Config(format!(
                     "ProviderConfig {:?}: Vault at {} refused the token in key {TOKEN_KEY:?} \
-                     of Secret {}/{} (permission denied: it is wrong, expired or revoked)",
+                     of Secret {} (permission denied: it is wrong, expired or revoked)",
                     self.inner.origin.provider_config,
                     self.inner.address,
-                    spec.credentials.secret_ref.namespace,
-                    spec.credentials.secret_ref.name
+                    credentials.secret_name()
                 ))),
                 other => Err(self.error("look up the ProviderConfig's token", other)),
             },
