@@ -218,7 +218,14 @@ async fn changing_only_the_selector_moves_a_claim_from_rds_to_the_shared_server(
             &client,
             tessera_tests::RDS_API,
             kind,
-            &format!("{xr}-{}", if kind == "DBInstance" { "instance" } else { "subnets" }),
+            &format!(
+                "{xr}-{}",
+                if kind == "DBInstance" {
+                    "instance"
+                } else {
+                    "subnets"
+                }
+            ),
         )
         .await;
     }

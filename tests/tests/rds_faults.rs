@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tessera_tests::{
     RDS_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, delete_in, events_about, get,
-    install_crds, install_postgres_platform, kubectl, moto_subnets, namespace,
-    rds_provider_config, start_composition_controllers_in_process,
-    start_rds_controller_in_process, unique, wait_crd_established, wait_gone, wait_gone_in,
-    wait_object, wait_object_in, wait_ready, wait_reconciled, wait_sync_error, yaml_docs,
+    install_crds, install_postgres_platform, kubectl, moto_subnets, namespace, rds_provider_config,
+    start_composition_controllers_in_process, start_rds_controller_in_process, unique,
+    wait_crd_established, wait_gone, wait_gone_in, wait_object, wait_object_in, wait_ready,
+    wait_reconciled, wait_sync_error, yaml_docs,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -159,7 +159,9 @@ fn refused_as_aws_does(form: &str) -> Option<(String, String, Vec<u8>)> {
         .and_then(|rest| rest.split_once('.'))
         .is_some_and(|(family, size)| {
             !family.is_empty()
-                && family.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && family
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && (["micro", "small", "medium", "large", "xlarge"].contains(&size)
                     || size
                         .strip_suffix("xlarge")
@@ -231,7 +233,10 @@ async fn serve(mut conn: TcpStream, upstream: String, id: String, proxy: Arc<Pro
                 let status = proxy.status.lock().unwrap().clone();
                 if let Some(status) = status {
                     body = text
-                        .replace(available, &format!("<DBInstanceStatus>{status}</DBInstanceStatus>"))
+                        .replace(
+                            available,
+                            &format!("<DBInstanceStatus>{status}</DBInstanceStatus>"),
+                        )
                         .into_bytes();
                 } else if proxy.faults && text.contains(available) && *served < CREATING_DESCRIBES {
                     *served += 1;
@@ -423,7 +428,12 @@ async fn throttling_errors_and_a_slow_create_converge_with_a_bounded_number_of_c
 /// A Composition of `postgres-rds`'s resources, named and labelled `name`, whose
 /// DBInstance's forProvider is changed by `instance` and whose resources use the
 /// ProviderConfig `pc`.
-fn rds_composition(name: &str, pc: &str, subnets: &[String], instance: serde_json::Value) -> serde_json::Value {
+fn rds_composition(
+    name: &str,
+    pc: &str,
+    subnets: &[String],
+    instance: serde_json::Value,
+) -> serde_json::Value {
     let mut c = yaml_docs("compositions/postgres/composition-rds.yaml").remove(0);
     c["metadata"]["name"] = json!(name);
     c["metadata"]["labels"] = json!({ "platform.tessera.dev/engine": name });
@@ -537,7 +547,11 @@ async fn bad_input_is_explained_on_the_managed_resource_and_on_the_claim() {
     let mut claims = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let comp = unique("bad-rds");
-        apply(&client, rds_composition(&comp, &c.pc, &subnets, c.instance.clone())).await;
+        apply(
+            &client,
+            rds_composition(&comp, &c.pc, &subnets, c.instance.clone()),
+        )
+        .await;
         let name = format!("bad-{i}");
         apply(&client, json!({
             "apiVersion": "platform.tessera.dev/v1alpha1", "kind": "PostgresDatabase",
@@ -554,13 +568,22 @@ async fn bad_input_is_explained_on_the_managed_resource_and_on_the_claim() {
         let mr = wait_sync_error(
             &client,
             RDS_API,
-            if c.resource == "instance" { "DBInstance" } else { "DBSubnetGroup" },
+            if c.resource == "instance" {
+                "DBInstance"
+            } else {
+                "DBSubnetGroup"
+            },
             &format!("{xr}-{}", c.resource),
             &c.says[0],
         )
         .await;
         for s in &c.says {
-            assert!(mr.message.contains(s.as_str()), "{}: managed resource: {}", c.reason, mr.message);
+            assert!(
+                mr.message.contains(s.as_str()),
+                "{}: managed resource: {}",
+                c.reason,
+                mr.message
+            );
         }
         // On the claim: its Ready condition names the resource and quotes its failure.
         let claim = wait_object_in(
@@ -579,13 +602,24 @@ async fn bad_input_is_explained_on_the_managed_resource_and_on_the_claim() {
         .await;
         let ready = condition(&claim, "Ready").unwrap();
         assert!(
-            ready.message.contains(&format!("Resource '{}'", c.resource)),
+            ready
+                .message
+                .contains(&format!("Resource '{}'", c.resource)),
             "{}: {}",
             c.reason,
             ready.message
         );
         // And `kubectl describe` of the claim shows it.
-        let described = kubectl(&env, &["describe", "postgresdatabases.platform.tessera.dev", "-n", &ns, name]);
+        let described = kubectl(
+            &env,
+            &[
+                "describe",
+                "postgresdatabases.platform.tessera.dev",
+                "-n",
+                &ns,
+                name,
+            ],
+        );
         assert!(
             described.contains(c.says[0].as_str()),
             "{}: kubectl describe: {described}",
@@ -593,9 +627,23 @@ async fn bad_input_is_explained_on_the_managed_resource_and_on_the_claim() {
         );
     }
     for name in &claims {
-        delete_in(&client, "platform.tessera.dev/v1alpha1", "PostgresDatabase", &ns, name).await;
+        delete_in(
+            &client,
+            "platform.tessera.dev/v1alpha1",
+            "PostgresDatabase",
+            &ns,
+            name,
+        )
+        .await;
     }
     for name in &claims {
-        wait_gone_in(&client, "platform.tessera.dev/v1alpha1", "PostgresDatabase", &ns, name).await;
+        wait_gone_in(
+            &client,
+            "platform.tessera.dev/v1alpha1",
+            "PostgresDatabase",
+            &ns,
+            name,
+        )
+        .await;
     }
 }

@@ -9,8 +9,8 @@ use aws_sdk_rds::types::DbInstance;
 use serde_json::json;
 use tessera_tests::{
     RDS_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, install_crds, moto_subnets,
-    rds_provider_config, rds_sdk, secret_data, start_rds_controller_in_process, unique, wait_for, wait_gone,
-    wait_object, wait_ready, wait_sync_error,
+    rds_provider_config, rds_sdk, secret_data, start_rds_controller_in_process, unique, wait_for,
+    wait_gone, wait_object, wait_ready, wait_sync_error,
 };
 
 const OWNERSHIP_TAG: &str = "tessera.dev/managed-resource-uid";

@@ -348,7 +348,10 @@ fn a_changed_selection_chooses_again_and_a_persons_choice_stays() {
             spec: spec(json!({"compositionRef": {"name": "postgres-rds"},
                                "compositionSelector": {"matchLabels": {"engine": "shared"}}})),
             recorded: Some(by("postgres-rds", Some("rds"))),
-            want: ("postgres-shared", Some(by("postgres-shared", Some("shared")))),
+            want: (
+                "postgres-shared",
+                Some(by("postgres-shared", Some("shared"))),
+            ),
         },
         Case {
             reason: "a removed selector falls back to the XRD's default",

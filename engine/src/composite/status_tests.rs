@@ -113,7 +113,11 @@ fn a_composed_resources_failure_and_status_reach_the_ready_message() {
         {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": long}
     ]}}))
     .unwrap();
-    assert!(bounded.len() < 600, "messages are bounded: {}", bounded.len());
+    assert!(
+        bounded.len() < 600,
+        "messages are bounded: {}",
+        bounded.len()
+    );
 }
 
 #[test]

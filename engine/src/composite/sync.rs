@@ -30,12 +30,16 @@ pub(super) async fn sync(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Repo
         };
     let compositions: Vec<Arc<Composition>> = ctx.compositions.state();
     let revisions: Vec<Arc<CompositionRevision>> = ctx.revisions.state();
-    let recorded = SelectedBy::parse(xr.annotations().get(ANNOTATION_SELECTED_BY).map(String::as_str));
+    let recorded = SelectedBy::parse(
+        xr.annotations()
+            .get(ANNOTATION_SELECTED_BY)
+            .map(String::as_str),
+    );
     let (comp, rev, selected_by) =
         match choose(&spec, recorded.as_ref(), ctx, &compositions, &revisions) {
-        Ok(chosen) => chosen,
-        Err(e) => return failed(e),
-    };
+            Ok(chosen) => chosen,
+            Err(e) => return failed(e),
+        };
     let cluster = Cluster { ctx, xr };
     let manager = cluster.composed_manager();
     let input = Input {

@@ -1145,5 +1145,8 @@ async fn a_resource_still_being_created_is_ready_false_creating_with_the_externa
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "Creating")
     );
-    assert_eq!(ready.message, "AWS status of DB instance \"db\": backing-up");
+    assert_eq!(
+        ready.message,
+        "AWS status of DB instance \"db\": backing-up"
+    );
 }

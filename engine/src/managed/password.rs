@@ -326,7 +326,11 @@ mod tests {
                 (Err(e), Some(want)) => {
                     let text = e.to_string();
                     assert!(text.contains(want), "{}: {text}", c.reason);
-                    assert!(text.contains("Secret n/s key \"k\""), "{}: {text}", c.reason);
+                    assert!(
+                        text.contains("Secret n/s key \"k\""),
+                        "{}: {text}",
+                        c.reason
+                    );
                 }
                 (got, _) => panic!("{}: {got:?}", c.reason),
             }

@@ -124,7 +124,11 @@ pub fn render(input: &RenderInput<'_>) -> Result<String, Problems> {
             // The composite controller writes status and resourceRefs, never other fields.
             let update = StatusUpdate {
                 generation: None,
-                ready: Some(ready_condition_explained(&order, &state.ready, &state.problems)),
+                ready: Some(ready_condition_explained(
+                    &order,
+                    &state.ready,
+                    &state.problems,
+                )),
                 synced: Some(synced_condition(None)),
                 patched: state.composite.get("status").cloned(),
                 published_at: None,

@@ -34,8 +34,8 @@ use crate::error::role_still_referenced;
 use crate::ownership::{RoleFacts, mark_literal, role_ownership};
 use crate::sql::{ident, validate_identifier};
 use password::{FIELD_MANAGER, Source, Sourced, scram_verifier, source_for_role};
-use tessera_engine::managed::password::Password;
 use plan::RoleRow;
+use tessera_engine::managed::password::Password;
 
 const SELECT_ROLE: &str = "SELECT rolcanlogin, rolcreatedb, rolcreaterole, rolinherit, \
      rolreplication, rolbypassrls, rolsuper, rolconnlimit, COALESCE(rolconfig, '{}'), \
@@ -105,8 +105,11 @@ impl PostgresClient {
         }
         match source {
             Source::Reference(_) => Err(missing_reference(source)),
-            Source::Generated { .. } => source
-                    .store(&self.kube, role, FIELD_MANAGER, Password::generate()).await,
+            Source::Generated { .. } => {
+                source
+                    .store(&self.kube, role, FIELD_MANAGER, Password::generate())
+                    .await
+            }
         }
     }
 }
@@ -302,7 +305,8 @@ impl ExternalClient<Role> for PostgresClient {
                 (Source::Generated { .. }, Some(p)) if !rotate => p,
                 (Source::Generated { .. }, _) => {
                     source
-                    .store(&self.kube, mr, FIELD_MANAGER, Password::generate()).await?
+                        .store(&self.kube, mr, FIELD_MANAGER, Password::generate())
+                        .await?
                 }
                 (Source::Reference(_), Some(p)) => p,
             };

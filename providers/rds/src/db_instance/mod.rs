@@ -119,8 +119,7 @@ fn not_ready_since_create(mr: &DBInstance) -> bool {
         .as_ref()
         .map(|s| s.resource.conditions.as_slice())
         .unwrap_or_default();
-    find_condition(conditions, condition_type::READY)
-        .is_none_or(|c| c.reason == reason::CREATING)
+    find_condition(conditions, condition_type::READY).is_none_or(|c| c.reason == reason::CREATING)
 }
 
 /// The version of the password Secret last set, from status.
@@ -466,7 +465,11 @@ impl ExternalClient<DBInstance> for RdsClient {
             self.add_tags(arn, &add).await?;
             self.remove_tags(arn, remove).await?;
         }
-        Ok(connection(mr, Some(&have), password.as_ref().map(|p| &p.password)))
+        Ok(connection(
+            mr,
+            Some(&have),
+            password.as_ref().map(|p| &p.password),
+        ))
     }
 
     async fn delete(&self, mr: &DBInstance) -> Result<(), ProviderError> {

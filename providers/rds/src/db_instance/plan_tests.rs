@@ -272,6 +272,11 @@ fn statuses_right_after_a_create_are_creating_and_later_ones_unavailable() {
             status: c.status.into(),
             ..Have::default()
         };
-        assert_eq!(have.creating(c.not_ready_since_create), c.want, "{}", c.reason);
+        assert_eq!(
+            have.creating(c.not_ready_since_create),
+            c.want,
+            "{}",
+            c.reason
+        );
     }
 }
