@@ -54,7 +54,7 @@ async fn instance_gone(rds: &aws_sdk_rds::Client, id: &str) -> bool {
         })
 }
 
-fn sorted_keys(secret: &std::collections::BTreeMap<String, String>) -> Vec<&str> {
+fn sorted_keys(secret: &std::collections::HashMap<String, String>) -> Vec<&str> {
     let mut keys: Vec<&str> = secret.keys().map(String::as_str).collect();
     keys.sort();
     keys
