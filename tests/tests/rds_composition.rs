@@ -185,15 +185,19 @@ async fn changing_only_the_selector_moves_a_claim_from_rds_to_the_shared_server(
         "host={} port={} user={xr} password={} dbname={xr} sslmode=disable",
         on_shared["host"], on_shared["port"], on_shared["password"]
     );
-    let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("log in with the rewritten Secret");
-    tokio::spawn(conn);
-    let db: String = pg
-        .query_one("SELECT current_database()", &[])
-        .await
-        .expect("query")
-        .get(0);
+    // The Secret is published from the role; the database follows it (dependsOn).
+    let db: String = wait_for(Duration::from_secs(60), || async {
+        let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        pg.query_one("SELECT current_database()", &[])
+            .await
+            .ok()
+            .map(|r| r.get(0))
+    })
+    .await
+    .expect("log in with the rewritten Secret");
     assert_eq!(db, xr);
 
     let composite = tessera_tests::get(
