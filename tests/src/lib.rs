@@ -16,10 +16,14 @@ use kube::discovery::ApiResource;
 use kube::{Api, Client, Config};
 
 mod controllers;
+mod rds;
 pub mod vault_auth;
 pub use controllers::{
     assert_controllers_alive, install as record_reconciles, last_reconcile_started,
     wait_all_reconciled, wait_reconciled,
+};
+pub use rds::{
+    RDS_API, moto_ec2, moto_subnets, rds_provider_config, rds_sdk, start_rds_controller_in_process,
 };
 
 /// The values `testenv/up` wrote into its env file.
@@ -397,75 +401,6 @@ pub async fn vault_provider_config(env: &TestEnv, client: &Client, name: &str, t
         }),
     )
     .await;
-}
-
-/// Runs the RDS provider's controllers in this test process, once per test binary, on a
-/// runtime of their own, with the same short poll interval and backoff as
-/// [`start_controller_in_process`].
-pub fn start_rds_controller_in_process(env: &TestEnv) {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    start_provider_once(&STARTED, env, tessera_provider_rds::run);
-}
-
-/// Group/version of the RDS provider's kinds.
-pub const RDS_API: &str = "rds.aws.tessera.dev/v1alpha1";
-
-/// Creates an RDS ProviderConfig named `name` (and its credentials Secret) pointing at the
-/// testenv's moto_server, or at `endpoint` when given (a proxy in front of moto).
-pub async fn rds_provider_config(
-    env: &TestEnv,
-    client: &Client,
-    name: &str,
-    endpoint: Option<&str>,
-) {
-    namespace(client, TEST_NAMESPACE).await;
-    namespace(client, tessera_provider_rds::DEFAULT_PASSWORD_NAMESPACE).await;
-    apply(
-        client,
-        serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": format!("{name}-aws"), "namespace": TEST_NAMESPACE },
-            "stringData": {
-                tessera_provider_rds::ACCESS_KEY_ID: env.get("AWS_ACCESS_KEY_ID"),
-                tessera_provider_rds::SECRET_ACCESS_KEY: env.get("AWS_SECRET_ACCESS_KEY"),
-            }
-        }),
-    )
-    .await;
-    apply(
-        client,
-        serde_json::json!({
-            "apiVersion": RDS_API, "kind": "ProviderConfig",
-            "metadata": { "name": name },
-            "spec": {
-                "region": env.get("AWS_REGION"),
-                "endpointUrl": endpoint.unwrap_or(env.get("AWS_ENDPOINT_URL")),
-                "credentials": { "source": "Secret",
-                    "secretRef": { "name": format!("{name}-aws"), "namespace": TEST_NAMESPACE } }
-            }
-        }),
-    )
-    .await;
-}
-
-/// An AWS SDK RDS client on the testenv's moto_server, for acting behind Tessera's back.
-pub fn rds_sdk(env: &TestEnv) -> aws_sdk_rds::Client {
-    let creds = aws_sdk_rds::config::Credentials::new(
-        env.get("AWS_ACCESS_KEY_ID"),
-        env.get("AWS_SECRET_ACCESS_KEY"),
-        None,
-        None,
-        "testenv",
-    );
-    let config = aws_sdk_rds::Config::builder()
-        .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
-        .region(aws_sdk_rds::config::Region::new(
-            env.get("AWS_REGION").to_string(),
-        ))
-        .endpoint_url(env.get("AWS_ENDPOINT_URL"))
-        .credentials_provider(creds)
-        .build();
-    aws_sdk_rds::Client::from_conf(config)
 }
 
 /// Runs the Harbor provider's controllers in this test process, once per test binary (see

@@ -8,9 +8,9 @@ use std::time::Duration;
 use aws_sdk_rds::types::DbInstance;
 use serde_json::json;
 use tessera_tests::{
-    RDS_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, install_crds, rds_provider_config,
-    rds_sdk, secret_data, start_rds_controller_in_process, unique, wait_for, wait_gone,
-    wait_object, wait_ready, wait_sync_error,
+    RDS_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, install_crds, moto_subnets,
+    rds_provider_config, rds_sdk, secret_data, start_rds_controller_in_process, unique, wait_for,
+    wait_gone, wait_object, wait_ready, wait_sync_error,
 };
 
 const OWNERSHIP_TAG: &str = "tessera.dev/managed-resource-uid";
@@ -410,7 +410,7 @@ async fn a_changed_master_password_secret_is_applied_and_published() {
     })
     .await
     .expect("first password published");
-    let before = wait_ready(&client, RDS_API, "DBInstance", &name).await.data["status"]["atProvider"]["passwordFingerprint"].clone();
+    let before = wait_ready(&client, RDS_API, "DBInstance", &name).await.data["status"]["atProvider"]["passwordSecretVersion"].clone();
     assert!(before.is_string());
 
     set_password("second-password-2").await;
@@ -427,8 +427,8 @@ async fn a_changed_master_password_secret_is_applied_and_published() {
         "DBInstance",
         &name,
         Duration::from_secs(30),
-        "new fingerprint",
-        |o| o.data["status"]["atProvider"]["passwordFingerprint"] != before,
+        "new password Secret version",
+        |o| o.data["status"]["atProvider"]["passwordSecretVersion"] != before,
     )
     .await;
     let status = serde_json::to_string(&after.data["status"]).unwrap();
@@ -537,52 +537,10 @@ async fn bad_input_is_explained_on_the_managed_resource() {
     }
 }
 
-/// Calls moto's EC2 query API (moto does not check signatures; the Authorization header
-/// only names the service) and returns the first value of `<field>`.
-fn ec2(env: &TestEnv, params: &str, field: &str) -> String {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-fsS",
-            "--max-time",
-            "10",
-            env.get("AWS_ENDPOINT_URL"),
-            "-H",
-            &format!(
-                "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{}/ec2/aws4_request, SignedHeaders=host, Signature=0",
-                env.get("AWS_REGION")
-            ),
-            "-d",
-            &format!("Version=2016-11-15&{params}"),
-        ])
-        .output()
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "EC2 {params}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let body = String::from_utf8_lossy(&out.stdout);
-    let open = format!("<{field}>");
-    let start = body
-        .find(&open)
-        .unwrap_or_else(|| panic!("no {field} in {body}"))
-        + open.len();
-    let end = body[start..].find('<').unwrap() + start;
-    body[start..end].to_string()
-}
-
 #[tokio::test]
 async fn a_subnet_group_is_created_changed_used_by_an_instance_and_deleted() {
     let (env, client, pc, rds) = setup().await;
-    let vpc = ec2(&env, "Action=CreateVpc&CidrBlock=10.20.0.0/16", "vpcId");
-    let region = env.get("AWS_REGION");
-    let subnets: Vec<String> = ["a", "b", "c"]
-        .iter()
-        .enumerate()
-        .map(|(i, az)| {
-            ec2(&env, &format!("Action=CreateSubnet&VpcId={vpc}&CidrBlock=10.20.{i}.0/24&AvailabilityZone={region}{az}"), "subnetId")
-        })
-        .collect();
+    let (vpc, subnets) = moto_subnets(&env, 20, &["a", "b", "c"]);
     let name = unique("sng");
     let group = |description: &str, subnets: &[String], tags: serde_json::Value| {
         json!({

@@ -88,6 +88,42 @@ fn run_check(check: &ReadinessCheck, observed: &Value) -> Result<bool, String> {
     }
 }
 
+/// Longest message of a composed resource quoted in its composite's conditions.
+const MAX_PROBLEM_LENGTH: usize = 512;
+
+/// Why the composed resource `observed` is not ready, in its own words, for the
+/// composite's (and so the claim's) `Ready` message: the message of its `Synced=False`
+/// condition (a failure: bad input, refused credentials, an external error), else that of
+/// its `Ready=False` condition (e.g. "AWS status of DB instance \"x\": creating"), with
+/// the reason, e.g. "ReconcileError: InvalidParameterValue: ...". `None` when neither
+/// says anything. Messages are bounded in length.
+pub fn problem(observed: &Value) -> Option<String> {
+    let conditions = observed.pointer("/status/conditions")?.as_array()?;
+    let failing = |type_: &str| {
+        conditions.iter().find_map(|c| {
+            let message = c.get("message")?.as_str()?;
+            (c.get("type")?.as_str()? == type_
+                && c.get("status")?.as_str()? == "False"
+                && !message.is_empty())
+            .then(|| (c.get("reason").and_then(Value::as_str), message))
+        })
+    };
+    let (reason, message) = failing("Synced").or_else(|| failing("Ready"))?;
+    let mut text = match reason {
+        Some(r) if !r.is_empty() => format!("{r}: {message}"),
+        _ => message.to_string(),
+    };
+    if text.len() > MAX_PROBLEM_LENGTH {
+        let mut end = MAX_PROBLEM_LENGTH;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    Some(text)
+}
+
 /// The status of the condition of type `type_` in `status.conditions`, if present.
 pub(crate) fn condition_status<'a>(observed: &'a Value, type_: &str) -> Option<&'a str> {
     observed

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::connection::{ConnectionDetails, extract_connection_details, filter_connection_details};
 use super::limits::{MAX_RENDERED_BYTES, json_len};
 use super::patch::{apply_from_composite, apply_to_composite};
-use super::readiness::is_ready;
+use super::readiness::{is_ready, problem};
 use super::{
     ANNOTATION_COMPOSITION_RESOURCE_NAME, ComposeError, LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE,
     LABEL_COMPOSITE,
@@ -334,6 +334,9 @@ pub struct CompositeState {
     /// Readiness of every resource of the Composition, by `resources[].name`; resources not
     /// observed (not created yet) are not ready.
     pub ready: BTreeMap<String, bool>,
+    /// Why resources that are not ready are not, in their own conditions' words (see
+    /// [`super::readiness::problem`]), by `resources[].name`.
+    pub problems: BTreeMap<String, String>,
 }
 
 impl CompositeState {
@@ -376,6 +379,7 @@ pub fn observe(
     let mut patched = composite.clone();
     let mut connection = ConnectionDetails::new();
     let mut ready = BTreeMap::new();
+    let mut problems = BTreeMap::new();
     for template in &composition.resources {
         let Some(obs) = observed.get(&template.name) else {
             ready.insert(template.name.clone(), false);
@@ -387,12 +391,17 @@ pub fn observe(
             obs.object,
             obs.connection,
         )?);
-        ready.insert(template.name.clone(), is_ready(template, obs.object)?);
+        let is = is_ready(template, obs.object)?;
+        ready.insert(template.name.clone(), is);
+        if let Some(problem) = (!is).then(|| problem(obs.object)).flatten() {
+            problems.insert(template.name.clone(), problem);
+        }
     }
     Ok(CompositeState {
         composite: patched,
         connection: filter_connection_details(connection, connection_secret_keys),
         ready,
+        problems,
     })
 }
 

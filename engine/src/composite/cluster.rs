@@ -14,6 +14,7 @@ use super::Ctx;
 use super::children::{self, KindInfo};
 use super::error::Error;
 use super::machine::{ComposedSecret, Effects, KindRef, SpecRefs};
+use super::select::ANNOTATION_SELECTED_BY;
 use crate::api::common::{ConnectionDetails, SecretReference};
 use crate::connection_secret;
 
@@ -150,10 +151,14 @@ impl Effects for Cluster<'_> {
             spec.insert("compositionRevisionRef".into(), json!({ "name": r }));
         }
         spec.insert("resourceRefs".into(), json!(refs.resources));
+        let mut metadata = json!({ "name": self.xr.name_any() });
+        if let Some(selected_by) = &refs.selected_by {
+            metadata["annotations"] = json!({ ANNOTATION_SELECTED_BY: selected_by });
+        }
         let body = json!({
             "apiVersion": self.ctx.xr.api_version,
             "kind": self.ctx.xr.kind,
-            "metadata": { "name": self.xr.name_any() },
+            "metadata": metadata,
             "spec": spec,
         });
         self.ctx

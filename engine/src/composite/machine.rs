@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::error::Error;
 use super::plan::{self, Desired, Observed, Target};
-use super::select::{ResourceRef, XrSpec, connection_target};
+use super::select::{ANNOTATION_SELECTED_BY, ResourceRef, XrSpec, connection_target};
 use super::status::{self, EventSpec, StatusUpdate};
 use crate::api::common::{ConnectionDetails, SecretReference};
 use crate::api::composition::CompositionSpec;
@@ -83,12 +83,20 @@ pub struct SpecRefs {
     pub revision: Option<String>,
     /// `spec.resourceRefs`.
     pub resources: Vec<ResourceRef>,
+    /// The annotation [`ANNOTATION_SELECTED_BY`]: the selection that chose the Composition
+    /// (`None`: a person chose it, or nothing is recorded).
+    pub selected_by: Option<String>,
 }
 
 impl SpecRefs {
-    /// The references `spec` records now.
-    pub fn of(spec: &XrSpec) -> Self {
+    /// The references the composite `xr` (with its `spec`) records now.
+    pub fn of(spec: &XrSpec, xr: &Value) -> Self {
         SpecRefs {
+            selected_by: xr
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(ANNOTATION_SELECTED_BY))
+                .and_then(Value::as_str)
+                .map(str::to_string),
             composition: spec.composition_ref.as_ref().map(|r| r.name.clone()),
             revision: spec
                 .composition_revision_ref
@@ -134,7 +142,7 @@ pub struct Report {
 /// the references in the composite's spec when they changed.
 pub async fn converge(input: &Input<'_>, fx: &impl Effects) -> Report {
     let mut report = Report::default();
-    let current = SpecRefs::of(input.spec);
+    let current = SpecRefs::of(input.spec, input.xr);
     let mut refs = SpecRefs {
         resources: current.resources.clone(),
         ..input.chosen.clone()
@@ -195,7 +203,11 @@ async fn compose(
         &resources,
         input.connection_secret_keys,
     )?;
-    report.status.ready = Some(status::ready_condition(&target.order, &state.ready));
+    report.status.ready = Some(status::ready_condition_explained(
+        &target.order,
+        &state.ready,
+        &state.problems,
+    ));
     report.status.patched = state.composite.get("status").cloned();
     publish(input, &state.connection, fx, report).await
 }

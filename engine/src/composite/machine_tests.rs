@@ -148,6 +148,7 @@ fn input<'a>(
             composition: Some("shared-postgres".into()),
             revision: Some("shared-postgres-1".into()),
             resources: Vec::new(),
+            selected_by: None,
         },
         connection_secret_keys: keys,
         manager: MANAGER,

@@ -189,6 +189,91 @@ pub fn select_composition<'a>(
     Ok(comp)
 }
 
+/// Annotation of a composite resource: which selection chose its recorded
+/// `spec.compositionRef` (see [`SelectedBy`]). With it, a composite whose selector
+/// changes (a claim moved from `postgres-shared` to `postgres-rds` by its
+/// `compositionSelector` alone) selects again instead of keeping the Composition it
+/// recorded.
+pub const ANNOTATION_SELECTED_BY: &str = "tessera.dev/composition-selected-by";
+
+/// The value of [`ANNOTATION_SELECTED_BY`]: the Composition chosen and the selection that
+/// chose it: the labels of `spec.compositionSelector` (`None`: none, so the XRD's
+/// default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectedBy {
+    /// The Composition chosen.
+    pub composition: String,
+    /// `spec.compositionSelector.matchLabels` when it was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<BTreeMap<String, String>>,
+}
+
+impl SelectedBy {
+    /// Parses the annotation; `None` when absent or not ours (then the recorded
+    /// `compositionRef` counts as a person's choice and is kept).
+    pub fn parse(annotation: Option<&str>) -> Option<SelectedBy> {
+        serde_json::from_str(annotation?).ok()
+    }
+
+    /// The annotation's value.
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// How a composite's Composition is chosen this time: the composite's `spec`, with its
+/// `compositionRef` dropped when Tessera recorded it from a selection that is no longer
+/// the composite's (the selector changed, was added or was removed), and what to record
+/// in [`ANNOTATION_SELECTED_BY`] once `select` (e.g. [`select_composition`]) chose.
+///
+/// A `compositionRef` that no annotation explains (set by a person, or by the claim) is
+/// kept and nothing is recorded, except when the current selection chooses that very
+/// Composition (a composite recorded before the annotation existed): it is then adopted as
+/// selected.
+pub fn follow_selection<'a, E>(
+    spec: &XrSpec,
+    recorded: Option<&SelectedBy>,
+    select: impl Fn(&XrSpec) -> Result<&'a Composition, E>,
+) -> Result<(&'a Composition, Option<SelectedBy>), E> {
+    let selector = spec
+        .composition_selector
+        .as_ref()
+        .map(|s| s.match_labels.clone());
+    let mut by_selection = XrSpec {
+        composition_ref: None,
+        ..spec.clone()
+    };
+    let record = |c: &Composition| SelectedBy {
+        composition: c.name_any(),
+        selector: selector.clone(),
+    };
+    let Some(current) = &spec.composition_ref else {
+        let chosen = select(&by_selection)?;
+        return Ok((chosen, Some(record(chosen))));
+    };
+    let ours = recorded.filter(|r| r.composition == current.name);
+    match ours {
+        Some(r) if r.selector == selector => {
+            let chosen = select(spec)?;
+            Ok((chosen, Some(record(chosen))))
+        }
+        Some(_) => {
+            // The selection changed since Tessera recorded this Composition: choose again.
+            by_selection.composition_revision_ref = None;
+            let chosen = select(&by_selection)?;
+            Ok((chosen, Some(record(chosen))))
+        }
+        None => {
+            let chosen = select(spec)?;
+            let adopted = select(&by_selection)
+                .ok()
+                .filter(|c| c.name_any() == current.name)
+                .map(record);
+            Ok((chosen, adopted))
+        }
+    }
+}
+
 /// `{key: value, other: value}`, keys in order.
 fn format_labels(labels: &BTreeMap<String, String>) -> String {
     let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();

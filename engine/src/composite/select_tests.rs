@@ -299,3 +299,98 @@ fn connection_secret_target() {
     );
     assert_eq!(target(json!({}), None), None, "nowhere to write");
 }
+
+#[test]
+fn a_changed_selection_chooses_again_and_a_persons_choice_stays() {
+    let comps = [
+        composition(
+            "postgres-shared",
+            json!({"engine": "shared"}),
+            "XPostgresDatabase",
+            "v1alpha1",
+        ),
+        composition(
+            "postgres-rds",
+            json!({"engine": "rds"}),
+            "XPostgresDatabase",
+            "v1alpha1",
+        ),
+    ];
+    let refs: Vec<&Composition> = comps.iter().collect();
+    let xrd = xrd(json!({"defaultCompositionRef": {"name": "postgres-shared"}}));
+    let select = |s: &XrSpec| select_composition(s, &xrd, &xr_type(), &refs);
+    let by = |composition: &str, selector: Option<&str>| SelectedBy {
+        composition: composition.into(),
+        selector: selector.map(|v| BTreeMap::from([("engine".to_string(), v.to_string())])),
+    };
+    struct Case {
+        reason: &'static str,
+        spec: XrSpec,
+        recorded: Option<SelectedBy>,
+        want: (&'static str, Option<SelectedBy>),
+    }
+    let cases = [
+        Case {
+            reason: "nothing recorded: the selector chooses, and the selection is recorded",
+            spec: spec(json!({"compositionSelector": {"matchLabels": {"engine": "rds"}}})),
+            recorded: None,
+            want: ("postgres-rds", Some(by("postgres-rds", Some("rds")))),
+        },
+        Case {
+            reason: "the same selection keeps the recorded Composition",
+            spec: spec(json!({"compositionRef": {"name": "postgres-rds"},
+                               "compositionSelector": {"matchLabels": {"engine": "rds"}}})),
+            recorded: Some(by("postgres-rds", Some("rds"))),
+            want: ("postgres-rds", Some(by("postgres-rds", Some("rds")))),
+        },
+        Case {
+            reason: "a changed selector chooses again",
+            spec: spec(json!({"compositionRef": {"name": "postgres-rds"},
+                               "compositionSelector": {"matchLabels": {"engine": "shared"}}})),
+            recorded: Some(by("postgres-rds", Some("rds"))),
+            want: (
+                "postgres-shared",
+                Some(by("postgres-shared", Some("shared"))),
+            ),
+        },
+        Case {
+            reason: "a removed selector falls back to the XRD's default",
+            spec: spec(json!({"compositionRef": {"name": "postgres-rds"}})),
+            recorded: Some(by("postgres-rds", Some("rds"))),
+            want: ("postgres-shared", Some(by("postgres-shared", None))),
+        },
+        Case {
+            reason: "a selector added to a composite on the default chooses again",
+            spec: spec(json!({"compositionRef": {"name": "postgres-shared"},
+                               "compositionSelector": {"matchLabels": {"engine": "rds"}}})),
+            recorded: Some(by("postgres-shared", None)),
+            want: ("postgres-rds", Some(by("postgres-rds", Some("rds")))),
+        },
+        Case {
+            reason: "a compositionRef set by a person (not the one recorded) stays, unrecorded",
+            spec: spec(json!({"compositionRef": {"name": "postgres-rds"},
+                               "compositionSelector": {"matchLabels": {"engine": "shared"}}})),
+            recorded: Some(by("postgres-shared", Some("shared"))),
+            want: ("postgres-rds", None),
+        },
+        Case {
+            reason: "a composite recorded before the annotation whose selection agrees is adopted",
+            spec: spec(json!({"compositionRef": {"name": "postgres-shared"}})),
+            recorded: None,
+            want: ("postgres-shared", Some(by("postgres-shared", None))),
+        },
+    ];
+    for c in cases {
+        let (chosen, recorded) =
+            follow_selection(&c.spec, c.recorded.as_ref(), select).expect(c.reason);
+        assert_eq!(
+            (chosen.name_any().as_str(), recorded),
+            (c.want.0, c.want.1),
+            "{}",
+            c.reason
+        );
+    }
+    let parsed = SelectedBy::parse(Some(&by("postgres-rds", Some("rds")).to_annotation()));
+    assert_eq!(parsed, Some(by("postgres-rds", Some("rds"))));
+    assert_eq!(SelectedBy::parse(Some("not json")), None);
+}

@@ -12,15 +12,46 @@ use crate::api::common::{Condition, condition_type, find_condition, reason, set_
 /// `order` (the Composition's order): `True` when all are ready, else `False` naming those
 /// that are not, e.g. "Waiting for resources: role, database".
 pub fn ready_condition(order: &[&str], ready: &BTreeMap<String, bool>) -> Condition {
+    ready_condition_explained(order, ready, &BTreeMap::new())
+}
+
+/// [`ready_condition`], with what the resources that are not ready say about themselves
+/// (`problems`, by resource name; see [`crate::compose::readiness::problem`]) added, so
+/// that a composed resource's failure reaches the composite and its claim, e.g.
+/// "Waiting for resources: instance. Resource 'instance': ReconcileError: CreateDBInstance
+/// x: InvalidParameterCombination: ...". The reason is `Unavailable` when a resource that
+/// is not ready says it is (it was usable and is not now), else `Creating`.
+pub fn ready_condition_explained(
+    order: &[&str],
+    ready: &BTreeMap<String, bool>,
+    problems: &BTreeMap<String, String>,
+) -> Condition {
     let unready: Vec<&str> = order
         .iter()
         .copied()
         .filter(|n| !ready.get(*n).copied().unwrap_or(false))
         .collect();
     if unready.is_empty() {
-        Condition::available()
+        return Condition::available();
+    }
+    let mut message = format!("Waiting for resources: {}", unready.join(", "));
+    let explained: Vec<String> = unready
+        .iter()
+        .filter_map(|n| Some(format!("Resource '{n}': {}", problems.get(*n)?)))
+        .collect();
+    if !explained.is_empty() {
+        message.push_str(". ");
+        message.push_str(&explained.join("; "));
+    }
+    let unavailable = unready.iter().any(|n| {
+        problems
+            .get(*n)
+            .is_some_and(|p| p.starts_with(reason::UNAVAILABLE))
+    });
+    if unavailable {
+        Condition::unavailable(message)
     } else {
-        Condition::creating().with_message(format!("Waiting for resources: {}", unready.join(", ")))
+        Condition::creating().with_message(message)
     }
 }
 

@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -34,6 +34,90 @@ fn ready_condition_lists_unready_resources_in_composition_order() {
             "{reason}"
         );
     }
+}
+
+#[test]
+fn a_composed_resources_failure_and_status_reach_the_ready_message() {
+    let order = ["subnets", "instance"];
+    let ready = ready_map(&[("subnets", true), ("instance", false)]);
+    let problem = |o: Value| crate::compose::readiness::problem(&o);
+    struct Case {
+        reason: &'static str,
+        instance: Value,
+        want: (&'static str, &'static str),
+    }
+    let cases = [
+        Case {
+            reason: "a failed reconcile: the Synced message, with its reason",
+            instance: json!({"status": {"conditions": [
+                {"type": "Ready", "status": "False", "reason": "Creating"},
+                {"type": "Synced", "status": "False", "reason": "ReconcileError",
+                 "message": "CreateDBInstance x: InvalidParameterCombination: RDS does not support db.t3.micr"}
+            ]}}),
+            want: (
+                "Creating",
+                "Waiting for resources: instance. Resource 'instance': ReconcileError: \
+                 CreateDBInstance x: InvalidParameterCombination: RDS does not support db.t3.micr",
+            ),
+        },
+        Case {
+            reason: "still being made: the Ready message",
+            instance: json!({"status": {"conditions": [
+                {"type": "Ready", "status": "False", "reason": "Creating",
+                 "message": "AWS status of DB instance \"x\": creating"},
+                {"type": "Synced", "status": "True", "reason": "ReconcileSuccess"}
+            ]}}),
+            want: (
+                "Creating",
+                "Waiting for resources: instance. Resource 'instance': Creating: AWS status \
+                 of DB instance \"x\": creating",
+            ),
+        },
+        Case {
+            reason: "usable before and not now: the composite is Unavailable too",
+            instance: json!({"status": {"conditions": [
+                {"type": "Ready", "status": "False", "reason": "Unavailable",
+                 "message": "AWS status of DB instance \"x\": modifying"},
+                {"type": "Synced", "status": "True", "reason": "ReconcileSuccess"}
+            ]}}),
+            want: (
+                "Unavailable",
+                "Waiting for resources: instance. Resource 'instance': Unavailable: AWS \
+                 status of DB instance \"x\": modifying",
+            ),
+        },
+        Case {
+            reason: "conditions without messages add nothing",
+            instance: json!({"status": {"conditions": [
+                {"type": "Ready", "status": "False", "reason": "Creating"}
+            ]}}),
+            want: ("Creating", "Waiting for resources: instance"),
+        },
+    ];
+    for c in cases {
+        let problems: BTreeMap<String, String> = problem(c.instance)
+            .map(|p| ("instance".to_string(), p))
+            .into_iter()
+            .collect();
+        let got = ready_condition_explained(&order, &ready, &problems);
+        assert!(!got.is_true(), "{}", c.reason);
+        assert_eq!(
+            (got.reason.as_str(), got.message.as_str()),
+            c.want,
+            "{}",
+            c.reason
+        );
+    }
+    let long = "x".repeat(2000);
+    let bounded = problem(json!({"status": {"conditions": [
+        {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": long}
+    ]}}))
+    .unwrap();
+    assert!(
+        bounded.len() < 600,
+        "messages are bounded: {}",
+        bounded.len()
+    );
 }
 
 #[test]

@@ -13,7 +13,10 @@ use super::Ctx;
 use super::cluster::Cluster;
 use super::error::Error;
 use super::machine::{self, Input, SpecRefs};
-use super::select::{XrSpec, select_composition, select_revision, update_policy};
+use super::select::{
+    ANNOTATION_SELECTED_BY, SelectedBy, XrSpec, follow_selection, select_composition,
+    select_revision, update_policy,
+};
 use crate::api::composition::{Composition, CompositionRevision};
 
 pub(super) use super::machine::Report;
@@ -27,10 +30,16 @@ pub(super) async fn sync(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Repo
         };
     let compositions: Vec<Arc<Composition>> = ctx.compositions.state();
     let revisions: Vec<Arc<CompositionRevision>> = ctx.revisions.state();
-    let (comp, rev) = match choose(&spec, ctx, &compositions, &revisions) {
-        Ok(chosen) => chosen,
-        Err(e) => return failed(e),
-    };
+    let recorded = SelectedBy::parse(
+        xr.annotations()
+            .get(ANNOTATION_SELECTED_BY)
+            .map(String::as_str),
+    );
+    let (comp, rev, selected_by) =
+        match choose(&spec, recorded.as_ref(), ctx, &compositions, &revisions) {
+            Ok(chosen) => chosen,
+            Err(e) => return failed(e),
+        };
     let cluster = Cluster { ctx, xr };
     let manager = cluster.composed_manager();
     let input = Input {
@@ -41,6 +50,7 @@ pub(super) async fn sync(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Repo
             composition: Some(comp.name_any()),
             revision: rev.map(|r| r.name_any()),
             resources: Vec::new(),
+            selected_by: selected_by.map(|s| s.to_annotation()),
         },
         connection_secret_keys: &ctx.xrd.spec.connection_secret_keys,
         manager: &manager,
@@ -56,14 +66,25 @@ fn failed(error: Error) -> Report {
     }
 }
 
+/// The Composition (following a changed selection, see [`follow_selection`]), its
+/// revision, and the selection to record.
+type Chosen<'a> = (
+    &'a Composition,
+    Option<&'a CompositionRevision>,
+    Option<SelectedBy>,
+);
+
 fn choose<'a>(
     spec: &XrSpec,
+    recorded: Option<&SelectedBy>,
     ctx: &Ctx,
     compositions: &'a [Arc<Composition>],
     revisions: &'a [Arc<CompositionRevision>],
-) -> Result<(&'a Composition, Option<&'a CompositionRevision>), Error> {
+) -> Result<Chosen<'a>, Error> {
     let comps: Vec<&Composition> = compositions.iter().map(AsRef::as_ref).collect();
-    let comp = select_composition(spec, &ctx.xrd.spec, &ctx.xr_type, &comps)?;
+    let (comp, selected_by) = follow_selection(spec, recorded, |s| {
+        select_composition(s, &ctx.xrd.spec, &ctx.xr_type, &comps)
+    })?;
     let revs: Vec<&CompositionRevision> = revisions.iter().map(AsRef::as_ref).collect();
     let current = spec
         .composition_revision_ref
@@ -71,5 +92,5 @@ fn choose<'a>(
         .map(|r| r.name.as_str());
     let policy = update_policy(spec, &ctx.xrd.spec);
     let rev = select_revision(policy, current, &comp.name_any(), &revs)?;
-    Ok((comp, rev))
+    Ok((comp, rev, selected_by))
 }

@@ -17,12 +17,18 @@ pub struct Observation {
     /// the management policies allow LateInitialize).
     pub late_initialized: bool,
     /// The external resource is usable (for example an RDS instance past `creating`).
-    /// Drives the Ready condition: `Available` when true, `Unavailable` when false.
+    /// Drives the Ready condition: `Available` when true, `Unavailable` (or `Creating`, see
+    /// [`Observation::creating`]) when false.
     pub available: bool,
     /// Why the resource is not usable yet, in words (for example the external system's own
     /// status, "AWS status: creating"): the Ready condition's message while `available` is
     /// false.
     pub unavailable_message: Option<String>,
+    /// The resource is not usable because it is still being made (an RDS instance that is
+    /// `creating`, or `backing-up` right after its create): `Ready=False` then has the
+    /// reason `Creating` instead of `Unavailable`, which is for a resource that was usable
+    /// and is not now (`modifying`, `rebooting`, `stopped`).
+    pub creating: bool,
     /// Connection details that can be read back from the external system (never the
     /// password of a role, which only `create`/`update` know).
     pub connection: ConnectionDetails,

@@ -489,9 +489,13 @@ pub async fn drive<M: Managed>(
         let ready = Condition::available();
         Ok(success(ready, poll))
     } else {
-        // Not usable yet (still being provisioned): look again soon.
-        let ready =
-            Condition::unavailable(observation.unavailable_message.clone().unwrap_or_default());
+        // Not usable (still being provisioned, or changing): look again soon.
+        let message = observation.unavailable_message.clone().unwrap_or_default();
+        let ready = if observation.creating {
+            Condition::creating().with_message(message)
+        } else {
+            Condition::unavailable(message)
+        };
         Ok(success(ready, Duration::from_secs(5).min(poll)))
     }
 }

@@ -1124,3 +1124,29 @@ async fn a_resource_not_yet_usable_says_why_on_the_ready_condition() {
     );
     assert_eq!(ready.message, "AWS status of DB instance \"db\": creating");
 }
+
+#[tokio::test]
+async fn a_resource_still_being_created_is_ready_false_creating_with_the_external_status() {
+    let effects = RecordingEffects::default();
+    let client = ExternalClientFns::new(always(Observation {
+        available: false,
+        creating: true,
+        unavailable_message: Some("AWS status of DB instance \"db\": backing-up".into()),
+        ..ours(Observation::up_to_date())
+    }));
+    let mut mr = widget();
+    let Ok(Step::Done { outcome, .. }) =
+        drive(&effects, &client, &mut mr, Duration::from_secs(60)).await
+    else {
+        panic!("want a finished pass");
+    };
+    let ready = outcome.ready.expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Creating")
+    );
+    assert_eq!(
+        ready.message,
+        "AWS status of DB instance \"db\": backing-up"
+    );
+}

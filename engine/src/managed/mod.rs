@@ -13,7 +13,8 @@
 //! `machine` holds the decisions (unit-tested with fakes), `reconciler` the Kubernetes side.
 //! The provider kit: `crd` (standard printer columns and categories), `connections` (one
 //! cached client per ProviderConfig from watched stores, the connector of every kind),
-//! `timeout` (every external call under `--external-timeout`) and, for providers' tests,
+//! `timeout` (every external call under `--external-timeout`), `password` (generated or
+//! referenced passwords and the Secret version they were last set from) and, for providers' tests,
 //! [`crate::testing`]. docs/writing-a-provider.md walks through them.
 
 pub mod client;
@@ -22,6 +23,7 @@ pub mod crd;
 pub mod credentials;
 pub mod machine;
 mod own_writes;
+pub mod password;
 pub mod reconciler;
 pub mod timeout;
 

@@ -30,7 +30,9 @@ use crate::composable::ComposableResources;
 use crate::compose::{ObservedResource, RenderedResource, dependency_order, observe};
 use crate::composite::plan::{creation_blockers, not_composable};
 use crate::composite::select::{XrSpec, connection_target, select_composition};
-use crate::composite::status::{StatusUpdate, next_status, ready_condition, synced_condition};
+use crate::composite::status::{
+    StatusUpdate, next_status, ready_condition_explained, synced_condition,
+};
 
 /// The files `tessera render` reads.
 #[derive(Clone, Copy, Debug)]
@@ -122,7 +124,11 @@ pub fn render(input: &RenderInput<'_>) -> Result<String, Problems> {
             // The composite controller writes status and resourceRefs, never other fields.
             let update = StatusUpdate {
                 generation: None,
-                ready: Some(ready_condition(&order, &state.ready)),
+                ready: Some(ready_condition_explained(
+                    &order,
+                    &state.ready,
+                    &state.problems,
+                )),
                 synced: Some(synced_condition(None)),
                 patched: state.composite.get("status").cloned(),
                 published_at: None,

@@ -33,8 +33,9 @@ use crate::connector::{PostgresClient, deleting};
 use crate::error::role_still_referenced;
 use crate::ownership::{RoleFacts, mark_literal, role_ownership};
 use crate::sql::{ident, validate_identifier};
-use password::{Password, Source, Sourced};
+use password::{FIELD_MANAGER, Source, Sourced, scram_verifier, source_for_role};
 use plan::RoleRow;
+use tessera_engine::managed::password::Password;
 
 const SELECT_ROLE: &str = "SELECT rolcanlogin, rolcreatedb, rolcreaterole, rolinherit, \
      rolreplication, rolbypassrls, rolsuper, rolconnlimit, COALESCE(rolconfig, '{}'), \
@@ -104,7 +105,11 @@ impl PostgresClient {
         }
         match source {
             Source::Reference(_) => Err(missing_reference(source)),
-            Source::Generated { .. } => source.store(&self.kube, role, Password::generate()).await,
+            Source::Generated { .. } => {
+                source
+                    .store(&self.kube, role, FIELD_MANAGER, Password::generate())
+                    .await
+            }
         }
     }
 }
@@ -195,7 +200,7 @@ impl ExternalClient<Role> for PostgresClient {
         let mut diff = plan::diff(&mr.spec.for_provider, &row);
 
         let mut password = None;
-        if let Some(source) = Source::for_role(mr, &self.password_namespace) {
+        if let Some(source) = source_for_role(mr, &self.password_namespace) {
             match source.read(&self.kube).await? {
                 // Reported as drift, not as an error: update says what is missing.
                 None => match source {
@@ -245,12 +250,12 @@ impl ExternalClient<Role> for PostgresClient {
         let name = external_name(mr);
         validate_identifier("role name", &name)?;
         plan::validate(&mr.spec.for_provider)?;
-        let source = Source::for_role(mr, &self.password_namespace);
+        let source = source_for_role(mr, &self.password_namespace);
         let password = match &source {
             Some(s) => Some(self.password_for_create(mr, s).await?),
             None => None,
         };
-        let verifier = password.as_ref().map(|p| p.password.scram_verifier());
+        let verifier = password.as_ref().map(|p| scram_verifier(&p.password));
         // The mark goes in the same implicit transaction as the role: a role Tessera made is
         // never without it, even after a crash.
         let sql = format!(
@@ -291,7 +296,7 @@ impl ExternalClient<Role> for PostgresClient {
 
         let mut password = None;
         let mut set_password = false;
-        if let Some(source) = Source::for_role(mr, &self.password_namespace) {
+        if let Some(source) = source_for_role(mr, &self.password_namespace) {
             let token = rotation_token(mr);
             let rotate = token.is_some() && token != previous.password_rotation_token;
             let current = source.read(&self.kube).await?;
@@ -299,7 +304,9 @@ impl ExternalClient<Role> for PostgresClient {
                 (Source::Reference(_), None) => return Err(missing_reference(&source)),
                 (Source::Generated { .. }, Some(p)) if !rotate => p,
                 (Source::Generated { .. }, _) => {
-                    source.store(&self.kube, mr, Password::generate()).await?
+                    source
+                        .store(&self.kube, mr, FIELD_MANAGER, Password::generate())
+                        .await?
                 }
                 (Source::Reference(_), Some(p)) => p,
             };
@@ -311,7 +318,7 @@ impl ExternalClient<Role> for PostgresClient {
         let verifier = password
             .as_ref()
             .filter(|_| set_password)
-            .map(|p| p.password.scram_verifier());
+            .map(|p| scram_verifier(&p.password));
         let sql = plan::update_statements(&name, &mr.spec.for_provider, &row, verifier.as_deref());
         if !sql.is_empty() {
             self.session

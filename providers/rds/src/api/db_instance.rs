@@ -197,9 +197,10 @@ pub struct DBInstanceObservation {
     /// The engine version AWS runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<String>,
-    /// A fingerprint of the master password Tessera last set: the hex SHA-256 of this
-    /// object's UID and the password. It tells whether the password in the Secret changed
-    /// since; the password itself is never stored in status.
+    /// The version (`<uid>/<resourceVersion>`) of the master password Secret when Tessera
+    /// last set the password from it; when the Secret is another version, the password is
+    /// set again. Nothing derived from the password is kept in status. AWS cannot return
+    /// a password, so a password changed outside Tessera is not noticed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_fingerprint: Option<String>,
+    pub password_secret_version: Option<String>,
 }

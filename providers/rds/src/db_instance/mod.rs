@@ -14,7 +14,7 @@ mod plan;
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbInstance;
-use tessera_engine::api::common::ConnectionDetails;
+use tessera_engine::api::common::{ConnectionDetails, condition_type, find_condition, reason};
 use tessera_engine::managed::machine::external_name;
 use tessera_engine::managed::{
     CreateIdentity, ExternalClient, Observation, Ownership, ProviderError,
@@ -23,7 +23,7 @@ use tessera_engine::managed::{
 use crate::api::{DBInstance, DBInstanceObservation, OWNERSHIP_TAG};
 use crate::connector::{RdsClient, deleting, uid};
 use crate::error::aws_error;
-use crate::password::{Password, Source};
+use crate::password::{FIELD_MANAGER, Password, Source, Sourced, source_for_instance};
 use crate::tags;
 use plan::{Have, Pending};
 
@@ -102,14 +102,32 @@ fn connection(
     c
 }
 
-/// Records the password just set.
-fn remember_password(mr: &mut DBInstance, password: &Password) {
-    let fingerprint = password.fingerprint(uid(mr));
+/// Records the version of the Secret whose password was just set.
+fn remember_password(mr: &mut DBInstance, sourced: &Sourced) {
     let status = mr.status.get_or_insert_with(Default::default);
     status
         .at_provider
         .get_or_insert_with(Default::default)
-        .password_fingerprint = Some(fingerprint);
+        .password_secret_version = Some(sourced.version.clone());
+}
+
+/// Whether the DBInstance has not been Ready since it was created: its Ready condition is
+/// absent or `Creating` (the reason the runtime gives a fresh resource and a create).
+fn not_ready_since_create(mr: &DBInstance) -> bool {
+    let conditions = mr
+        .status
+        .as_ref()
+        .map(|s| s.resource.conditions.as_slice())
+        .unwrap_or_default();
+    find_condition(conditions, condition_type::READY).is_none_or(|c| c.reason == reason::CREATING)
+}
+
+/// The version of the password Secret last set, from status.
+fn remembered(mr: &DBInstance) -> Option<String> {
+    mr.status
+        .as_ref()
+        .and_then(|s| s.at_provider.as_ref())
+        .and_then(|a| a.password_secret_version.clone())
 }
 
 impl RdsClient {
@@ -187,7 +205,7 @@ impl RdsClient {
         &self,
         mr: &DBInstance,
         source: &Source,
-    ) -> Result<Password, ProviderError> {
+    ) -> Result<Sourced, ProviderError> {
         if let Some(p) = source.read(&self.kube).await? {
             return Ok(p);
         }
@@ -197,9 +215,9 @@ impl RdsClient {
                 source.describe()
             ))),
             Source::Generated { .. } => {
-                let p = Password::generate();
-                source.store(&self.kube, mr, &p).await?;
-                Ok(p)
+                source
+                    .store(&self.kube, mr, FIELD_MANAGER, Password::generate())
+                    .await
             }
         }
     }
@@ -248,17 +266,19 @@ impl ExternalClient<DBInstance> for RdsClient {
                 arn: have.arn.clone(),
                 resource_id: have.resource_id.clone(),
                 engine_version: have.engine_version.clone(),
-                password_fingerprint: previous.password_fingerprint,
+                password_secret_version: previous.password_secret_version,
             });
         }
         let unavailable_message = (!have.available())
             .then(|| format!("AWS status of DB instance {id:?}: {}", have.status));
+        let creating = !have.available() && have.creating(not_ready_since_create(mr));
         if deleting(mr) {
             return Ok(Observation {
                 exists: true,
                 up_to_date: true,
                 available: have.available(),
                 unavailable_message,
+                creating,
                 ownership,
                 ..Observation::default()
             });
@@ -277,13 +297,9 @@ impl ExternalClient<DBInstance> for RdsClient {
         let (_, mut diff) = plan::plan_modify(&mr.spec.for_provider, &have);
         diff.extend(plan::tag_diff(&mr.spec.for_provider, &have));
 
-        let source = Source::for_instance(mr, &self.password_namespace);
+        let source = source_for_instance(mr, &self.password_namespace);
         let password = source.read(&self.kube).await?;
-        let remembered = mr
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.password_fingerprint.clone());
+        let remembered = remembered(mr);
         match (&password, &source) {
             (None, Source::Reference(_)) => diff.push(format!(
                 "masterPassword: the {} does not exist",
@@ -293,12 +309,10 @@ impl ExternalClient<DBInstance> for RdsClient {
                 "masterPassword: the generated {} is missing; a new password will be set",
                 source.describe()
             )),
-            (Some(p), _) if remembered.as_deref() != Some(&p.fingerprint(uid(mr))) => {
-                diff.push(format!(
-                    "masterPassword: the password in {} is not the one last set",
-                    source.describe()
-                ))
-            }
+            (Some(p), _) if remembered.as_deref() != Some(&p.version) => diff.push(format!(
+                "masterPassword: the {} changed since the password was last set",
+                source.describe()
+            )),
             _ => {}
         }
         Ok(Observation {
@@ -307,7 +321,8 @@ impl ExternalClient<DBInstance> for RdsClient {
             late_initialized,
             available: have.available(),
             unavailable_message,
-            connection: connection(mr, Some(&have), password.as_ref()),
+            creating,
+            connection: connection(mr, Some(&have), password.as_ref().map(|p| &p.password)),
             diff: (!diff.is_empty()).then(|| diff.join("; ")),
             ownership,
         })
@@ -316,7 +331,7 @@ impl ExternalClient<DBInstance> for RdsClient {
     async fn create(&self, mr: &mut DBInstance) -> Result<ConnectionDetails, ProviderError> {
         let id = external_name(mr);
         plan::validate_identifier("the DB instance identifier", &id)?;
-        let source = Source::for_instance(mr, &self.password_namespace);
+        let source = source_for_instance(mr, &self.password_namespace);
         let password = self.password_for_create(mr, &source).await?;
         let want = &mr.spec.for_provider;
         let mut all_tags = want.tags.clone().unwrap_or_default();
@@ -333,7 +348,7 @@ impl ExternalClient<DBInstance> for RdsClient {
             .set_storage_type(want.storage_type.clone())
             .set_iops(want.iops)
             .master_username(&want.master_username)
-            .master_user_password(password.expose())
+            .master_user_password(password.password.expose())
             .set_db_name(want.db_name.clone())
             .set_port(want.port)
             .set_backup_retention_period(want.backup_retention_period)
@@ -369,7 +384,7 @@ impl ExternalClient<DBInstance> for RdsClient {
             }
         }
         remember_password(mr, &password);
-        Ok(connection(mr, None, Some(&password)))
+        Ok(connection(mr, None, Some(&password.password)))
     }
 
     async fn update(&self, mr: &mut DBInstance) -> Result<ConnectionDetails, ProviderError> {
@@ -385,14 +400,10 @@ impl ExternalClient<DBInstance> for RdsClient {
         let want = mr.spec.for_provider.clone();
         let (m, _) = plan::plan_modify(&want, &have);
 
-        let source = Source::for_instance(mr, &self.password_namespace);
+        let source = source_for_instance(mr, &self.password_namespace);
         let mut password = source.read(&self.kube).await?;
-        let remembered = mr
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.password_fingerprint.clone());
-        let new_password = match (&password, &source) {
+        let remembered = remembered(mr);
+        let set_password = match (&password, &source) {
             (None, Source::Reference(_)) => {
                 return Err(ProviderError::InvalidSpec(format!(
                     "the master password {} does not exist; create it or change masterPasswordSecretRef",
@@ -400,17 +411,16 @@ impl ExternalClient<DBInstance> for RdsClient {
                 )));
             }
             (None, Source::Generated { .. }) => {
-                let p = Password::generate();
                 // The Secret first: a crash before ModifyDBInstance only repeats it.
-                source.store(&self.kube, mr, &p).await?;
-                password = Some(p.clone());
-                Some(p)
+                let written = source
+                    .store(&self.kube, mr, FIELD_MANAGER, Password::generate())
+                    .await?;
+                password = Some(written);
+                true
             }
-            (Some(p), _) if remembered.as_deref() != Some(&p.fingerprint(uid(mr))) => {
-                Some(p.clone())
-            }
-            _ => None,
+            (Some(p), _) => remembered.as_deref() != Some(&p.version),
         };
+        let new_password = password.as_ref().filter(|_| set_password);
 
         if !m.is_empty() || new_password.is_some() {
             if !have.available() {
@@ -440,13 +450,13 @@ impl ExternalClient<DBInstance> for RdsClient {
                 .set_vpc_security_group_ids(m.vpc_security_group_ids.clone())
                 .set_db_parameter_group_name(m.db_parameter_group_name.clone())
                 .set_deletion_protection(m.deletion_protection)
-                .set_master_user_password(new_password.as_ref().map(|p| p.expose().to_string()))
+                .set_master_user_password(new_password.map(|p| p.password.expose().to_string()))
                 .send()
                 .await
                 .map_err(|e| {
                     aws_error(&self.provider_config, &format!("ModifyDBInstance {id}"), e)
                 })?;
-            if let Some(p) = &new_password {
+            if let Some(p) = new_password {
                 remember_password(mr, p);
             }
         }
@@ -455,7 +465,11 @@ impl ExternalClient<DBInstance> for RdsClient {
             self.add_tags(arn, &add).await?;
             self.remove_tags(arn, remove).await?;
         }
-        Ok(connection(mr, Some(&have), password.as_ref()))
+        Ok(connection(
+            mr,
+            Some(&have),
+            password.as_ref().map(|p| &p.password),
+        ))
     }
 
     async fn delete(&self, mr: &DBInstance) -> Result<(), ProviderError> {

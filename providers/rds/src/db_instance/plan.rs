@@ -57,6 +57,21 @@ impl Have {
     pub fn available(&self) -> bool {
         self.status == "available"
     }
+
+    /// Whether the instance is still being made rather than unavailable after it was
+    /// usable: AWS says `creating`, or, while the managed resource has not been Ready since
+    /// its create (`not_ready_since_create`), one of the steps RDS runs right after a
+    /// create (the first backup, configuring monitoring or log exports).
+    pub fn creating(&self, not_ready_since_create: bool) -> bool {
+        match self.status.as_str() {
+            "creating" => true,
+            "backing-up"
+            | "configuring-enhanced-monitoring"
+            | "configuring-iam-database-auth"
+            | "configuring-log-exports" => not_ready_since_create,
+            _ => false,
+        }
+    }
 }
 
 /// The ModifyDBInstance fields that make the instance match the spec: only the changed ones.

@@ -220,3 +220,63 @@ fn tag_diff_names_what_changes_and_ignores_unmanaged_tags() {
     };
     assert!(tag_diff(&w, &have).unwrap().contains("team"));
 }
+
+#[test]
+fn statuses_right_after_a_create_are_creating_and_later_ones_unavailable() {
+    struct Case {
+        reason: &'static str,
+        status: &'static str,
+        not_ready_since_create: bool,
+        want: bool,
+    }
+    let cases = [
+        Case {
+            reason: "creating is always creating",
+            status: "creating",
+            not_ready_since_create: false,
+            want: true,
+        },
+        Case {
+            reason: "the first backup right after a create is still creating",
+            status: "backing-up",
+            not_ready_since_create: true,
+            want: true,
+        },
+        Case {
+            reason: "a backup of an instance that was ready is unavailability",
+            status: "backing-up",
+            not_ready_since_create: false,
+            want: false,
+        },
+        Case {
+            reason: "modifying is unavailability, even before the first Ready",
+            status: "modifying",
+            not_ready_since_create: true,
+            want: false,
+        },
+        Case {
+            reason: "rebooting is unavailability",
+            status: "rebooting",
+            not_ready_since_create: false,
+            want: false,
+        },
+        Case {
+            reason: "stopped is unavailability",
+            status: "stopped",
+            not_ready_since_create: true,
+            want: false,
+        },
+    ];
+    for c in cases {
+        let have = Have {
+            status: c.status.into(),
+            ..Have::default()
+        };
+        assert_eq!(
+            have.creating(c.not_ready_since_create),
+            c.want,
+            "{}",
+            c.reason
+        );
+    }
+}
