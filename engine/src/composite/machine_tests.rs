@@ -112,6 +112,7 @@ impl Effects for ClusterFns {
     async fn publish_secret(
         &self,
         secret: &SecretReference,
+        _secret_type: Option<&str>,
         details: &ConnectionDetails,
     ) -> Result<bool, kube::Error> {
         let mut published = self.published.lock().unwrap();
@@ -150,6 +151,7 @@ fn input<'a>(
             resources: Vec::new(),
         },
         connection_secret_keys: keys,
+        connection_secret_type: None,
         manager: MANAGER,
         composable: &COMPOSABLE,
     }

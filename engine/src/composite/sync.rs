@@ -43,6 +43,7 @@ pub(super) async fn sync(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Repo
             resources: Vec::new(),
         },
         connection_secret_keys: &ctx.xrd.spec.connection_secret_keys,
+        connection_secret_type: ctx.xrd.spec.connection_secret_type.as_deref(),
         manager: &manager,
         composable: &ctx.opts.composable,
     };
