@@ -63,7 +63,10 @@ async fn authenticates(target: &HarborTarget, username: &str, password: &str) ->
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
-        .get(format!("{}/service/token?service=harbor-registry", target.url))
+        .get(format!(
+            "{}/service/token?service=harbor-registry",
+            target.url
+        ))
         .basic_auth(username, Some(password))
         .send()
         .await
@@ -123,23 +126,39 @@ async fn a_harbor_project_claim_yields_a_working_pull_secret_restored_when_lost(
     let xr = composite_of(&client, &ns, name).await;
     assert_eq!(data["username"], format!("robot${xr}+pull"));
     let config: Value = serde_json::from_str(&data[".dockerconfigjson"]).expect("JSON");
-    let host = target.url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let host = target
+        .url
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
     assert_eq!(config["auths"][host]["password"], data["password"].as_str());
     assert!(authenticates(&target, &data["username"], &data["password"]).await);
     assert!(
         target.get(&format!("/projects/{xr}")).await.is_some(),
         "the project is named after the composite"
     );
-    wait_object_in(&client, CLAIM_API, "HarborProject", &ns, name, "Ready", |o| {
-        tessera_tests::condition(o, "Ready").is_some_and(|c| c.status == "True")
-    })
+    wait_object_in(
+        &client,
+        CLAIM_API,
+        "HarborProject",
+        &ns,
+        name,
+        "Ready",
+        |o| tessera_tests::condition(o, "Ready").is_some_and(|c| c.status == "True"),
+    )
     .await;
     let first = data["password"].clone();
 
     // The claim's Secret deleted: written again from the robot's connection Secret, with
     // the same (still valid) credentials.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    secrets.delete(&secret_name, &Default::default()).await.expect("delete");
+    secrets
+        .delete(&secret_name, &Default::default())
+        .await
+        .expect("delete");
     let (kind, data) = claim_secret(&client, &ns, &secret_name, &["password"], None).await;
     assert_eq!(kind, "kubernetes.io/dockerconfigjson");
     assert_eq!(data["password"], first);
@@ -162,7 +181,11 @@ async fn a_harbor_project_claim_yields_a_working_pull_secret_restored_when_lost(
     delete_in(&client, CLAIM_API, "HarborProject", &ns, name).await;
     wait_gone_in(&client, CLAIM_API, "HarborProject", &ns, name).await;
     wait_for(Duration::from_secs(60), || async {
-        target.get(&format!("/projects/{xr}")).await.is_none().then_some(())
+        target
+            .get(&format!("/projects/{xr}"))
+            .await
+            .is_none()
+            .then_some(())
     })
     .await
     .expect("deleting the claim deletes the project");
@@ -178,7 +201,13 @@ async fn the_ci_composition_adds_a_push_robot() {
         &client,
         &ns,
         &format!("{name}-pull"),
-        &[".dockerconfigjson", "username", "password", "push-username", "push-password"],
+        &[
+            ".dockerconfigjson",
+            "username",
+            "password",
+            "push-username",
+            "push-password",
+        ],
         None,
     )
     .await;

@@ -19,7 +19,10 @@ async fn authenticates(target: &HarborTarget, username: &str, password: &str) ->
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
-        .get(format!("{}/service/token?service=harbor-registry", target.url))
+        .get(format!(
+            "{}/service/token?service=harbor-registry",
+            target.url
+        ))
         .basic_auth(username, Some(password))
         .send()
         .await

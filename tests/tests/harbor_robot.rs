@@ -87,7 +87,10 @@ async fn authenticates(target: &HarborTarget, username: &str, password: &str) ->
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
-        .get(format!("{}/service/token?service=harbor-registry", target.url))
+        .get(format!(
+            "{}/service/token?service=harbor-registry",
+            target.url
+        ))
         .basic_auth(username, Some(password))
         .send()
         .await
@@ -100,10 +103,15 @@ async fn harbor_robot(target: &HarborTarget, project: &str, name: &str) -> Optio
     let p = target.get(&format!("/projects/{project}")).await?;
     let pid = p["project_id"].as_i64()?;
     let list = target
-        .get(&format!("/robots?q=Level%3Dproject%2CProjectID%3D{pid}&page_size=100"))
+        .get(&format!(
+            "/robots?q=Level%3Dproject%2CProjectID%3D{pid}&page_size=100"
+        ))
         .await?;
     let full = format!("robot${project}+{name}");
-    list.as_array()?.iter().find(|r| r["name"] == full.as_str()).cloned()
+    list.as_array()?
+        .iter()
+        .find(|r| r["name"] == full.as_str())
+        .cloned()
 }
 
 async fn secret(client: &kube::Client, name: &str) -> Option<(String, HashMap<String, String>)> {
@@ -124,8 +132,7 @@ async fn new_password(client: &kube::Client, name: &str, old: &str) -> HashMap<S
 }
 
 #[tokio::test]
-async fn robot_account_secret_lives_in_a_dockerconfigjson_secret_drift_loss_and_rotation_handled()
-{
+async fn robot_account_secret_lives_in_a_dockerconfigjson_secret_drift_loss_and_rotation_handled() {
     let (client, target, pc) = setup().await;
     let project = ready_project(&client, &pc, "robots").await;
     let name = unique("robot");
@@ -139,18 +146,29 @@ async fn robot_account_secret_lives_in_a_dockerconfigjson_secret_drift_loss_and_
         "no secret in status"
     );
 
-    let (kind, data) = secret(&client, &secret_name).await.expect("connection Secret");
+    let (kind, data) = secret(&client, &secret_name)
+        .await
+        .expect("connection Secret");
     assert_eq!(kind, "kubernetes.io/dockerconfigjson");
     assert_eq!(data["username"], full);
     let config: Value = serde_json::from_str(&data[".dockerconfigjson"]).expect("JSON");
-    let host = target.url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let host = target
+        .url
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
     assert_eq!(config["auths"][host]["username"], full.as_str());
     assert_eq!(config["auths"][host]["password"], data["password"].as_str());
     assert!(authenticates(&target, &full, &data["password"]).await);
     let first = data["password"].clone();
 
     // Drift behind Tessera's back: the push permission removed, the description changed.
-    let r = harbor_robot(&target, &project, "ci").await.expect("robot in Harbor");
+    let r = harbor_robot(&target, &project, "ci")
+        .await
+        .expect("robot in Harbor");
     let resp = target
         .request(Method::PUT, &format!("/robots/{}", r["id"]))
         .json(&json!({
@@ -171,7 +189,10 @@ async fn robot_account_secret_lives_in_a_dockerconfigjson_secret_drift_loss_and_
     .await
     .expect("permissions and description repaired");
     let (_, data) = secret(&client, &secret_name).await.expect("Secret kept");
-    assert_eq!(data["password"], first, "repairing settings keeps the secret");
+    assert_eq!(
+        data["password"], first,
+        "repairing settings keeps the secret"
+    );
 
     // The connection Secret is the only copy: lost, the secret is refreshed and the old
     // one stops working.
@@ -200,7 +221,9 @@ async fn robot_account_secret_lives_in_a_dockerconfigjson_secret_drift_loss_and_
     api.patch(
         &name,
         &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"tessera.dev/rotate-secret": "1"}}})),
+        &kube::api::Patch::Merge(
+            json!({"metadata": {"annotations": {"tessera.dev/rotate-secret": "1"}}}),
+        ),
     )
     .await
     .expect("annotate");
@@ -266,13 +289,23 @@ async fn a_duplicate_robot_is_refused_with_a_clear_message_and_left_alone() {
         "was not created by Tessera",
     )
     .await;
-    assert!(synced.message.contains("adoptExisting"), "{}", synced.message);
+    assert!(
+        synced.message.contains("adoptExisting"),
+        "{}",
+        synced.message
+    );
     assert!(
         authenticates(&target, &full, &theirs).await,
         "the existing robot's secret is not refreshed"
     );
-    let r = harbor_robot(&target, &project, "ci").await.expect("still there");
-    assert_eq!(r["permissions"][0]["access"].as_array().unwrap().len(), 1, "nor changed");
+    let r = harbor_robot(&target, &project, "ci")
+        .await
+        .expect("still there");
+    assert_eq!(
+        r["permissions"][0]["access"].as_array().unwrap().len(),
+        1,
+        "nor changed"
+    );
 
     delete(&client, HARBOR_API, "RobotAccount", &name).await;
     wait_gone(&client, HARBOR_API, "RobotAccount", &name).await;
@@ -328,14 +361,23 @@ async fn project_member_lifecycle_role_drift_repaired_delete_and_orphan() {
     let user = harbor_user(&target).await;
 
     let name = unique("member");
-    apply(&client, member(&name, &pc, &project, json!({"user": user}), json!({}))).await;
+    apply(
+        &client,
+        member(&name, &pc, &project, json!({"user": user}), json!({})),
+    )
+    .await;
     wait_ready(&client, HARBOR_API, "ProjectMember", &name).await;
-    let m = harbor_member(&target, &project, &user).await.expect("member in Harbor");
+    let m = harbor_member(&target, &project, &user)
+        .await
+        .expect("member in Harbor");
     assert_eq!(m["role_id"], 2, "developer");
 
     // Drift behind Tessera's back: the role changed to guest.
     let resp = target
-        .request(Method::PUT, &format!("/projects/{project}/members/{}", m["id"]))
+        .request(
+            Method::PUT,
+            &format!("/projects/{project}/members/{}", m["id"]),
+        )
         .header("X-Is-Resource-Name", "true")
         .json(&json!({"role_id": 3}))
         .send()
@@ -352,7 +394,13 @@ async fn project_member_lifecycle_role_drift_repaired_delete_and_orphan() {
     // A role change in the spec is applied.
     apply(
         &client,
-        member(&name, &pc, &project, json!({"user": user, "role": "maintainer"}), json!({})),
+        member(
+            &name,
+            &pc,
+            &project,
+            json!({"user": user, "role": "maintainer"}),
+            json!({}),
+        ),
     )
     .await;
     wait_for(Duration::from_secs(60), || async {
@@ -364,7 +412,10 @@ async fn project_member_lifecycle_role_drift_repaired_delete_and_orphan() {
 
     delete(&client, HARBOR_API, "ProjectMember", &name).await;
     wait_gone(&client, HARBOR_API, "ProjectMember", &name).await;
-    assert!(harbor_member(&target, &project, &user).await.is_none(), "Delete removes it");
+    assert!(
+        harbor_member(&target, &project, &user).await.is_none(),
+        "Delete removes it"
+    );
 
     // A group, kept with Orphan.
     let group = unique("devs").to_lowercase();
@@ -382,7 +433,9 @@ async fn project_member_lifecycle_role_drift_repaired_delete_and_orphan() {
     .await;
     wait_ready(&client, HARBOR_API, "ProjectMember", &orphan).await;
     assert_eq!(
-        harbor_member(&target, &project, &group).await.expect("group member")["role_id"],
+        harbor_member(&target, &project, &group)
+            .await
+            .expect("group member")["role_id"],
         3
     );
     delete(&client, HARBOR_API, "ProjectMember", &orphan).await;
@@ -400,10 +453,23 @@ async fn a_member_naming_both_a_user_and_a_group_is_a_spec_error() {
     let name = unique("member-bad");
     apply(
         &client,
-        member(&name, &pc, "some-project", json!({"user": "a", "group": "b"}), json!({})),
+        member(
+            &name,
+            &pc,
+            "some-project",
+            json!({"user": "a", "group": "b"}),
+            json!({}),
+        ),
     )
     .await;
-    wait_sync_error(&client, HARBOR_API, "ProjectMember", &name, "exactly one of").await;
+    wait_sync_error(
+        &client,
+        HARBOR_API,
+        "ProjectMember",
+        &name,
+        "exactly one of",
+    )
+    .await;
     delete(&client, HARBOR_API, "ProjectMember", &name).await;
     wait_gone(&client, HARBOR_API, "ProjectMember", &name).await;
 }

@@ -249,8 +249,8 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
             secret_type,
             details,
         )
-            .await
-            .map_err(|e| Error::WriteSecret(obj.name_any(), e))
+        .await
+        .map_err(|e| Error::WriteSecret(obj.name_any(), e))
     }
 
     async fn event(&self, obj: &M, reason: &str, note: String) {

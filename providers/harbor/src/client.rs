@@ -278,4 +278,3 @@ pub(crate) fn encode(segment: &str) -> String {
         })
         .collect()
 }
-

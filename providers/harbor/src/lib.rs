@@ -33,7 +33,9 @@ use tessera_engine::managed::{ControllerOptions, crd, run_controller};
 pub use api::{Project, ProjectMember, ProviderConfig, RobotAccount};
 pub use client::Harbor;
 pub use project::{SEVERITIES, valid_project_name};
-pub use robot::{SECRET_TYPE as ROBOT_SECRET_TYPE, connection as robot_connection, full_name as robot_full_name};
+pub use robot::{
+    SECRET_TYPE as ROBOT_SECRET_TYPE, connection as robot_connection, full_name as robot_full_name,
+};
 
 /// The provider, as the `tessera` binary's registry lists it.
 pub struct HarborProvider;

@@ -180,7 +180,8 @@ impl ExternalClient<ProjectMember> for Harbor {
             body["member_user"] = json!({"username": u});
         }
         if let Some(g) = &p.group {
-            body["member_group"] = json!({"group_name": g, "group_type": p.group_type.unwrap_or(3)});
+            body["member_group"] =
+                json!({"group_name": g, "group_type": p.group_type.unwrap_or(3)});
         }
         let action = format!("add {}", describe(&p));
         let answer = self
@@ -272,7 +273,9 @@ mod tests {
         };
         assert!(validate(&p).is_ok());
         p.group = Some("devs".into());
-        assert!(matches!(validate(&p), Err(ProviderError::InvalidSpec(m)) if m.contains("exactly one")));
+        assert!(
+            matches!(validate(&p), Err(ProviderError::InvalidSpec(m)) if m.contains("exactly one"))
+        );
         p.user = None;
         assert!(validate(&p).is_ok());
         p.group = None;

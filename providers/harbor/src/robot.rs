@@ -213,7 +213,11 @@ fn secret_problem(
 
 impl Harbor {
     /// The robot of `project` (by id) whose full name is `full`, or `None`.
-    async fn find_robot(&self, project_id: i64, full: &str) -> Result<Option<Value>, ProviderError> {
+    async fn find_robot(
+        &self,
+        project_id: i64,
+        full: &str,
+    ) -> Result<Option<Value>, ProviderError> {
         for page in 1..=MAX_PAGES {
             let action = format!("list the robots of project {project_id}");
             let req = self.request(
@@ -248,7 +252,9 @@ impl Harbor {
             return Ok(None);
         };
         let pid = p["project_id"].as_i64().ok_or_else(|| {
-            ProviderError::Transient(format!("Harbor answered project {project} without project_id"))
+            ProviderError::Transient(format!(
+                "Harbor answered project {project} without project_id"
+            ))
         })?;
         let full = full_name(project, &external_name(mr));
         Ok(self.find_robot(pid, &full).await?.map(|r| (pid, r)))
@@ -256,7 +262,11 @@ impl Harbor {
 
     /// Writes the robot's connection details into the managed resource's connection
     /// Secret, owned by it.
-    async fn store(&self, mr: &RobotAccount, details: &ConnectionDetails) -> Result<(), ProviderError> {
+    async fn store(
+        &self,
+        mr: &RobotAccount,
+        details: &ConnectionDetails,
+    ) -> Result<(), ProviderError> {
         let t = target(mr)?;
         let kube = self.kube()?;
         connection_secret::publish(kube, FIELD_MANAGER, mr, t, Some(SECRET_TYPE), details)
@@ -275,7 +285,8 @@ impl Harbor {
         let answer = self
             .send(
                 &action,
-                self.request(Method::PATCH, &format!("/robots/{id}")).json(&json!({})),
+                self.request(Method::PATCH, &format!("/robots/{id}"))
+                    .json(&json!({})),
             )
             .await?;
         if answer.status != StatusCode::OK {
@@ -400,7 +411,8 @@ impl ExternalClient<RobotAccount> for Harbor {
         let answer = self
             .send(
                 &action,
-                self.request(Method::POST, "/robots").json(&robot_body(&name, &spec)),
+                self.request(Method::POST, "/robots")
+                    .json(&robot_body(&name, &spec)),
             )
             .await?;
         match answer.status {
@@ -446,9 +458,9 @@ impl ExternalClient<RobotAccount> for Harbor {
                 full_name(&spec.project, &name)
             )));
         };
-        let id = robot["id"].as_i64().ok_or_else(|| {
-            ProviderError::Transient("Harbor answered a robot without id".into())
-        })?;
+        let id = robot["id"]
+            .as_i64()
+            .ok_or_else(|| ProviderError::Transient("Harbor answered a robot without id".into()))?;
         let full = robot["name"].as_str().unwrap_or_default().to_string();
         let settings_drift = permission_set(&spec.permissions) != observed_permissions(&robot)
             || robot["description"].as_str().unwrap_or_default()
@@ -511,7 +523,10 @@ impl ExternalClient<RobotAccount> for Harbor {
             robot["name"].as_str().unwrap_or_default()
         );
         let answer = self
-            .send(&action, self.request(Method::DELETE, &format!("/robots/{id}")))
+            .send(
+                &action,
+                self.request(Method::DELETE, &format!("/robots/{id}")),
+            )
             .await?;
         match answer.status {
             StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
@@ -527,8 +542,7 @@ mod tests {
     #[test]
     fn dockerconfigjson_holds_the_robot_for_the_registry_host() {
         let d = connection("harbor.example.com", "robot$p+pull", "S3cretxyz");
-        let config: Value =
-            serde_json::from_str(d.get_str(".dockerconfigjson").unwrap()).unwrap();
+        let config: Value = serde_json::from_str(d.get_str(".dockerconfigjson").unwrap()).unwrap();
         let entry = &config["auths"]["harbor.example.com"];
         assert_eq!(entry["username"], "robot$p+pull");
         assert_eq!(entry["password"], "S3cretxyz");
@@ -548,8 +562,14 @@ mod tests {
             {"resource": "repository", "action": "push", "effect": "deny"},
         ]}]});
         let want = permission_set(&[
-            RobotAccess { resource: "artifact".into(), action: "read".into() },
-            RobotAccess { resource: "repository".into(), action: "pull".into() },
+            RobotAccess {
+                resource: "artifact".into(),
+                action: "read".into(),
+            },
+            RobotAccess {
+                resource: "repository".into(),
+                action: "pull".into(),
+            },
         ]);
         assert_eq!(observed_permissions(&robot), want);
     }
@@ -558,16 +578,26 @@ mod tests {
     fn invalid_robot_specs_are_spec_errors() {
         let ok = RobotAccountParameters {
             project: "team-a".into(),
-            permissions: vec![RobotAccess { resource: "repository".into(), action: "pull".into() }],
+            permissions: vec![RobotAccess {
+                resource: "repository".into(),
+                action: "pull".into(),
+            }],
             ..Default::default()
         };
         assert!(validate("pull", &ok).is_ok());
-        assert!(matches!(validate("Pull", &ok), Err(ProviderError::InvalidSpec(_))));
+        assert!(matches!(
+            validate("Pull", &ok),
+            Err(ProviderError::InvalidSpec(_))
+        ));
         let mut bad = ok.clone();
         bad.permissions.clear();
-        assert!(matches!(validate("pull", &bad), Err(ProviderError::InvalidSpec(m)) if m.contains("permission")));
+        assert!(
+            matches!(validate("pull", &bad), Err(ProviderError::InvalidSpec(m)) if m.contains("permission"))
+        );
         let mut bad = ok.clone();
         bad.duration = Some(0);
-        assert!(matches!(validate("pull", &bad), Err(ProviderError::InvalidSpec(m)) if m.contains("duration")));
+        assert!(
+            matches!(validate("pull", &bad), Err(ProviderError::InvalidSpec(m)) if m.contains("duration"))
+        );
     }
 }

@@ -68,7 +68,9 @@ pub struct RobotAccountParameters {
 }
 
 /// One permission of a robot: an action on a resource of its project.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RobotAccess {
     /// The resource, e.g. `repository`, `artifact`, `tag`, `scan`.
