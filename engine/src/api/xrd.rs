@@ -79,6 +79,16 @@ pub struct CompositeResourceDefinitionSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connection_secret_keys: Vec<String>,
 
+    /// The Kubernetes type of the connection Secret of a composite resource of this kind
+    /// (and of its claim), e.g. `kubernetes.io/dockerconfigjson` for a Secret that pods use
+    /// as `imagePullSecrets`. The default is `connection.tessera.dev/v1`. A type Kubernetes
+    /// checks needs its keys among `connectionSecretKeys` (`.dockerconfigjson` for
+    /// `kubernetes.io/dockerconfigjson`), and the Secret is written once they have values.
+    /// Changing it replaces existing Secrets (Kubernetes cannot change a Secret's type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub connection_secret_type: Option<String>,
+
     /// Composition used for a composite resource of this kind when the resource names
     /// neither a composition nor a composition selector.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -120,6 +120,7 @@ impl Effects for Cluster<'_> {
     async fn publish_secret(
         &self,
         secret: &SecretReference,
+        secret_type: Option<&str>,
         details: &ConnectionDetails,
     ) -> Result<bool, kube::Error> {
         let owner = OwnerReference {
@@ -136,6 +137,7 @@ impl Effects for Cluster<'_> {
             Some(owner),
             &self.xr.name_any(),
             secret,
+            secret_type,
             details,
         )
         .await

@@ -58,6 +58,7 @@ pub trait Effects: Send + Sync {
     async fn publish_secret(
         &self,
         secret: &SecretReference,
+        secret_type: Option<&str>,
         details: &ConnectionDetails,
     ) -> Result<bool, kube::Error>;
     /// Records the chosen Composition, revision and composed resources in the composite's
@@ -120,6 +121,8 @@ pub struct Input<'a> {
     pub chosen: SpecRefs,
     /// The XRD's `connectionSecretKeys` (empty: all keys).
     pub connection_secret_keys: &'a [String],
+    /// The XRD's `connectionSecretType` (`None`: the engine's default type).
+    pub connection_secret_type: Option<&'a str>,
     /// The field manager of the composite's server-side applies of composed resources.
     pub manager: &'a str,
     /// The kinds the composite may compose.
@@ -393,7 +396,7 @@ async fn publish(
         return Ok(());
     }
     let written = fx
-        .publish_secret(&target, details)
+        .publish_secret(&target, input.connection_secret_type, details)
         .await
         .map_err(|source| Error::WriteSecret {
             namespace: target.namespace.clone(),

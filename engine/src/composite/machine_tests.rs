@@ -112,6 +112,7 @@ impl Effects for ClusterFns {
     async fn publish_secret(
         &self,
         secret: &SecretReference,
+        _secret_type: Option<&str>,
         details: &ConnectionDetails,
     ) -> Result<bool, kube::Error> {
         let mut published = self.published.lock().unwrap();
@@ -151,6 +152,7 @@ fn input<'a>(
             selected_by: None,
         },
         connection_secret_keys: keys,
+        connection_secret_type: None,
         manager: MANAGER,
         composable: &COMPOSABLE,
     }

@@ -53,6 +53,7 @@ pub(super) async fn sync(xr: &DynamicObject, xr_json: &Value, ctx: &Ctx) -> Repo
             selected_by: selected_by.map(|s| s.to_annotation()),
         },
         connection_secret_keys: &ctx.xrd.spec.connection_secret_keys,
+        connection_secret_type: ctx.xrd.spec.connection_secret_type.as_deref(),
         manager: &manager,
         composable: &ctx.opts.composable,
     };

@@ -182,6 +182,13 @@ pub trait ExternalClient<M>: Send + Sync {
             "this kind of external resource cannot be marked as managed by Tessera".into(),
         ))
     }
+    /// The Kubernetes type of this kind's connection Secrets, e.g.
+    /// `kubernetes.io/dockerconfigjson` for credentials meant for `imagePullSecrets`;
+    /// `None` (the default) is the engine's own type. The Secret is written only once the
+    /// connection details hold the keys the type requires.
+    fn connection_secret_type(&self) -> Option<&'static str> {
+        None
+    }
     /// Reads the external resource. Never changes it. May fill `status.atProvider` and,
     /// for LateInitialize, unset fields of `spec.forProvider`. When the resource exists,
     /// reports who it belongs to in [`Observation::ownership`] (also while the managed

@@ -39,11 +39,13 @@ pub trait Effects<M>: Send + Sync {
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error>;
     /// Writes late-initialized `spec.forProvider` fields (only called when they changed).
     async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value) -> Result<(), Error>;
-    /// Writes the connection Secret, unless it already holds these values.
+    /// Writes the connection Secret (of `secret_type`, `None`: the engine's default),
+    /// unless it already holds these values.
     async fn publish_secret(
         &self,
         obj: &M,
         target: &SecretReference,
+        secret_type: Option<&str>,
         details: &ConnectionDetails,
     ) -> Result<(), Error>;
     /// Publishes a Normal event.
@@ -480,7 +482,7 @@ pub async fn drive<M: Managed>(
 
     if let Some(target) = &spec.write_connection_secret_to_ref {
         effects
-            .publish_secret(obj, target, &connection)
+            .publish_secret(obj, target, external.connection_secret_type(), &connection)
             .await
             .map_err(|e| connection_secret_failure(target, e))?;
     }

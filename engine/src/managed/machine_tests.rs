@@ -79,6 +79,7 @@ impl Effects<Widget> for RecordingEffects {
         &self,
         _obj: &Widget,
         target: &SecretReference,
+        _secret_type: Option<&str>,
         details: &ConnectionDetails,
     ) -> Result<(), Error> {
         if let Some(message) = self.refuse_secret {

@@ -238,11 +238,19 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
         &self,
         obj: &M,
         target: &SecretReference,
+        secret_type: Option<&str>,
         details: &ConnectionDetails,
     ) -> Result<(), Error> {
-        secret::publish(&self.client, &self.opts.field_manager, obj, target, details)
-            .await
-            .map_err(|e| Error::WriteSecret(obj.name_any(), e))
+        secret::publish(
+            &self.client,
+            &self.opts.field_manager,
+            obj,
+            target,
+            secret_type,
+            details,
+        )
+        .await
+        .map_err(|e| Error::WriteSecret(obj.name_any(), e))
     }
 
     async fn event(&self, obj: &M, reason: &str, note: String) {

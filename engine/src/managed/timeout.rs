@@ -62,6 +62,9 @@ impl<M: Send + Sync> ExternalClient<M> for TimedClient<M> {
     fn marks_ownership(&self) -> bool {
         self.inner.marks_ownership()
     }
+    fn connection_secret_type(&self) -> Option<&'static str> {
+        self.inner.connection_secret_type()
+    }
     async fn mark(&self, mr: &M) -> Result<(), ProviderError> {
         self.deadline.run("mark", self.inner.mark(mr)).await
     }

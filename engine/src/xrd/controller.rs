@@ -557,6 +557,7 @@ fn fingerprint(xrd: &CompositeResourceDefinition) -> u64 {
         "claim": spec.claim_names.as_ref().map(|c| (&c.kind, &c.plural)),
         "version": spec.referenceable_version().map(|v| &v.name),
         "keys": spec.connection_secret_keys,
+        "secretType": spec.connection_secret_type,
         "default": spec.default_composition_ref,
         "enforced": spec.enforced_composition_ref,
         "policy": spec.default_composition_update_policy,

@@ -82,6 +82,22 @@ pub fn validate(xrd: &CompositeResourceDefinition) -> Result<(), XrdError> {
     if !spec.versions.iter().any(|v| v.served) {
         return Err(XrdError::NoServedVersion);
     }
+    if let Some(t) = &spec.connection_secret_type {
+        crate::connection_secret::check_type(t)
+            .map_err(|reason| XrdError::ConnectionSecretType { reason })?;
+        let missing = crate::connection_secret::missing_keys(t, |k| {
+            spec.connection_secret_keys.is_empty()
+                || spec.connection_secret_keys.iter().any(|have| have == k)
+        });
+        if !missing.is_empty() {
+            return Err(XrdError::ConnectionSecretType {
+                reason: format!(
+                    "a {t} Secret needs the key {}: add it to spec.connectionSecretKeys",
+                    missing.join(" and ")
+                ),
+            });
+        }
+    }
     Ok(())
 }
 

@@ -50,6 +50,13 @@ pub enum XrdError {
         /// How many versions are referenceable.
         count: usize,
     },
+    /// `spec.connectionSecretType` is no usable Secret type, or `connectionSecretKeys` lack
+    /// a key that type requires.
+    #[error("spec.connectionSecretType: {reason}")]
+    ConnectionSecretType {
+        /// What is wrong.
+        reason: String,
+    },
     /// No version is served.
     #[error("no version is served; set served: true on at least one version")]
     NoServedVersion,

@@ -28,6 +28,8 @@ pub struct Harbor {
     username: String,
     password: String,
     provider_config: String,
+    /// For kinds that keep state in Kubernetes (a robot's secret in its connection Secret).
+    kube: Option<kube::Client>,
 }
 
 impl std::fmt::Debug for Harbor {
@@ -133,7 +135,29 @@ impl Harbor {
             username,
             password,
             provider_config: name.to_string(),
+            kube: None,
         })
+    }
+
+    /// This client with the Kubernetes client that kinds keeping state in Kubernetes use.
+    pub fn with_kube(mut self, kube: kube::Client) -> Harbor {
+        self.kube = Some(kube);
+        self
+    }
+
+    /// The Kubernetes client (set by the connector).
+    pub(crate) fn kube(&self) -> Result<&kube::Client, ProviderError> {
+        self.kube.as_ref().ok_or_else(|| {
+            ProviderError::Config(format!(
+                "ProviderConfig {:?}: this Harbor client has no Kubernetes client",
+                self.provider_config
+            ))
+        })
+    }
+
+    /// The username the client logs in with (the ProviderConfig's administrator).
+    pub(crate) fn username(&self) -> &str {
+        &self.username
     }
 
     /// The registry host of this Harbor (the URL without scheme and path).
@@ -240,4 +264,17 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Percent-encodes a path segment (project names are plain, but names come from users).
+pub(crate) fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

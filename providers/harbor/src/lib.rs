@@ -1,11 +1,13 @@
-//! Tessera's Harbor provider: Project managed resources against Harbor's v2.0 REST API.
+//! Tessera's Harbor provider: Project, RobotAccount and ProjectMember managed resources
+//! against Harbor's v2.0 REST API.
 //!
 //! ```text
 //!  Project ──run_controller──▶ HarborConnector ──▶ ProviderConfig + credentials Secret
 //!                                 │ (the engine's CachedConnector:    (watched)
 //!                                 │  one Harbor client per ProviderConfig)
 //!                                 ▼
-//!                   Harbor: GET/POST/PUT/DELETE /api/v2.0/projects, /quotas
+//!                   Harbor: GET/POST/PUT/DELETE /api/v2.0/projects, /quotas, /robots,
+//!                           /projects/{name}/members
 //! ```
 //!
 //! The engine's runtime owns finalizers, annotations, conditions, events, connection
@@ -15,7 +17,9 @@
 
 pub mod api;
 mod client;
+mod member;
 mod project;
+mod robot;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -26,9 +30,12 @@ use tessera_engine::managed::connections::{CachedConnector, Connect, ProviderCon
 use tessera_engine::managed::credentials::Credentials;
 use tessera_engine::managed::{ControllerOptions, crd, run_controller};
 
-pub use api::{Project, ProviderConfig};
+pub use api::{Project, ProjectMember, ProviderConfig, RobotAccount};
 pub use client::Harbor;
 pub use project::{SEVERITIES, valid_project_name};
+pub use robot::{
+    SECRET_TYPE as ROBOT_SECRET_TYPE, connection as robot_connection, full_name as robot_full_name,
+};
 
 /// The provider, as the `tessera` binary's registry lists it.
 pub struct HarborProvider;
@@ -38,7 +45,7 @@ impl tessera_engine::provider::Provider for HarborProvider {
         "harbor"
     }
     fn about(&self) -> &'static str {
-        "Harbor registry projects (harbor.tessera.dev)"
+        "Harbor registry projects, robot accounts and project members (harbor.tessera.dev)"
     }
     fn crds(&self) -> Vec<CustomResourceDefinition> {
         crds()
@@ -48,15 +55,17 @@ impl tessera_engine::provider::Provider for HarborProvider {
     }
 }
 
-/// The CRDs of this provider: ProviderConfig and Project.
+/// The CRDs of this provider: ProviderConfig, Project, RobotAccount and ProjectMember.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         crd::provider_config::<ProviderConfig>(),
         crd::managed::<Project>(),
+        crd::managed::<RobotAccount>(),
+        crd::managed::<ProjectMember>(),
     ]
 }
 
-/// Connects Projects to Harbor, one cached [`Harbor`] client per ProviderConfig.
+/// Connects the managed resources to Harbor, one cached [`Harbor`] client per ProviderConfig.
 pub type HarborConnector = CachedConnector<HarborConnect>;
 
 /// How the Harbor provider connects: an HTTP client with the ProviderConfig's URL, TLS
@@ -84,21 +93,29 @@ impl Connect for HarborConnect {
 
     async fn connect(
         &self,
-        _kube: &kube::Client,
+        kube: &kube::Client,
         name: &str,
         config: &ProviderConfig,
         credentials: &Credentials,
     ) -> Result<Harbor, ProviderError> {
-        Harbor::new(name, &config.spec, credentials)
+        Ok(Harbor::new(name, &config.spec, credentials)?.with_kube(kube.clone()))
     }
 }
 
-/// Runs the Project controller until the process is asked to stop.
+/// Runs the controllers of every kind until the process is asked to stop; one connector,
+/// so all kinds of a ProviderConfig share one Harbor client.
 pub async fn run(client: kube::Client, opts: ControllerOptions) {
-    run_controller::<Project, _>(client, HarborConnect::connector(), opts).await;
+    let connector = HarborConnect::connector();
+    futures::join!(
+        run_controller::<Project, _>(client.clone(), connector.clone(), opts.clone()),
+        run_controller::<RobotAccount, _>(client.clone(), connector.clone(), opts.clone()),
+        run_controller::<ProjectMember, _>(client, connector, opts),
+    );
 }
 
 tessera_engine::impl_managed!(Project);
+tessera_engine::impl_managed!(RobotAccount);
+tessera_engine::impl_managed!(ProjectMember);
 
 #[cfg(test)]
 mod crd_tests {
@@ -108,7 +125,10 @@ mod crd_tests {
     fn the_crds_are_cluster_scoped_documented_structural_with_standard_columns() {
         let crds = crds();
         let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
-        assert_eq!(kinds, ["ProviderConfig", "Project"]);
+        assert_eq!(
+            kinds,
+            ["ProviderConfig", "Project", "RobotAccount", "ProjectMember"]
+        );
         tessera_engine::testing::assert_provider_crds(api::GROUP, &crds);
         assert!(crds.iter().all(|c| c.spec.versions[0].name == api::VERSION));
     }

@@ -19,7 +19,7 @@ use tessera_engine::managed::{
 };
 
 use crate::api::{Project, ProjectObservation, ProjectParameters};
-use crate::client::Harbor;
+use crate::client::{Harbor, encode};
 
 /// The project every Harbor installation starts with.
 pub const DEFAULT_PROJECT: &str = "library";
@@ -164,19 +164,6 @@ impl Harbor {
             _ => Err(self.unexpected(&action, &answer)),
         }
     }
-}
-
-/// Percent-encodes a path segment (project names are plain, but names come from users).
-fn encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn deleting(mr: &Project) -> bool {

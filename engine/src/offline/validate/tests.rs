@@ -245,12 +245,13 @@ fn composition_resources_of_refused_kinds_are_reported_against_the_given_list() 
         "postgresql.sql.tessera.dev",
         "vault.tessera.dev",
         "rds.aws.tessera.dev",
+        "harbor.tessera.dev",
     ]);
     let (docs, _, problems) = read_paths(&[repo().join("compositions")]);
     assert!(problems.is_empty(), "{problems:?}");
     assert!(
         not_composable(&docs, &shipped_providers).is_empty(),
-        "the shipped compositions compose only PostgreSQL, Vault and RDS kinds"
+        "the shipped compositions compose only PostgreSQL, Vault, RDS and Harbor kinds"
     );
     let (shared, _, _) = read_paths(&[repo().join("compositions/postgres/composition.yaml")]);
     assert!(

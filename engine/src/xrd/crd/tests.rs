@@ -391,6 +391,19 @@ fn invalid_xrds_are_rejected_with_messages_that_say_what_to_fix() {
             },
             "version v1: openAPIV3Schema declares spec that is not of type: object",
         ),
+        (
+            "a dockerconfigjson Secret needs its key among the connection keys",
+            |v| {
+                v["spec"]["connectionSecretType"] = json!("kubernetes.io/dockerconfigjson");
+                v["spec"]["connectionSecretKeys"] = json!(["username", "password"]);
+            },
+            "spec.connectionSecretType: a kubernetes.io/dockerconfigjson Secret needs the key \".dockerconfigjson\": add it to spec.connectionSecretKeys",
+        ),
+        (
+            "a connection Secret cannot be a service account token",
+            |v| v["spec"]["connectionSecretType"] = json!("kubernetes.io/service-account-token"),
+            "spec.connectionSecretType: \"kubernetes.io/service-account-token\" Secrets are filled in by Kubernetes",
+        ),
     ];
     for (reason, edit, want) in cases {
         let mut v = postgres_xrd();
@@ -423,4 +436,14 @@ fn minimal_xrd_without_schema_gets_an_object_spec_with_the_engine_fields() {
     assert!(spec["properties"].get("compositionSelector").is_some());
     assert_eq!(j["spec"]["names"]["categories"], json!(["composite"]));
     assert!(j["spec"]["names"].get("shortNames").is_none());
+}
+
+#[test]
+fn a_connection_secret_type_with_its_keys_is_accepted() {
+    for keys in [json!([".dockerconfigjson", "username"]), json!([])] {
+        let mut v = postgres_xrd();
+        v["spec"]["connectionSecretType"] = json!("kubernetes.io/dockerconfigjson");
+        v["spec"]["connectionSecretKeys"] = keys.clone();
+        assert!(composite_crd(&xrd(v)).is_ok(), "keys {keys}");
+    }
 }

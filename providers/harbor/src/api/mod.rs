@@ -147,3 +147,15 @@ pub struct ProjectObservation {
     #[schemars(range(min = 0, max = INT64_MAX))]
     pub repo_count: Option<i64>,
 }
+
+mod member;
+mod robot;
+
+pub use member::{
+    MemberRole, ProjectMember, ProjectMemberObservation, ProjectMemberParameters,
+    ProjectMemberSpec, ProjectMemberStatus,
+};
+pub use robot::{
+    ROTATE_SECRET_ANNOTATION, RobotAccess, RobotAccount, RobotAccountObservation,
+    RobotAccountParameters, RobotAccountSpec, RobotAccountStatus,
+};
