@@ -18,6 +18,7 @@ use kube::{Api, Client, Config};
 mod controllers;
 mod rds;
 pub mod vault_auth;
+pub mod kstatus;
 pub use controllers::{
     assert_controllers_alive, install as record_reconciles, last_reconcile_started,
     wait_all_reconciled, wait_reconciled,
@@ -1144,4 +1145,71 @@ pub async fn install_postgres_platform(env: &TestEnv, client: &Client) {
             apply(client, doc).await;
         }
     }
+}
+
+/// What a platform team installs for the shipped VaultPolicy composition
+/// (compositions/vault/platform.yaml, pointed at the test servers): the ProviderConfig
+/// `default`, the auth method `kubernetes` configured to review tokens with this cluster,
+/// the XRD and the Composition. Needs the Vault provider's and the composition controllers
+/// running; waits until the claim CRD is served.
+pub async fn install_vault_platform(env: &TestEnv, client: &Client) {
+    vault_provider_config(env, client, "default", env.get("VAULT_TOKEN")).await;
+    namespace(client, TEST_NAMESPACE).await;
+    // Where the composition keeps the composed resources' connection Secrets.
+    namespace(client, "tessera-system").await;
+    let reviewer_jwt = service_account_token(client, TEST_NAMESPACE, "vault-reviewer").await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": "tessera-tests-vault-reviewer" },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator" },
+            "subjects": [{ "kind": "ServiceAccount", "name": "vault-reviewer", "namespace": TEST_NAMESPACE }]
+        }),
+    )
+    .await;
+    apply(
+        client,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "vault-reviewer-jwt", "namespace": TEST_NAMESPACE },
+            "stringData": { "token": reviewer_jwt }
+        }),
+    )
+    .await;
+    for mut doc in yaml_docs("compositions/vault/platform.yaml") {
+        match doc["kind"].as_str() {
+            // The test's own ProviderConfig `default` (made above) points at testenv.
+            Some("ProviderConfig") => continue,
+            Some("KubernetesAuthBackendConfig") => {
+                let fp = &mut doc["spec"]["forProvider"];
+                fp["kubernetesHost"] = serde_json::json!(env.get("KUBE_APISERVER_URL"));
+                fp["kubernetesCaCertRef"]["namespace"] = serde_json::json!(TEST_NAMESPACE);
+                fp["tokenReviewerJwtSecretRef"]["namespace"] = serde_json::json!(TEST_NAMESPACE);
+                // OpenBao runs outside the cluster.
+                fp["disableLocalCaJwt"] = serde_json::json!(true);
+            }
+            _ => {}
+        }
+        apply(client, doc).await;
+    }
+    wait_ready(client, VAULT_API, "AuthBackend", "kubernetes").await;
+    wait_ready(
+        client,
+        VAULT_API,
+        "KubernetesAuthBackendConfig",
+        "kubernetes",
+    )
+    .await;
+    for file in [
+        "compositions/vault/xrd.yaml",
+        "compositions/vault/composition.yaml",
+    ] {
+        for doc in yaml_docs(file) {
+            apply(client, doc).await;
+        }
+    }
+    wait_crd_established(client, "vaultpolicies.platform.tessera.dev")
+        .await
+        .expect("the XRD offers the VaultPolicy claim");
 }

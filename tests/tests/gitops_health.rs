@@ -2,7 +2,8 @@
 //! against objects read from the real kube-apiserver: the Argo CD health Lua script (from
 //! the `argocd-cm` snippet, executed by Lua 5.1 as Argo CD's interpreter is) and the Flux
 //! `healthCheckExprs` (from the Kustomization snippet, evaluated with a CEL interpreter in
-//! Flux's order: inProgress, failed, current, else InProgress). States: a Ready claim and
+//! Flux's order: inProgress, failed, current, else InProgress), and kstatus' rules (what
+//! Flux uses without `healthCheckExprs`, `tessera_tests::kstatus`). States: a Ready claim and
 //! its composite and role (Healthy/Current), a claim whose selector matches no Composition
 //! and a role refused because its name is taken (Degraded/Failed), a composite waiting on
 //! that role (Progressing/InProgress), and a Ready claim whose observedGeneration lags its
@@ -14,6 +15,7 @@ use kube::api::DynamicObject;
 use mlua::LuaSerdeExt;
 use serde_json::{Value, json};
 use tessera_engine::naming::claim_composite_name;
+use tessera_tests::kstatus::{KStatus, compute};
 use tessera_tests::{
     PG_API, TestEnv, apply, condition, get, install_crds, install_postgres_platform, namespace,
     repo_root, start_composition_controllers_in_process, start_controller_in_process, unique,
@@ -252,38 +254,61 @@ async fn argo_cd_and_flux_read_ready_progressing_and_failing_objects_alike() {
 
     let script = argo_script();
     let argo = |o: &Value| argo_health(&script, o);
-    let cases: Vec<(&str, Value, &str, Option<&str>)> = vec![
+    use KStatus::{Current, Failed, InProgress};
+    let cases: Vec<(&str, Value, &str, Option<&str>, KStatus)> = vec![
         (
             "ready claim",
             as_json(&ready_claim),
             "Healthy",
             Some("Current"),
+            Current,
         ),
         (
             "ready composite",
             as_json(&ready_xr),
             "Healthy",
             Some("Current"),
+            Current,
         ),
-        ("ready role", as_json(&ready_role), "Healthy", None),
-        ("XRD", as_json(&xrd), "Healthy", None),
-        ("Composition", as_json(&composition), "Healthy", None),
+        ("ready role", as_json(&ready_role), "Healthy", None, Current),
+        ("XRD", as_json(&xrd), "Healthy", None, Current),
+        (
+            "Composition",
+            as_json(&composition),
+            "Healthy",
+            None,
+            Current,
+        ),
         (
             "unmatched claim",
             as_json(&unmatched),
             "Degraded",
             Some("Failed"),
+            Failed,
         ),
-        ("refused role", as_json(&blocked_role), "Degraded", None),
+        (
+            "refused role",
+            as_json(&blocked_role),
+            "Degraded",
+            None,
+            Failed,
+        ),
         (
             "waiting composite",
             as_json(&blocked_xr),
             "Progressing",
             Some("InProgress"),
+            InProgress,
         ),
-        ("lagging claim", lagging, "Progressing", Some("InProgress")),
+        (
+            "lagging claim",
+            lagging,
+            "Progressing",
+            Some("InProgress"),
+            InProgress,
+        ),
     ];
-    for (what, obj, want_argo, want_flux) in &cases {
+    for (what, obj, want_argo, want_flux, want_kstatus) in &cases {
         let (status, message) = argo(obj);
         assert_eq!(
             &status, want_argo,
@@ -292,6 +317,14 @@ async fn argo_cd_and_flux_read_ready_progressing_and_failing_objects_alike() {
         if let Some(want) = want_flux {
             assert_eq!(&flux_health(obj), want, "Flux health of the {what}");
         }
+        // Flux without healthCheckExprs (and kstatus-based tools) read the same from the
+        // Reconciling and Stalled conditions.
+        assert_eq!(
+            compute(obj),
+            *want_kstatus,
+            "kstatus of the {what}: {}",
+            obj["status"]["conditions"]
+        );
     }
     // The messages explain a failure the way the conditions do.
     let (_, msg) = argo(&cases[5].1);

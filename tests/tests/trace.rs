@@ -425,3 +425,122 @@ async fn trace_shows_ready_waiting_and_failing_claims_and_never_a_secret_value()
         .await
         .ok();
 }
+
+/// Reads the trees `tessera trace --watch` prints (each followed by an empty line) until
+/// one satisfies `check`; panics after `timeout`.
+fn next_tree(
+    trees: &std::sync::mpsc::Receiver<String>,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match trees.recv_timeout(left) {
+            Ok(tree) if check(&tree) => return tree,
+            Ok(tree) => seen.push(tree),
+            Err(_) => panic!("no tree {what} within {timeout:?}; printed:\n{seen:#?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn trace_watch_prints_the_tree_again_when_the_claim_changes_and_dot_renders() {
+    use std::io::BufRead;
+    let env = TestEnv::load();
+    let client = env.kube().await;
+    install_crds(&client).await.expect("install CRDs");
+    install_postgres_platform(&env, &client).await;
+    start_controller_in_process(&env);
+    start_composition_controllers_in_process(&env);
+    tessera_tests::wait_crd_established(&client, "postgresdatabases.platform.tessera.dev")
+        .await
+        .expect("the XRD offers the PostgresDatabase claim");
+    let ns = namespace(&client, &unique("trace-watch")).await;
+    let mut c = claim(&ns, "watched-db");
+    c["spec"]["compositionSelector"] = json!({ "matchLabels": { "tier": "platinum" } });
+    apply(&client, c).await;
+
+    let target = "postgresdatabase.platform.tessera.dev/watched-db";
+    let mut child = Command::new(tessera_bin())
+        .args(["trace", target, "-n", &ns, "--watch"])
+        .env("KUBECONFIG", env.get("KUBECONFIG"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tessera trace --watch runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, trees) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tree = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.is_empty() {
+                if tx.send(std::mem::take(&mut tree)).is_err() {
+                    break;
+                }
+            } else {
+                tree.push_str(&line);
+                tree.push('\n');
+            }
+        }
+    });
+    let wait = Duration::from_secs(90);
+    let failing = next_tree(&trees, wait, "with the selector's error", |t| {
+        t.contains("platinum")
+    });
+    assert!(failing.starts_with("NAME"), "{failing}");
+    // The claim changes (its selector goes): the watch prints it Ready, with its resources.
+    apply(&client, claim(&ns, "watched-db")).await;
+    let ready = next_tree(&trees, wait, "of the Ready claim", |t| {
+        t.lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().filter(|w| *w == "True").count() == 2)
+    });
+    assert!(!ready.contains("platinum"), "{ready}");
+    assert_eq!(
+        ready.lines().count(),
+        6,
+        "claim, composite, three resources:\n{ready}"
+    );
+    child.kill().expect("stop the watch");
+    child.wait().unwrap();
+
+    // `-o dot` is a graph Graphviz renders: one node per object, an edge per parent.
+    let dot = trace(&env, &[target, "-n", &ns, "-o", "dot"]);
+    assert!(dot.starts_with("digraph "), "{dot}");
+    let nodes = dot.lines().filter(|l| l.contains("[label=")).count();
+    let edges = dot.lines().filter(|l| l.contains(" -> ")).count();
+    assert_eq!((nodes, edges), (5, 4), "{dot}");
+    let graphviz = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    match graphviz {
+        Ok(mut g) => {
+            use std::io::Write;
+            g.stdin.take().unwrap().write_all(dot.as_bytes()).unwrap();
+            let out = g.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "dot -Tsvg refused the graph: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let svg = String::from_utf8_lossy(&out.stdout);
+            assert!(svg.contains("<svg"), "{svg}");
+            assert_eq!(svg.matches("class=\"node\"").count(), 5, "{svg}");
+            assert_eq!(svg.matches("class=\"edge\"").count(), 4, "{svg}");
+            assert!(svg.contains("PostgresDatabase/watched&#45;db"), "{svg}");
+        }
+        // Without Graphviz (apt package graphviz), the structure above is what is checked.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("dot: {e}"),
+    }
+
+    delete_in(&client, CLAIM_API, "PostgresDatabase", &ns, "watched-db").await;
+    wait_gone_in(&client, CLAIM_API, "PostgresDatabase", &ns, "watched-db").await;
+}

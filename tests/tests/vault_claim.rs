@@ -9,83 +9,24 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tessera_tests::{
-    TEST_NAMESPACE, TestEnv, VAULT_API, apply, condition, delete_in, install_crds, namespace,
+    TestEnv, apply, condition, delete_in, install_crds, install_vault_platform, namespace,
     secret_data, service_account_token, start_composition_controllers_in_process,
-    start_vault_controller_in_process, unique, vault_provider_config, wait_all_reconciled,
-    wait_for, wait_gone, wait_object_in, wait_ready, yaml_docs,
+    start_vault_controller_in_process, unique, wait_all_reconciled, wait_for, wait_gone,
+    wait_object_in, yaml_docs,
 };
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 const CLAIM_API: &str = "platform.tessera.dev/v1alpha1";
 
-/// What a platform team installs (compositions/vault/platform.yaml, pointed at the test
-/// servers): the ProviderConfig `default`, the auth method `kubernetes` configured to
-/// review tokens with this cluster, the XRD and the Composition.
+/// What a platform team installs (compositions/vault), pointed at the test servers; see
+/// [`tessera_tests::install_vault_platform`].
 async fn platform() -> (TestEnv, kube::Client) {
     let env = TestEnv::load();
     let client = env.kube().await;
     install_crds(&client).await.expect("install CRDs");
     start_vault_controller_in_process(&env);
     start_composition_controllers_in_process(&env);
-    vault_provider_config(&env, &client, "default", env.get("VAULT_TOKEN")).await;
-    namespace(&client, TEST_NAMESPACE).await;
-    // Where the composition keeps the composed resources' connection Secrets.
-    namespace(&client, "tessera-system").await;
-    let reviewer_jwt = service_account_token(&client, TEST_NAMESPACE, "vault-reviewer").await;
-    apply(
-        &client,
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": { "name": "tessera-tests-vault-reviewer" },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator" },
-            "subjects": [{ "kind": "ServiceAccount", "name": "vault-reviewer", "namespace": TEST_NAMESPACE }]
-        }),
-    )
-    .await;
-    apply(
-        &client,
-        json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": "vault-reviewer-jwt", "namespace": TEST_NAMESPACE },
-            "stringData": { "token": reviewer_jwt }
-        }),
-    )
-    .await;
-    for mut doc in yaml_docs("compositions/vault/platform.yaml") {
-        match doc["kind"].as_str() {
-            // The test's own ProviderConfig `default` (made above) points at testenv.
-            Some("ProviderConfig") => continue,
-            Some("KubernetesAuthBackendConfig") => {
-                let fp = &mut doc["spec"]["forProvider"];
-                fp["kubernetesHost"] = json!(env.get("KUBE_APISERVER_URL"));
-                fp["kubernetesCaCertRef"]["namespace"] = json!(TEST_NAMESPACE);
-                fp["tokenReviewerJwtSecretRef"]["namespace"] = json!(TEST_NAMESPACE);
-                // OpenBao runs outside the cluster.
-                fp["disableLocalCaJwt"] = json!(true);
-            }
-            _ => {}
-        }
-        apply(&client, doc).await;
-    }
-    wait_ready(&client, VAULT_API, "AuthBackend", "kubernetes").await;
-    wait_ready(
-        &client,
-        VAULT_API,
-        "KubernetesAuthBackendConfig",
-        "kubernetes",
-    )
-    .await;
-    for file in [
-        "compositions/vault/xrd.yaml",
-        "compositions/vault/composition.yaml",
-    ] {
-        for doc in yaml_docs(file) {
-            apply(&client, doc).await;
-        }
-    }
-    tessera_tests::wait_crd_established(&client, "vaultpolicies.platform.tessera.dev")
-        .await
-        .expect("the XRD offers the VaultPolicy claim");
+    install_vault_platform(&env, &client).await;
     (env, client)
 }
 

@@ -28,6 +28,12 @@ pub mod annotations {
 pub mod condition_type {
     pub const READY: &str = "Ready";
     pub const SYNCED: &str = "Synced";
+    /// kstatus' "abnormal-true" condition: `True` while the controller works toward the
+    /// desired state (Synced, not Ready yet). Derived by [`super::set_kstatus_conditions`].
+    pub const RECONCILING: &str = "Reconciling";
+    /// kstatus' "abnormal-true" condition: `True` while progress is blocked by an error
+    /// that needs someone to act (Synced=False). Derived by [`super::set_kstatus_conditions`].
+    pub const STALLED: &str = "Stalled";
 }
 
 /// Condition reasons. PascalCase, stable: GitOps health checks match on them.
@@ -48,7 +54,9 @@ pub mod reason {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Type of the condition: `Ready` or `Synced` (composites and XRDs add a few more).
+    /// Type of the condition: `Ready`, `Synced`, and the kstatus conditions derived from
+    /// them, `Reconciling` (working toward Ready) and `Stalled` (blocked by the error in
+    /// Synced's message); XRDs add a few more.
     #[serde(rename = "type")]
     pub type_: String,
     /// Status of the condition: `True`, `False` or `Unknown`.
@@ -188,6 +196,49 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition, now: &
             true
         }
     }
+}
+
+/// Sets kstatus' `Reconciling` and `Stalled` conditions from `Ready` and `Synced`, so that
+/// kstatus (Flux's default health check, `kubectl wait`-style tooling) reads a failing
+/// object as Failed and a working one as InProgress, instead of guessing from `Ready`:
+///
+/// | Synced | Ready | Reconciling | Stalled |
+/// |---|---|---|---|
+/// | False | any | False | True, Synced's reason and message |
+/// | True or absent | True | False | False |
+/// | True or absent | False, Unknown | True, Ready's reason and message | False |
+///
+/// Both are always present (False when the object is Current), carry the generation of the
+/// condition they come from, and change only when Ready or Synced change, so they cost no
+/// write of their own. Call after setting Ready and Synced; returns whether either changed.
+pub fn set_kstatus_conditions(conditions: &mut Vec<Condition>, now: &str) -> bool {
+    let ready = find_condition(conditions, condition_type::READY).cloned();
+    let synced = find_condition(conditions, condition_type::SYNCED).cloned();
+    let Some(decider) = synced.as_ref().filter(|s| !s.is_true()).or(ready.as_ref()) else {
+        return false;
+    };
+    let derived = |type_: &str, status: bool, from: &Condition| Condition {
+        observed_generation: from.observed_generation,
+        ..Condition::new(
+            type_,
+            status,
+            &from.reason,
+            if status { from.message.as_str() } else { "" },
+        )
+    };
+    let failing = decider.type_ == condition_type::SYNCED;
+    let working = !failing && !decider.is_true();
+    let mut changed = set_condition(
+        conditions,
+        derived(condition_type::RECONCILING, working, decider),
+        now,
+    );
+    changed |= set_condition(
+        conditions,
+        derived(condition_type::STALLED, failing, decider),
+        now,
+    );
+    changed
 }
 
 /// `s` with a capital first letter: condition messages start with one (as Kubernetes'
@@ -559,6 +610,73 @@ mod tests {
         ));
         assert_eq!(conds[0].last_transition_time.as_deref(), Some("t4"));
         assert_eq!(conds.len(), 1);
+    }
+
+    #[test]
+    fn reconciling_and_stalled_follow_ready_and_synced() {
+        let row = |conds: &[Condition], t: &str| {
+            find_condition(conds, t)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+                .unwrap_or_default()
+        };
+        let s = |status: &str, reason: &str, message: &str| {
+            (status.to_string(), reason.to_string(), message.to_string())
+        };
+        let cases = [
+            (
+                "ready and synced: current, neither condition is true",
+                vec![Condition::available(), Condition::reconcile_success()],
+                s("False", "Available", ""),
+                s("False", "Available", ""),
+            ),
+            (
+                "synced but not ready yet: reconciling, with Ready's explanation",
+                vec![
+                    Condition::creating().with_message("Waiting for resources: role"),
+                    Condition::reconcile_success(),
+                ],
+                s("True", "Creating", "Waiting for resources: role"),
+                s("False", "Creating", ""),
+            ),
+            (
+                "not synced: stalled, with Synced's error, even when Ready",
+                vec![
+                    Condition::available(),
+                    Condition::reconcile_error("Bad spec"),
+                ],
+                s("False", "ReconcileError", ""),
+                s("True", "ReconcileError", "Bad spec"),
+            ),
+            (
+                "not ready and not synced: stalled, not reconciling",
+                vec![Condition::creating(), Condition::not_owned("Taken")],
+                s("False", "ExternalResourceNotOwned", ""),
+                s("True", "ExternalResourceNotOwned", "Taken"),
+            ),
+            (
+                "first reconcile (Ready=False only): reconciling",
+                vec![Condition::creating()],
+                s("True", "Creating", ""),
+                s("False", "Creating", ""),
+            ),
+        ];
+        for (reason, mut conds, reconciling, stalled) in cases {
+            for c in &mut conds {
+                c.observed_generation = Some(4);
+            }
+            assert!(set_kstatus_conditions(&mut conds, "t1"), "{reason}");
+            assert_eq!(row(&conds, "Reconciling"), reconciling, "{reason}");
+            assert_eq!(row(&conds, "Stalled"), stalled, "{reason}");
+            for t in ["Reconciling", "Stalled"] {
+                let c = find_condition(&conds, t).unwrap();
+                assert_eq!(c.observed_generation, Some(4), "{reason}: {t}");
+            }
+            assert!(
+                !set_kstatus_conditions(&mut conds, "t2"),
+                "{reason}: nothing changes when Ready and Synced did not"
+            );
+        }
+        assert!(!set_kstatus_conditions(&mut Vec::new(), "t1"));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use kube::runtime::events::EventType;
 use serde_json::{Map, Value, json};
 
 use super::to_composite::{ClaimToCompositeError, claim_to_composite};
-use crate::api::common::{Condition, condition_type, find_condition, reason, set_condition};
+use crate::api::common::{
+    Condition, condition_type, find_condition, reason, set_condition, set_kstatus_conditions,
+};
 use crate::api::xrd::CompositeResourceDefinitionSpec;
 use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
 use crate::objects::needs_apply;
@@ -234,10 +236,16 @@ pub fn status_write(
         };
         changed |= set_condition(&mut conditions, c, now);
     }
-    let ours: Vec<&Condition> = [condition_type::READY, condition_type::SYNCED]
-        .iter()
-        .filter_map(|t| find_condition(&conditions, t))
-        .collect();
+    changed |= set_kstatus_conditions(&mut conditions, now);
+    let ours: Vec<&Condition> = [
+        condition_type::READY,
+        condition_type::SYNCED,
+        condition_type::RECONCILING,
+        condition_type::STALLED,
+    ]
+    .iter()
+    .filter_map(|t| find_condition(&conditions, t))
+    .collect();
     let mut status = want.fields;
     status.insert("conditions".into(), json!(ours));
     status.insert("observedGeneration".into(), json!(generation));

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ObjectReference;
 use serde_json::{Map, Value, json};
 
-use crate::api::common::{Condition, condition_type, find_condition, reason, set_condition};
+use crate::api::common::{
+    Condition, condition_type, find_condition, reason, set_condition, set_kstatus_conditions,
+};
 
 /// The `Ready` condition from the readiness of each composed resource, listed in
 /// `order` (the Composition's order): `True` when all are ready, else `False` naming those
@@ -128,6 +130,7 @@ pub fn next_status(old: &Value, update: StatusUpdate, now: &str) -> Value {
     if let Some(synced) = update.synced {
         set_condition(&mut conditions, stamp(synced), now);
     }
+    set_kstatus_conditions(&mut conditions, now);
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
     status.insert("conditions".into(), json!(conditions));
     if let Some(generation) = update.generation {

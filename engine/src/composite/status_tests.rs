@@ -159,7 +159,14 @@ fn first_status_says_not_ready() {
     assert_eq!(conditions[0]["type"], "Ready");
     assert_eq!(conditions[0]["status"], "False");
     assert_eq!(conditions[0]["observedGeneration"], 1);
-    assert_eq!(conditions[1]["type"], "Synced");
+    let types: Vec<&str> = conditions
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Ready", "Reconciling", "Stalled", "Synced"]);
+    // Synced and not Ready yet: kstatus reads it as in progress.
+    assert_eq!(conditions[1]["status"], "True");
+    assert_eq!(conditions[2]["status"], "False");
 }
 
 #[test]
@@ -196,11 +203,19 @@ fn next_status_keeps_transition_times_patched_fields_and_publish_time() {
         new["conditions"][0]["lastTransitionTime"], "t5",
         "Ready changed status"
     );
+    // Sorted by type: Ready, Reconciling, Stalled, Synced.
+    let synced = &new["conditions"][3];
+    assert_eq!(synced["type"], "Synced");
+    assert_eq!(synced["lastTransitionTime"], "t0", "Synced did not");
+    assert_eq!(synced["observedGeneration"], 2);
     assert_eq!(
-        new["conditions"][1]["lastTransitionTime"], "t0",
-        "Synced did not"
+        (
+            &new["conditions"][1]["type"],
+            &new["conditions"][1]["status"]
+        ),
+        (&json!("Reconciling"), &json!("False")),
+        "Ready: no longer reconciling"
     );
-    assert_eq!(new["conditions"][1]["observedGeneration"], 2);
 
     let published = next_status(
         &new,

@@ -45,7 +45,7 @@ use tracing::{debug, instrument, warn};
 
 use crate::api::common::{
     Condition, ConnectionDetails, ResourceStatus, SecretReference, annotations, capitalize,
-    condition_type, find_condition, set_condition,
+    condition_type, find_condition, set_condition, set_kstatus_conditions,
 };
 use crate::connection_secret as secret;
 use crate::managed::machine::{self, Effects, Error, Failure, Outcome, Step};
@@ -405,6 +405,7 @@ impl<M: Managed, C: Connector<M>> Ctx<M, C> {
             set_condition(&mut conditions, stamp(ready), &now);
         }
         set_condition(&mut conditions, stamp(outcome.synced), &now);
+        set_kstatus_conditions(&mut conditions, &now);
         status.conditions = conditions;
         status.observed_generation = generation;
 

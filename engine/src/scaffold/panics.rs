@@ -20,7 +20,9 @@ use serde::Serialize;
 use serde_json::json;
 use tracing::{error, warn};
 
-use crate::api::common::{Condition, condition_type, find_condition, set_condition};
+use crate::api::common::{
+    Condition, condition_type, find_condition, set_condition, set_kstatus_conditions,
+};
 
 /// `Synced=False` reason of an object whose reconcile panicked.
 pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
@@ -83,7 +85,9 @@ pub(crate) async fn report<K>(
             message.as_str(),
         )
     };
-    set_condition(&mut conditions, condition, &super::now());
+    let now = super::now();
+    set_condition(&mut conditions, condition, &now);
+    set_kstatus_conditions(&mut conditions, &now);
     // Server-side apply by a field manager of its own, guarded by the resourceVersion the
     // reconcile saw (a newer object is left alone: its next reconcile reports again).
     // The controller's own status write takes the fields over when the object recovers,

@@ -2,7 +2,9 @@
 
 use kube::runtime::events::EventType;
 
-use crate::api::common::{Condition, condition_type, find_condition, set_condition};
+use crate::api::common::{
+    Condition, condition_type, find_condition, set_condition, set_kstatus_conditions,
+};
 use crate::api::xrd::{
     CONDITION_CONTROLLERS_RUNNING, CONDITION_ESTABLISHED, CONDITION_OFFERED,
     CompositeResourceDefinition, CompositeResourceDefinitionControllerStatus,
@@ -268,6 +270,7 @@ pub(crate) fn next_status(
             }
         }
     }
+    set_kstatus_conditions(&mut status.conditions, now);
     status.observed_generation = generation;
     status
 }
@@ -361,6 +364,8 @@ mod tests {
                     row("Offered", "True", "WatchingClaim"),
                     row("Ready", "True", "Available"),
                     row("Synced", "True", "ReconcileSuccess"),
+                    row("Reconciling", "False", "Available"),
+                    row("Stalled", "False", "Available"),
                 ],
             ),
             (
@@ -377,6 +382,8 @@ mod tests {
                     row("Offered", "False", "Pending"),
                     row("Ready", "False", "Creating"),
                     row("Synced", "True", "ReconcileSuccess"),
+                    row("Reconciling", "True", "Creating"),
+                    row("Stalled", "False", "Creating"),
                 ],
             ),
             (
@@ -392,6 +399,8 @@ mod tests {
                     row("Established", "True", "WatchingComposite"),
                     row("Ready", "True", "Available"),
                     row("Synced", "True", "ReconcileSuccess"),
+                    row("Reconciling", "False", "Available"),
+                    row("Stalled", "False", "Available"),
                 ],
             ),
             (
@@ -403,6 +412,8 @@ mod tests {
                 vec![
                     row("Synced", "False", "ReconcileError"),
                     row("Ready", "False", "Creating"),
+                    row("Reconciling", "False", "ReconcileError"),
+                    row("Stalled", "True", "ReconcileError"),
                 ],
             ),
             (
@@ -414,6 +425,8 @@ mod tests {
                 vec![
                     row("Ready", "False", "Deleting"),
                     row("Synced", "False", "DeletionBlocked"),
+                    row("Reconciling", "False", "DeletionBlocked"),
+                    row("Stalled", "True", "DeletionBlocked"),
                 ],
             ),
         ];

@@ -84,6 +84,10 @@ fn written_status(fields: Value) -> Value {
               "lastTransitionTime": "t0", "observedGeneration": 2 },
             { "type": "Synced", "status": "True", "reason": "ReconcileSuccess",
               "lastTransitionTime": "t0", "observedGeneration": 2 },
+            { "type": "Reconciling", "status": "False", "reason": "Available",
+              "lastTransitionTime": "t0", "observedGeneration": 2 },
+            { "type": "Stalled", "status": "False", "reason": "Available",
+              "lastTransitionTime": "t0", "observedGeneration": 2 },
         ],
         "observedGeneration": 2,
         "resourceRef": rref(),
@@ -96,7 +100,10 @@ fn written_status(fields: Value) -> Value {
 
 fn owning(fields: &[&str]) -> Value {
     let mut owned = json!({
-        "f:conditions": { "k:{\"type\":\"Ready\"}": {}, "k:{\"type\":\"Synced\"}": {} },
+        "f:conditions": {
+            "k:{\"type\":\"Ready\"}": {}, "k:{\"type\":\"Synced\"}": {},
+            "k:{\"type\":\"Reconciling\"}": {}, "k:{\"type\":\"Stalled\"}": {},
+        },
         "f:observedGeneration": {},
         "f:resourceRef": {},
     });
@@ -210,7 +217,11 @@ fn the_claims_status_is_written_only_when_the_composite_says_something_new() {
             .iter()
             .filter_map(|c| c["type"].as_str())
             .collect();
-        assert_eq!(types, ["Ready", "Synced"], "{reason}");
+        assert_eq!(
+            types,
+            ["Ready", "Synced", "Reconciling", "Stalled"],
+            "{reason}"
+        );
         assert_eq!(got.status["observedGeneration"], json!(2), "{reason}");
     }
 }
@@ -230,7 +241,11 @@ fn conditions_that_did_not_change_status_keep_their_transition_time_and_others_c
     };
     let got = status_write(&c, want, MANAGER, "t1").expect("Synced changed");
     let conditions = got.status["conditions"].as_array().expect("conditions");
-    assert_eq!(conditions.len(), 2, "only Ready and Synced are applied");
+    assert_eq!(
+        conditions.len(),
+        4,
+        "only Ready, Synced, Reconciling and Stalled are applied"
+    );
     assert_eq!(
         conditions[0]["lastTransitionTime"], "t0",
         "Ready stayed True"
@@ -240,8 +255,13 @@ fn conditions_that_did_not_change_status_keep_their_transition_time_and_others_c
         "Synced turned False"
     );
     assert_eq!(
+        (&conditions[3]["type"], &conditions[3]["status"]),
+        (&json!("Stalled"), &json!("True")),
+        "Synced turned False: stalled"
+    );
+    assert_eq!(
         got.conditions.len(),
-        3,
+        5,
         "events see the Healthy condition too"
     );
 }
