@@ -78,12 +78,7 @@ fn metrics_addr() -> String {
 
 /// A controller process running the PostgreSQL provider on `shard` (a selector), with its
 /// metrics on `addr`, logging every reconcile it completes (with the object's name).
-fn controller(
-    env: &TestEnv,
-    shard: &str,
-    addr: &str,
-    leader: Option<&str>,
-) -> ControllerProcess {
+fn controller(env: &TestEnv, shard: &str, addr: &str, leader: Option<&str>) -> ControllerProcess {
     let mut vars = vec![
         ("TESSERA_PROVIDERS", "postgresql"),
         ("TESSERA_SHARD", shard),
@@ -309,9 +304,7 @@ async fn one_leader_reconciles_a_killed_leader_is_replaced_and_sigterm_hands_ove
     })
     .await
     .expect("the third replica waits on standby");
-    let before = lease_holder(&client, &ns, &lease_name)
-        .await
-        .expect("held");
+    let before = lease_holder(&client, &ns, &lease_name).await.expect("held");
     let renewed = before
         .spec
         .as_ref()
@@ -352,7 +345,11 @@ async fn one_leader_reconciles_a_killed_leader_is_replaced_and_sigterm_hands_ove
 
     delete_claims(&client, &ns, &all).await;
     for n in &all {
-        assert_eq!(pg_count(&pg, &format!("{n}-")).await, (0, 0), "{n} cleaned up");
+        assert_eq!(
+            pg_count(&pg, &format!("{n}-")).await,
+            (0, 0),
+            "{n} cleaned up"
+        );
     }
     drop(third);
 }
@@ -407,7 +404,11 @@ async fn a_shard_reconciles_only_its_labelled_claims_and_the_main_controller_onl
         .await
         .expect("composite");
     assert_eq!(
-        xr.metadata.labels.clone().unwrap_or_default().get(SHARD_LABEL),
+        xr.metadata
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .get(SHARD_LABEL),
         Some(&shard_value),
         "the composite is in the claim's shard"
     );
@@ -421,7 +422,11 @@ async fn a_shard_reconciles_only_its_labelled_claims_and_the_main_controller_onl
         .await
         .unwrap_or_else(|| panic!("{kind} of {xr_name}"));
         assert_eq!(
-            mr.metadata.labels.clone().unwrap_or_default().get(SHARD_LABEL),
+            mr.metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .get(SHARD_LABEL),
             Some(&shard_value),
             "the {kind} is in the claim's shard"
         );
@@ -486,7 +491,10 @@ async fn metrics_count_reconciles_external_calls_and_time_to_ready_and_carry_no_
     let moved = |metric: &str, labels: &[&str]| {
         sample_sum(&after, metric, labels) > sample_sum(&before, metric, labels)
     };
-    assert!(moved("tessera_reconciles_total", &[claim_ctl, r#"result="success""#]));
+    assert!(moved(
+        "tessera_reconciles_total",
+        &[claim_ctl, r#"result="success""#]
+    ));
     assert!(moved(
         "tessera_reconciles_total",
         &[r#"controller="postgresql.sql.tessera.dev/Role""#]
@@ -501,7 +509,11 @@ async fn metrics_count_reconciles_external_calls_and_time_to_ready_and_carry_no_
     ));
     assert!(moved(
         "tessera_external_calls_total",
-        &[r#"provider="PostgreSQL""#, r#"operation="create""#, r#"result="ok""#]
+        &[
+            r#"provider="PostgreSQL""#,
+            r#"operation="create""#,
+            r#"result="ok""#
+        ]
     ));
     assert!(moved(
         "tessera_external_call_duration_seconds_count",
