@@ -210,8 +210,8 @@ where
 }
 
 /// Runs `controller` (of the kind `dyntype`) with at most `concurrency` reconciles at
-/// once until the process is asked to stop (SIGTERM or Ctrl-C: reconciles in flight
-/// finish first) or the future is dropped. Errors are retried after the object's next
+/// once until the process is asked to stop (SIGTERM or Ctrl-C, noted by one handler for
+/// all controllers: reconciles in flight finish first) or the future is dropped. Errors are retried after the object's next
 /// [`Backoff`] delay.
 ///
 /// A reconcile that panics is an error of its object only: the object gets
@@ -238,8 +238,18 @@ pub async fn run<K, C, E, F, Fut>(
     tokio::spawn({
         let (store, synced) = (store.clone(), synced.clone());
         async move {
-            if store.wait_until_ready().await.is_ok() {
-                synced.store(true, std::sync::atomic::Ordering::Relaxed);
+            // A store's `wait_until_ready` wakes only one of several waiters (the
+            // controller waits too): ask again until it answers.
+            loop {
+                let wait = store.wait_until_ready();
+                match tokio::time::timeout(std::time::Duration::from_millis(250), wait).await {
+                    Ok(Ok(())) => {
+                        synced.store(true, std::sync::atomic::Ordering::Relaxed);
+                        break;
+                    }
+                    Ok(Err(_)) => break,
+                    Err(_) => {}
+                }
             }
         }
     });
@@ -286,7 +296,7 @@ pub async fn run<K, C, E, F, Fut>(
     };
     controller
         .with_config(Config::default().concurrency(concurrency))
-        .shutdown_on_signal()
+        .graceful_shutdown_on(supervise::stopped())
         .run(contained, error_policy::<K, C, ReconcileError<E>>, ctx)
         .for_each(|res| async move {
             match res {
