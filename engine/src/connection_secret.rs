@@ -111,6 +111,7 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
         field_manager,
         owner_ref,
         &owner.name_any(),
+        crate::shard::of(owner.labels()),
         target,
         secret_type,
         details,
@@ -160,12 +161,14 @@ pub async fn read_controlled(
 /// Nothing is written while `details` lack a key the type requires (Kubernetes would
 /// refuse the Secret). A Secret of another type is replaced (deleted, then written) when
 /// Tessera wrote it (it has the [`MANAGED_BY_LABEL`]); anyone else's is left to the API
-/// server, whose refusal then becomes the write's error.
+/// server, whose refusal then becomes the write's error. The Secret carries the owner's
+/// shard label `shard`, if any.
 pub async fn publish_owned(
     client: &kube::Client,
     field_manager: &str,
     owner: Option<OwnerReference>,
     owner_name: &str,
+    shard: Option<&str>,
     target: &SecretReference,
     secret_type: Option<&str>,
     details: &ConnectionDetails,
@@ -176,6 +179,7 @@ pub async fn publish_owned(
     if let Some(existing) = &existing
         && type_of(existing) == secret_type
         && holds(existing, details)
+        && shard.is_none_or(|s| crate::shard::of(existing.labels()) == Some(s))
     {
         return Ok(false);
     }
@@ -220,13 +224,17 @@ pub async fn publish_owned(
         r.block_owner_deletion = None;
         r
     });
+    let mut labels = json!({ MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1 });
+    if let Some(shard) = shard {
+        labels[crate::shard::LABEL_SHARD] = shard.into();
+    }
     let secret = json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
             "name": target.name,
             "namespace": target.namespace,
-            "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1 },
+            "labels": labels,
             "ownerReferences": owner_ref.into_iter().collect::<Vec<_>>(),
         },
         "type": secret_type,

@@ -136,6 +136,7 @@ impl Effects for Cluster<'_> {
             &self.manager(),
             Some(owner),
             &self.xr.name_any(),
+            crate::shard::of(self.xr.labels()),
             secret,
             secret_type,
             details,

@@ -20,11 +20,25 @@ const MAX_DELAY: Duration = Duration::from_secs(60);
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
+static STOP: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Whether the process was asked to stop (SIGTERM or Ctrl-C): controllers that end then
 /// are not restarted.
 pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
+}
+
+/// Resolves once the process was asked to stop (see [`stopping`]): every controller of
+/// the process stops on this one signal handler.
+pub async fn stopped() {
+    loop {
+        // Created before the check, so a stop between the check and the wait is not missed.
+        let notified = STOP.notified();
+        if stopping() {
+            return;
+        }
+        notified.await;
+    }
 }
 
 /// Starts, once per process, the task that notes the stop signal for [`stopping`].
@@ -48,6 +62,7 @@ pub(crate) fn watch_for_stop() {
                 _ = terminate => {}
             }
             STOPPING.store(true, Ordering::SeqCst);
+            STOP.notify_waiters();
         });
     });
 }
