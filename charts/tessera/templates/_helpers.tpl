@@ -73,7 +73,7 @@ harbor: harbor.tessera.dev
 {{- else -}}
 {{- $parts := splitList "/" $entry -}}
 {{- $group := first $parts -}}
-{{- if eq $group "core" }}{{ $group = "" }}{{ end -}}
+{{- if or (eq $group "core") (eq $group "v1") }}{{ $group = "" }}{{ end -}}
 {{- if or (eq (len $parts) 1) (eq (last $parts) "*") -}}
 {{- $rules = append $rules (dict "apiGroups" (list $group) "resources" (list "*") "verbs" $verbs) -}}
 {{- else if not (and (eq $group "") (eq (last $parts) "Secret")) -}}
