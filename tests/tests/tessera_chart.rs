@@ -22,7 +22,8 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tessera_tests::{
     TestEnv, apply, condition, delete_in, get_in, install_crds, install_postgres_platform,
-    namespace, repo_root, secret_data, service_account_token, tessera_bin, unique, wait_for,
+    namespace, repo_root, secret_data, service_account_token, tessera_bin, unique,
+    wait_crd_established, wait_for,
     yaml_docs,
 };
 
@@ -247,7 +248,8 @@ fn shards_service_monitor_and_gitops_health_render_from_values() {
     }
     let flux: Value =
         serde_yaml::from_str(cm["data"]["healthCheckExprs"].as_str().unwrap()).expect("Flux");
-    let shipped = &yaml_docs("deploy/gitops/flux-health-checks.yaml")[0]["spec"]["healthCheckExprs"][0];
+    let shipped = yaml_docs("deploy/gitops/flux-health-checks.yaml").remove(0);
+    let shipped = &shipped["spec"]["healthCheckExprs"][0];
     let first = &flux[0];
     for key in ["inProgress", "failed", "current"] {
         assert_eq!(first[key], shipped[key], "Flux {key} expression");
@@ -509,6 +511,11 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     let controller = Controller(child, log.clone());
     let sa_client = env.kube_from(kubeconfig.to_str().unwrap()).await;
 
+    // On a fresh cluster the claim CRD is the controller's to create, from the XRD.
+    if let Err(e) = wait_crd_established(&admin, "postgresdatabases.platform.tessera.dev").await {
+        let log_text = std::fs::read_to_string(&controller.1).unwrap_or_default();
+        panic!("the XRD's claim CRD is not served: {e}; controller log:\n{log_text}");
+    }
     let mut claim = yaml_docs("compositions/postgres/example-claim.yaml").remove(0);
     let name = "rbac-db";
     claim["metadata"]["namespace"] = json!(claim_ns);
@@ -534,45 +541,46 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     let secret = secret_data(&admin, &claim_ns, &format!("{name}-conn"))
         .await
         .expect("the connection Secret");
-    env.postgres_url(secret["url"].as_str().expect("url")).await;
+    env.postgres_url(&secret["url"]).await;
     if let Some(kib) = peak_rss_kib(controller.0.id()) {
         println!("controller peak RSS during the PostgreSQL claim: {} MiB", kib / 1024);
     }
 
     // Least: what it must not be able to do (RBAC).
+    let (claim_ns, release_ns) = (claim_ns.as_str(), release_ns.as_str());
     let denied = [
         ("get", "", "secrets", "", "kube-system"),
         ("list", "", "secrets", "", "kube-system"),
         ("list", "", "secrets", "", ""),
-        ("create", "", "pods", "exec", &claim_ns),
-        ("create", "", "pods", "", &claim_ns),
+        ("create", "", "pods", "exec", claim_ns),
+        ("create", "", "pods", "", claim_ns),
         ("escalate", "rbac.authorization.k8s.io", "clusterroles", "", ""),
         ("bind", "rbac.authorization.k8s.io", "clusterroles", "", ""),
         ("create", "rbac.authorization.k8s.io", "clusterrolebindings", "", ""),
         ("impersonate", "", "users", "", ""),
-        ("create", "", "serviceaccounts", "token", &release_ns),
+        ("create", "", "serviceaccounts", "token", release_ns),
         ("delete", "", "namespaces", "", ""),
         ("get", "", "nodes", "", ""),
         ("update", "coordination.k8s.io", "leases", "", "kube-system"),
-        ("create", "apps", "deployments", "", &claim_ns),
+        ("create", "apps", "deployments", "", claim_ns),
         ("create", "admissionregistration.k8s.io", "validatingadmissionpolicies", "", ""),
         ("delete", "admissionregistration.k8s.io", "validatingadmissionpolicybindings", "", ""),
         ("update", "apiextensions.tessera.dev", "compositions", "status", ""),
         ("delete", "apiextensions.tessera.dev", "compositions", "", ""),
     ];
     for attrs in denied {
-        assert!(!allowed(&admin, &user, &release_ns, attrs).await, "allowed: {attrs:?}");
+        assert!(!allowed(&admin, &user, release_ns, attrs).await, "allowed: {attrs:?}");
     }
     // ... and what it needs is granted (the reviews above are not denying everything).
     let granted = [
         ("get", "", "secrets", "", "tessera-system"),
-        ("patch", "", "secrets", "", &claim_ns),
-        ("update", "coordination.k8s.io", "leases", "", &release_ns),
+        ("patch", "", "secrets", "", claim_ns),
+        ("update", "coordination.k8s.io", "leases", "", release_ns),
         ("patch", "postgresql.sql.tessera.dev", "roles", "status", ""),
-        ("create", "events.k8s.io", "events", "", &claim_ns),
+        ("create", "events.k8s.io", "events", "", claim_ns),
     ];
     for attrs in granted {
-        assert!(allowed(&admin, &user, &release_ns, attrs).await, "denied: {attrs:?}");
+        assert!(allowed(&admin, &user, release_ns, attrs).await, "denied: {attrs:?}");
     }
 
     // Least: what RBAC cannot narrow, the admission policies refuse. A CRD that no XRD
@@ -635,15 +643,24 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     )
     .await;
     let secrets: Api<Secret> = Api::namespaced(sa_client.clone(), &claim_ns);
-    let patch = json!({ "apiVersion": "v1", "kind": "Secret",
-        "metadata": { "name": &foreign, "namespace": &claim_ns },
-        "stringData": { "token": "overwritten" } });
-    match secrets
-        .patch(&foreign, &PatchParams::apply("tessera").force(), &Patch::Apply(&patch))
-        .await
-    {
-        Err(kube::Error::Api(s)) => assert!(s.message.contains("Secret it did not create"), "{}", s.message),
-        other => panic!("overwriting a Secret it does not own was not refused: {other:?}"),
+    // Writing into it is refused, and so is taking it over by adding Tessera's label.
+    for (labels, message) in [
+        (json!({}), "may write only Secrets it owns"),
+        (
+            json!({ "app.kubernetes.io/managed-by": "tessera" }),
+            "may not change or delete a Secret it did not create",
+        ),
+    ] {
+        let patch = json!({ "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": &foreign, "namespace": &claim_ns, "labels": labels },
+            "stringData": { "token": "overwritten" } });
+        match secrets
+            .patch(&foreign, &PatchParams::apply("tessera").force(), &Patch::Apply(&patch))
+            .await
+        {
+            Err(kube::Error::Api(s)) => assert!(s.message.contains(message), "{}", s.message),
+            other => panic!("overwriting a Secret it does not own was not refused: {other:?}"),
+        }
     }
     match secrets.delete(&foreign, &DeleteParams::default()).await {
         Err(kube::Error::Api(_)) => {}
