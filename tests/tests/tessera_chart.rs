@@ -448,6 +448,19 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// A helm release of the chart, uninstalled when dropped (also when the test fails).
+struct Release<'a> {
+    env: &'a TestEnv,
+    name: String,
+    namespace: String,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        let _ = helm(self.env, &["uninstall", &self.name, "-n", &self.namespace]);
+    }
+}
+
 struct Controller(std::process::Child, PathBuf);
 
 impl Drop for Controller {
@@ -481,6 +494,11 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         ),
         "helm install",
     );
+    let installed = Release {
+        env: &env,
+        name: release.clone(),
+        namespace: release_ns.clone(),
+    };
     let objs = render(&env, &["providers={postgresql}", &secret_namespaces]);
     let chart_args = args_of(of_kind(&objs, "Deployment")[0]);
     let sa = format!("{release}-tessera");
@@ -681,6 +699,6 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         panic!("the claim was not deleted: {e}; controller log:\n{log_text}")
     });
     drop(controller);
-    ok(helm(&env, &["uninstall", &release, "-n", &release_ns]), "helm uninstall");
+    drop(installed);
     let _ = std::fs::remove_file(Path::new(&kubeconfig));
 }
