@@ -2,11 +2,14 @@
 #![forbid(unsafe_code)]
 
 mod crds;
+mod leader;
 mod logging;
 mod offline;
 mod providers;
+mod serve;
 mod trace;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -82,6 +85,36 @@ struct ControllerArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TESSERA_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Serve `/metrics` (Prometheus), `/livez` and `/readyz` on this address (e.g.
+    /// `0.0.0.0:8080`). Default: no server.
+    #[arg(long, env = "TESSERA_METRICS_ADDR", value_name = "HOST:PORT")]
+    metrics_addr: Option<SocketAddr>,
+    /// Run the controllers only while this replica holds the leader Lease
+    /// (`coordination.k8s.io/v1`); the other replicas wait on standby.
+    #[arg(long, env = "TESSERA_LEADER_ELECT")]
+    leader_elect: bool,
+    /// The namespace of the leader Lease. Default: the `POD_NAMESPACE` environment
+    /// variable, else `default`.
+    #[arg(long, env = "TESSERA_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// The name of the leader Lease. Default: `tessera`, or `tessera-<shard>` for a shard
+    /// `shard.tessera.dev/key in (<shard>)`.
+    #[arg(long, env = "TESSERA_LEADER_ELECTION_ID")]
+    leader_election_id: Option<String>,
+    /// Reconcile only the claims, composites and managed resources whose labels match
+    /// this selector on `shard.tessera.dev/key`: `shard.tessera.dev/key in (NAME)` for a
+    /// shard, `!shard.tessera.dev/key` for the main controller of a sharded install.
+    /// Objects Tessera creates carry the shard label of their claim or managed resource.
+    #[arg(long, env = "TESSERA_SHARD", value_name = "SELECTOR", value_parser = shard_syntax)]
+    shard: Option<String>,
+    /// On SIGTERM, how long reconciles in flight may take to finish, in seconds, before
+    /// the Lease is released and the process exits.
+    #[arg(long, default_value_t = 20, env = "TESSERA_SHUTDOWN_TIMEOUT")]
+    shutdown_timeout: u64,
+}
+
+fn shard_syntax(selector: &str) -> Result<String, String> {
+    tessera_engine::shard::validate(selector).map(|()| selector.trim().to_string())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -137,16 +170,52 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         external_timeout: Duration::from_secs(args.external_timeout.max(1)),
         exit_after_external_create: std::env::var("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE")
             .is_ok_and(|v| v == "1"),
+        shard: args.shard.clone(),
         ..ControllerOptions::default()
     };
+    // Signals are noted from the start: a standby, or a leader still starting, stops at once.
+    let mut stop = stop_signal();
+    if let Some(addr) = args.metrics_addr {
+        serve::start(addr).await?;
+    }
+    if let Some(shard) = &args.shard {
+        check_shard(&client, shard).await?;
+    }
+    let leadership = if args.leader_elect {
+        let election = leader::Election {
+            client: client.clone(),
+            namespace: args
+                .leader_election_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+                .unwrap_or_else(|| "default".into()),
+            lease: args
+                .leader_election_id
+                .clone()
+                .unwrap_or_else(|| tessera_engine::shard::lease_name(args.shard.as_deref())),
+            identity: leader::identity(),
+        };
+        tessera_engine::metrics::set_leader(false);
+        tokio::select! {
+            acquired = election.acquire() => Some(acquired?),
+            _ = stop.changed() => {
+                tracing::info!("stopping while on standby");
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+    tessera_engine::metrics::set_leader(true);
     let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
-    tracing::info!(providers = ?names, composable = %composable, "starting controllers");
+    tracing::info!(providers = ?names, composable = %composable, shard = ?args.shard, "starting controllers");
     let mut tasks = tokio::task::JoinSet::new();
     let composition = CompositionOptions {
         field_manager: opts.field_manager.clone(),
         poll_interval: opts.poll_interval,
         max_concurrent_reconciles: opts.max_concurrent_reconciles,
         composable,
+        shard: args.shard.clone(),
     };
     tasks.spawn(tessera_engine::composition_controllers::run_controllers(
         client.clone(),
@@ -155,8 +224,91 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     for p in providers {
         tasks.spawn(p.run(client.clone(), opts.clone()));
     }
-    while let Some(res) = tasks.join_next().await {
-        res?;
+    let mut lost = leadership.as_ref().map(|l| l.held.clone());
+    let lease_lost = async {
+        match lost.as_mut() {
+            Some(held) => {
+                while *held.borrow_and_update() {
+                    if held.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        // The controllers end only when they were asked to stop (their own signal handlers).
+        () = join_all(&mut tasks) => {}
+        _ = stop.changed() => {
+            let grace = Duration::from_secs(args.shutdown_timeout);
+            tracing::info!(timeout = ?grace, "stopping: finishing the reconciles in flight");
+            if tokio::time::timeout(grace, join_all(&mut tasks)).await.is_err() {
+                tracing::warn!(timeout = ?grace, "reconciles still running at the shutdown timeout; stopping them");
+                tasks.abort_all();
+            }
+        }
+        () = lease_lost => {
+            // Another replica may already reconcile: stop at once, without finishing
+            // anything, and let the process be restarted as a standby.
+            tracing::error!("lost the leader Lease; exiting");
+            std::process::exit(1);
+        }
     }
+    drop(lost);
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for every task of `tasks`; a panicking task is logged (the others still finish).
+async fn join_all(tasks: &mut tokio::task::JoinSet<()>) {
+    while let Some(res) = tasks.join_next().await {
+        if let Err(e) = res
+            && e.is_panic()
+        {
+            tracing::error!("a controller task panicked");
+        }
+    }
+}
+
+/// A channel that changes once on SIGTERM or Ctrl-C.
+fn stop_signal() -> tokio::sync::watch::Receiver<()> {
+    let (tx, rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+        tracing::info!("stop signal received");
+        tx.send_replace(());
+        // Keep the sender, so that receivers see the change and not a closed channel.
+        std::future::pending::<()>().await;
+    });
+    rx
+}
+
+/// Asks the API server to parse the shard selector (with a list of at most one XRD), so
+/// that a selector it refuses stops the process with the reason instead of failing every
+/// watch.
+async fn check_shard(client: &kube::Client, shard: &str) -> anyhow::Result<()> {
+    use tessera_engine::api::xrd::CompositeResourceDefinition;
+    let api: kube::Api<CompositeResourceDefinition> = kube::Api::all(client.clone());
+    api.list_metadata(&kube::api::ListParams::default().labels(shard).limit(1))
+        .await
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("--shard {shard:?}: the API server refused the selector: {e}"))
 }

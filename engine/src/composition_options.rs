@@ -19,6 +19,9 @@ pub struct CompositionOptions {
     /// The API groups and kinds Compositions may compose; a composite whose Composition
     /// renders anything else gets none of its resources applied.
     pub composable: ComposableResources,
+    /// The shard's label selector ([`crate::shard`]): only claims and composites that
+    /// match it are reconciled. `None`: all of them.
+    pub shard: Option<String>,
 }
 
 impl Default for CompositionOptions {
@@ -28,6 +31,7 @@ impl Default for CompositionOptions {
             poll_interval: Duration::from_secs(60),
             max_concurrent_reconciles: 16,
             composable: ComposableResources::default(),
+            shard: None,
         }
     }
 }

@@ -38,6 +38,7 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
         field_manager,
         owner_ref,
         &owner.name_any(),
+        crate::shard::of(owner.labels()),
         target,
         details,
     )
@@ -47,19 +48,22 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
 
 /// Writes `details` into the Secret `target` with `owner` as its controller, unless it
 /// already holds them; the form of [`publish`] for owners of any type (e.g. a composite
-/// resource as a `DynamicObject`). Keys written by others are left alone. Returns whether
-/// the Secret was written.
+/// resource as a `DynamicObject`). Keys written by others are left alone. The Secret
+/// carries the owner's shard label `shard`, if any. Returns whether the Secret was
+/// written.
 pub async fn publish_owned(
     client: &kube::Client,
     field_manager: &str,
     owner: Option<OwnerReference>,
     owner_name: &str,
+    shard: Option<&str>,
     target: &SecretReference,
     details: &ConnectionDetails,
 ) -> Result<bool, kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &target.namespace);
     if let Some(existing) = api.get_opt(&target.name).await?
         && holds(&existing, details)
+        && shard.is_none_or(|s| crate::shard::of(existing.labels()) == Some(s))
     {
         return Ok(false);
     }
@@ -74,13 +78,17 @@ pub async fn publish_owned(
         r.block_owner_deletion = None;
         r
     });
+    let mut labels = json!({ MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1 });
+    if let Some(shard) = shard {
+        labels[crate::shard::LABEL_SHARD] = shard.into();
+    }
     let secret = json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
             "name": target.name,
             "namespace": target.namespace,
-            "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1 },
+            "labels": labels,
             "ownerReferences": owner_ref.into_iter().collect::<Vec<_>>(),
         },
         "type": "connection.tessera.dev/v1",

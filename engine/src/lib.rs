@@ -21,12 +21,14 @@ pub mod composition_controllers;
 pub mod composition_options;
 pub mod connection_secret;
 pub mod managed;
+pub mod metrics;
 pub mod naming;
 pub mod objects;
 pub mod offline;
 pub mod provider;
 pub mod revisions;
 pub mod scaffold;
+pub mod shard;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod xrd;

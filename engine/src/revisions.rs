@@ -51,6 +51,16 @@ pub enum Error {
     Serialize(String, #[source] serde_json::Error),
 }
 
+impl scaffold::ErrorReason for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::List(..) => "ListRevisions",
+            Error::Apply(..) => "ApplyRevision",
+            Error::Serialize(..) => "Serialize",
+        }
+    }
+}
+
 /// The hash of a Composition spec: the first 7 hex digits of the SHA-256 of its canonical
 /// JSON (object keys sorted, no whitespace), so that the same spec always has the same
 /// hash however its YAML was written.

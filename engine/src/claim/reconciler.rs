@@ -36,6 +36,16 @@ pub enum Error {
     WriteStatus(String, #[source] kube::Error),
 }
 
+impl scaffold::ErrorReason for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Finalizer(..) => "UpdateFinalizer",
+            Error::Composite(..) => "ApplyComposite",
+            Error::WriteStatus(..) => "WriteStatus",
+        }
+    }
+}
+
 struct Ctx {
     client: kube::Client,
     recorder: Recorder,
@@ -78,17 +88,19 @@ pub async fn run(
     opts: CompositionOptions,
 ) {
     let manager = format!("{}/claim", opts.field_manager);
-    let controller = scaffold::controller(
+    let controller = scaffold::controller_selected(
         Api::<DynamicObject>::all_with(client.clone(), &claim),
         claim.clone(),
+        opts.shard.as_deref(),
     );
 
     let xr_writer = reflector::store::Writer::new(xr.clone());
     let composites = xr_writer.as_reader();
-    let xr_events = watcher(
-        Api::<DynamicObject>::all_with(client.clone(), &xr),
-        watcher::Config::default().any_semantic(),
-    )
+    let mut xr_config = watcher::Config::default().any_semantic();
+    if let Some(shard) = &opts.shard {
+        xr_config = xr_config.labels(shard);
+    }
+    let xr_events = watcher(Api::<DynamicObject>::all_with(client.clone(), &xr), xr_config)
     .default_backoff()
     .reflect(xr_writer)
     .touched_objects();

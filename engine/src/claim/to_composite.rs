@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::xrd::CompositeResourceDefinitionSpec;
 use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
+use crate::shard::LABEL_SHARD;
 use crate::naming::claim_composite_name;
 
 /// Claim spec fields that are not copied to the composite: the Secret reference is
@@ -180,15 +181,20 @@ pub fn claim_to_composite(
         }),
     );
 
+    let mut labels = json!({
+        LABEL_CLAIM_NAME: name,
+        LABEL_CLAIM_NAMESPACE: namespace,
+    });
+    // The composite stays in its claim's shard.
+    if let Some(shard) = str_at("/metadata/labels/shard.tessera.dev~1key") {
+        labels[LABEL_SHARD] = shard.into();
+    }
     Ok(json!({
         "apiVersion": composite_type.api_version,
         "kind": composite_type.kind,
         "metadata": {
             "name": claim_composite_name(namespace, name),
-            "labels": {
-                LABEL_CLAIM_NAME: name,
-                LABEL_CLAIM_NAMESPACE: namespace,
-            },
+            "labels": labels,
         },
         "spec": spec,
     }))

@@ -98,6 +98,8 @@ struct CompositeMeta<'a> {
     name: &'a str,
     uid: Option<&'a str>,
     claim: Option<(&'a str, &'a str)>,
+    /// The composite's shard label, which its composed resources inherit.
+    shard: Option<&'a str>,
 }
 
 impl<'a> CompositeMeta<'a> {
@@ -120,6 +122,7 @@ impl<'a> CompositeMeta<'a> {
             name: str_at("/metadata/name").ok_or_else(|| missing("metadata.name"))?,
             uid: str_at("/metadata/uid"),
             claim: claim_ref.or(claim_labels),
+            shard: str_at("/metadata/labels/shard.tessera.dev~1key"),
         })
     }
 }
@@ -170,6 +173,9 @@ fn render_resource(
     if let Some((claim_name, claim_namespace)) = meta.claim {
         labels.insert(LABEL_CLAIM_NAME.into(), claim_name.into());
         labels.insert(LABEL_CLAIM_NAMESPACE.into(), claim_namespace.into());
+    }
+    if let Some(shard) = meta.shard {
+        labels.insert(crate::shard::LABEL_SHARD.into(), shard.into());
     }
     if let Some(uid) = meta.uid {
         let owner = json!({

@@ -134,6 +134,7 @@ impl Effects for Cluster<'_> {
             &self.manager(),
             Some(owner),
             &self.xr.name_any(),
+            crate::shard::of(self.xr.labels()),
             secret,
             details,
         )

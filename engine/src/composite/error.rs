@@ -159,6 +159,12 @@ pub enum Error {
     },
 }
 
+impl crate::scaffold::ErrorReason for Error {
+    fn reason(&self) -> &'static str {
+        self.action()
+    }
+}
+
 impl Error {
     /// The PascalCase action that failed, for events.
     pub fn action(&self) -> &'static str {

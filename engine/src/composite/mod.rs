@@ -142,10 +142,15 @@ pub async fn run(
             .and_then(|r| r.labels().get(LABEL_COMPOSITION_NAME).cloned())
     });
 
-    let controller = scaffold::controller(Api::all_with(client.clone(), &xr), xr.clone());
+    let controller = scaffold::controller_selected(
+        Api::all_with(client.clone(), &xr),
+        xr.clone(),
+        opts.shard.as_deref(),
+    );
     let xrs = controller.store();
 
-    let (watches, child_events) = ChildWatches::new(client.clone(), xr.clone());
+    let (watches, child_events) =
+        ChildWatches::new(client.clone(), xr.clone(), opts.shard.clone());
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
         recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),

@@ -32,15 +32,18 @@ use crate::compose::LABEL_COMPOSITE;
 pub struct ChildWatches {
     client: kube::Client,
     xr: ApiResource,
+    shard: Option<String>,
     tx: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
     started: Mutex<HashMap<(String, String), JoinHandle<()>>>,
 }
 
 impl ChildWatches {
-    /// A registry for composites of kind `xr`, and the stream of composites to re-queue.
+    /// A registry for composites of kind `xr` (of the shard with the label selector
+    /// `shard`), and the stream of composites to re-queue.
     pub fn new(
         client: kube::Client,
         xr: ApiResource,
+        shard: Option<String>,
     ) -> (
         Self,
         impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
@@ -49,6 +52,7 @@ impl ChildWatches {
         let watches = ChildWatches {
             client,
             xr,
+            shard,
             tx,
             started: Mutex::new(HashMap::new()),
         };
@@ -67,8 +71,10 @@ impl ChildWatches {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), child);
         let xr = self.xr.clone();
         let tx = self.tx.clone();
+        let selector = crate::shard::selector(Some(LABEL_COMPOSITE), self.shard.as_deref())
+            .unwrap_or_else(|| LABEL_COMPOSITE.to_string());
         let task = tokio::spawn(async move {
-            let events = watcher(api, watcher::Config::default().labels(LABEL_COMPOSITE))
+            let events = watcher(api, watcher::Config::default().labels(&selector))
                 .default_backoff()
                 .touched_objects();
             futures::pin_mut!(events);

@@ -30,6 +30,19 @@ pub enum Error {
     Serialize(String, #[source] serde_json::Error),
 }
 
+impl crate::scaffold::ErrorReason for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::WriteStatus(..) => "WriteStatus",
+            Error::WriteAnnotations(..) => "WriteAnnotations",
+            Error::Finalizer(..) => "UpdateFinalizer",
+            Error::WriteSpec(..) => "WriteSpec",
+            Error::WriteSecret(..) => "PublishConnectionSecret",
+            Error::Serialize(..) => "Serialize",
+        }
+    }
+}
+
 /// The writes the state machine makes to the cluster.
 #[async_trait]
 pub trait Effects<M>: Send + Sync {

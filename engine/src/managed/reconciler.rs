@@ -77,6 +77,9 @@ pub struct ControllerOptions {
     /// Crash-safety test hook: exit the process right after a successful external create,
     /// before its result is recorded (set by `TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE=1`).
     pub exit_after_external_create: bool,
+    /// The shard's label selector ([`crate::shard`]): only managed resources that match
+    /// it are reconciled. `None`: all of them.
+    pub shard: Option<String>,
 }
 
 impl Default for ControllerOptions {
@@ -89,6 +92,7 @@ impl Default for ControllerOptions {
             external_timeout: Duration::from_secs(30),
             field_manager: "tessera".to_string(),
             exit_after_external_create: false,
+            shard: None,
         }
     }
 }
@@ -122,7 +126,8 @@ where
     M: Managed,
     C: Connector<M>,
 {
-    let controller = scaffold::controller(Api::<M>::all(client.clone()), ());
+    let controller =
+        scaffold::controller_selected(Api::<M>::all(client.clone()), (), opts.shard.as_deref());
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
         recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),
@@ -350,6 +355,7 @@ async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Resu
         }
         Err(Failure::Kube(e)) => Err(e),
         Err(Failure::Provider(e)) => {
+            crate::metrics::reconcile_error(&scaffold::controller_name::<M>(&()), e.category());
             let requeue = match e {
                 ProviderError::InvalidSpec(_) => poll,
                 ProviderError::Transient(_) | ProviderError::Config(_) => {

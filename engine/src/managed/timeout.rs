@@ -31,13 +31,22 @@ impl Deadline {
         operation: &str,
         call: impl Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(ProviderError::Transient(format!(
-                "{operation} timed out after {:?}: {} (ProviderConfig {:?}) did not answer",
-                self.timeout, self.system, self.provider_config
-            ))),
-        }
+        let started = std::time::Instant::now();
+        let (result, outcome) = match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => {
+                let outcome = result.as_ref().map_or_else(ProviderError::category, |_| "ok");
+                (result, outcome)
+            }
+            Err(_) => (
+                Err(ProviderError::Transient(format!(
+                    "{operation} timed out after {:?}: {} (ProviderConfig {:?}) did not answer",
+                    self.timeout, self.system, self.provider_config
+                ))),
+                "Timeout",
+            ),
+        };
+        crate::metrics::external_call(&self.system, operation, outcome, started.elapsed());
+        result
     }
 }
 

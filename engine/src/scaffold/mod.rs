@@ -42,6 +42,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, trace, warn};
 
+use crate::metrics;
+
 /// What the scaffold needs from a controller's context.
 pub trait Context: Send + Sync + 'static {
     /// The per-object retry delays the error policy draws from; the controller resets an
@@ -51,6 +53,13 @@ pub trait Context: Send + Sync + 'static {
     fn client(&self) -> &kube::Client;
     /// The recorder of the event about a reconcile that panicked.
     fn recorder(&self) -> &Recorder;
+}
+
+/// The class of a reconcile error: the `reason` label of the error metric. A short,
+/// stable PascalCase name (the failed action), never a message.
+pub trait ErrorReason {
+    /// The class of this error.
+    fn reason(&self) -> &'static str;
 }
 
 /// The error of one reconcile, as the error policy sees it.
@@ -91,17 +100,113 @@ pub fn trigger<K: Resource>(obj: &K) -> Option<u64> {
 /// its store ([`Controller::store`]) holds every object of the kind.
 pub fn controller<K>(api: Api<K>, dyntype: K::DynamicType) -> Controller<K>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone,
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync + 'static,
+{
+    controller_selected(api, dyntype, None)
+}
+
+/// A [`controller`] that watches only the objects matching the label selector
+/// `selector` (the shard's, see [`crate::shard`]), when there is one.
+///
+/// The watch also measures the time from an object's creation to its first `Ready=True`
+/// ([`metrics::time_to_ready`]): when an update turns the `Ready` condition of an object
+/// in the cache to `True` from anything but `Unavailable` (which means it was Ready
+/// before).
+pub fn controller_selected<K>(
+    api: Api<K>,
+    dyntype: K::DynamicType,
+    selector: Option<&str>,
+) -> Controller<K>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync + 'static,
 {
     let writer = reflector::store::Writer::new(dyntype.clone());
     let reader = writer.as_reader();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = selector {
+        config = config.labels(selector);
+    }
+    let previous = reader.clone();
+    let kind = K::kind(&dyntype).into_owned();
+    let dt = dyntype.clone();
+    let stream = watcher(api, config)
         .default_backoff()
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Apply(obj)) = event {
+                let old = previous.get(&reflector::ObjectRef::from_obj_with(obj, dt.clone()));
+                if let Some(old) = old {
+                    observe_first_ready(&kind, old.as_ref(), obj);
+                }
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger::<K>, Default::default());
     Controller::for_stream_with(stream, reader, dyntype)
+}
+
+/// The `status` of `obj` of `Ready` condition, if it has one.
+fn ready_condition(obj: &serde_json::Value) -> Option<(&str, &str)> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Ready"))
+        .map(|c| {
+            let field = |f: &str| c.get(f).and_then(|v| v.as_str()).unwrap_or("");
+            (field("status"), field("reason"))
+        })
+}
+
+/// Records [`metrics::time_to_ready`] when `new` is the first Ready version of `old`.
+fn observe_first_ready<K: Resource + Serialize>(kind: &str, old: &K, new: &K) {
+    let (Ok(old_json), Ok(new_json)) = (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return;
+    };
+    let was_ready = ready_condition(&old_json).is_some_and(|(status, reason)| {
+        status == "True" || reason == crate::api::common::reason::UNAVAILABLE
+    });
+    let is_ready = ready_condition(&new_json).is_some_and(|(status, _)| status == "True");
+    if was_ready || !is_ready {
+        return;
+    }
+    if let Some(created) = &new.meta().creation_timestamp {
+        let age = k8s_openapi::jiff::Timestamp::now().duration_since(created.0);
+        metrics::time_to_ready(kind, age.as_secs_f64());
+    }
+}
+
+/// The name of the controller of `K` in metrics: `group/Kind` (`Kind` for the core group).
+pub fn controller_name<K: Resource>(dyntype: &K::DynamicType) -> String {
+    let group = K::group(dyntype);
+    if group.is_empty() {
+        K::kind(dyntype).into_owned()
+    } else {
+        format!("{group}/{}", K::kind(dyntype))
+    }
+}
+
+/// Counts the objects of `store` by their Ready status: True, False, Unknown or none.
+fn count_ready<K>(store: &reflector::Store<K>) -> [u64; 3]
+where
+    K: Resource + Clone + Serialize + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let mut counts = [0u64; 3];
+    for obj in store.state() {
+        let status = serde_json::to_value(obj.as_ref())
+            .ok()
+            .and_then(|v| ready_condition(&v).map(|(s, _)| s.to_string()));
+        let i = match status.as_deref() {
+            Some("True") => 0,
+            Some("False") => 1,
+            _ => 2,
+        };
+        counts[i] += 1;
+    }
+    counts
 }
 
 /// Runs `controller` (of the kind `dyntype`) with at most `concurrency` reconciles at
@@ -122,12 +227,25 @@ pub async fn run<K, C, E, F, Fut>(
     K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Debug + Unpin + Send + Sync,
     C: Context,
-    E: std::error::Error + Send + 'static,
+    E: std::error::Error + ErrorReason + Send + 'static,
     F: FnMut(Arc<K>, Arc<C>) -> Fut,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
 {
     supervise::watch_for_stop();
+    let name = controller_name::<K>(&dyntype);
+    let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = controller.store();
+    tokio::spawn({
+        let (store, synced) = (store.clone(), synced.clone());
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                synced.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let _cache = metrics::register_cache(&name, synced, move || count_ready(&store));
     let contained = move |obj: Arc<K>, ctx: Arc<C>| {
+        let running = metrics::reconcile_started(&name);
         let reconciling = reconcile(obj.clone(), ctx.clone());
         let dyntype = dyntype.clone();
         async move {
@@ -143,10 +261,15 @@ pub async fn run<K, C, E, F, Fut>(
             });
             match guarded.catch_unwind().await {
                 Ok(result) => {
+                    match &result {
+                        Ok(_) => running.finish("success", None),
+                        Err(e) => running.finish("error", Some(e.reason())),
+                    }
                     panics::release(ctx.client(), obj.as_ref(), &dyntype).await;
                     result.map_err(ReconcileError::Failed)
                 }
                 Err(payload) => {
+                    running.finish("panic", Some(RECONCILE_PANICKED));
                     let payload = panics::static_payload(payload.as_ref());
                     panics::report(
                         ctx.client(),

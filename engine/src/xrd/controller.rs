@@ -48,6 +48,17 @@ pub enum Error {
     Crd(String, #[source] kube::Error),
 }
 
+impl scaffold::ErrorReason for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Finalizer(..) => "UpdateFinalizer",
+            Error::WriteStatus(..) => "WriteStatus",
+            Error::List(..) => "ListResources",
+            Error::Crd(..) => "ApplyCRD",
+        }
+    }
+}
+
 /// The per-XRD controllers that run (each under a supervisor task), what they were
 /// started from, and how they fared.
 struct Running {
@@ -115,7 +126,17 @@ pub async fn run(client: kube::Client, opts: CompositionOptions) {
             },
         )
         .reconcile_on(woken);
-    scaffold::run(controller, (), concurrency, reconcile, ctx).await;
+    scaffold::run(controller, (), concurrency, reconcile, ctx.clone()).await;
+    // Asked to stop: the composite and claim controllers finish their reconciles in
+    // flight too (they stop on the same signal) before their tasks are dropped.
+    let tasks: Vec<JoinHandle<()>> = {
+        let mut running = ctx.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .values_mut()
+            .flat_map(|r| std::mem::take(&mut r.tasks))
+            .collect()
+    };
+    futures::future::join_all(tasks).await;
 }
 
 impl scaffold::Context for Ctx {
