@@ -96,7 +96,8 @@ mod tests {
         committed.sort();
         let generated: Vec<String> = files.iter().map(|f| f.file_name.clone()).collect();
         assert_eq!(
-            committed, generated,
+            committed,
+            generated,
             "{} has other files than `tessera crds` generates; {fix}",
             dir.display()
         );

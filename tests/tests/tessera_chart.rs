@@ -23,8 +23,7 @@ use serde_json::{Value, json};
 use tessera_tests::{
     TestEnv, apply, condition, delete_in, get_in, install_crds, install_postgres_platform,
     namespace, repo_root, secret_data, service_account_token, tessera_bin, unique,
-    wait_crd_established, wait_for,
-    yaml_docs,
+    wait_crd_established, wait_for, yaml_docs,
 };
 
 const CLAIM_API: &str = "platform.tessera.dev/v1alpha1";
@@ -39,9 +38,18 @@ fn helm(env: &TestEnv, args: &[&str]) -> Output {
     Command::new(env.get("HELM_BIN"))
         .args(args)
         .env("KUBECONFIG", env.get("KUBECONFIG"))
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("tessera-helm/cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("tessera-helm/config"))
-        .env("HELM_DATA_HOME", std::env::temp_dir().join("tessera-helm/data"))
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("tessera-helm/cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("tessera-helm/config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("tessera-helm/data"),
+        )
         .output()
         .expect("run helm")
 }
@@ -151,7 +159,10 @@ fn chart_lints_and_installs_exactly_the_crds_of_the_enabled_providers() {
              (regenerate with `tessera crds --out-dir charts/tessera/files/crds`)"
         );
         for ((name, r), (_, g)) in rendered.iter().zip(&generated) {
-            assert!(r == g, "providers {providers}: CRD {name} differs from tessera crds");
+            assert!(
+                r == g,
+                "providers {providers}: CRD {name} differs from tessera crds"
+            );
         }
         let deployment = of_kind(&objs, "Deployment")[0];
         let args = args_of(deployment);
@@ -178,16 +189,47 @@ fn chart_lints_and_installs_exactly_the_crds_of_the_enabled_providers() {
     assert!(!args.iter().any(|a| a.starts_with("--shard")), "{args:?}");
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     let c = &pod["containers"][0];
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert!(c["resources"]["limits"]["memory"].is_string());
-    assert_eq!(pod["topologySpreadConstraints"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        pod["topologySpreadConstraints"].as_array().map(Vec::len),
+        Some(2)
+    );
     assert_eq!(of_kind(&objs, "PodDisruptionBudget").len(), 1);
     assert!(of_kind(&objs, "ServiceMonitor").is_empty());
+}
+
+#[test]
+fn the_binary_accepts_every_argument_the_chart_passes() {
+    let env = TestEnv::load();
+    let objs = render(
+        &env,
+        &["shards={a}", "controller.extraArgs={--max-backoff=30}"],
+    );
+    for d in of_kind(&objs, "Deployment") {
+        // clap stops at the first argument it does not know or cannot parse (exit 2);
+        // with all of them valid, `--help` at the end exits 0.
+        let args = args_of(d);
+        let out = Command::new(tessera_bin())
+            .args(&args)
+            .arg("--help")
+            .output()
+            .expect("run tessera");
+        assert!(
+            out.status.success(),
+            "{}: tessera refuses {args:?}: {}",
+            d["metadata"]["name"],
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -210,9 +252,16 @@ fn shards_service_monitor_and_gitops_health_render_from_values() {
             .map(|d| args_of(d))
             .unwrap_or_else(|| panic!("no Deployment of shard {shard}"))
     };
-    assert_eq!(deployments.len(), 3, "the main Deployment and one per shard");
+    assert_eq!(
+        deployments.len(),
+        3,
+        "the main Deployment and one per shard"
+    );
     let main = by_shard("main");
-    assert!(main.iter().any(|a| a == "--shard=!shard.tessera.dev/key"), "{main:?}");
+    assert!(
+        main.iter().any(|a| a == "--shard=!shard.tessera.dev/key"),
+        "{main:?}"
+    );
     for shard in ["a", "b"] {
         let args = by_shard(shard);
         assert!(
@@ -232,7 +281,10 @@ fn shards_service_monitor_and_gitops_health_render_from_values() {
         .as_object()
         .expect("matchLabels")
     {
-        assert_eq!(&service["metadata"]["labels"][k], v, "the ServiceMonitor selects the Service");
+        assert_eq!(
+            &service["metadata"]["labels"][k], v,
+            "the ServiceMonitor selects the Service"
+        );
     }
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
 
@@ -243,8 +295,16 @@ fn shards_service_monitor_and_gitops_health_render_from_values() {
         .expect("Argo CD customizations");
     let lua = std::fs::read_to_string(repo_root().join("deploy/gitops/argocd-health.lua"))
         .expect("read the Argo CD script");
-    for group in ["*.tessera.dev/*", "platform.tessera.dev/*", "db.example.org/*"] {
-        assert_eq!(argo[group]["health.lua"].as_str(), Some(lua.as_str()), "{group}");
+    for group in [
+        "*.tessera.dev/*",
+        "platform.tessera.dev/*",
+        "db.example.org/*",
+    ] {
+        assert_eq!(
+            argo[group]["health.lua"].as_str(),
+            Some(lua.as_str()),
+            "{group}"
+        );
     }
     let flux: Value =
         serde_yaml::from_str(cm["data"]["healthCheckExprs"].as_str().unwrap()).expect("Flux");
@@ -262,11 +322,23 @@ fn schema_refuses_bad_values_with_a_clear_message() {
     let env = TestEnv::load();
     let chart = chart_dir();
     let cases: &[(&str, &str)] = &[
-        ("providers={postgres}", "value must be one of 'postgresql', 'vault', 'rds', 'harbor'"),
-        ("controller.replicas=two", "/controller/replicas': got string, want integer"),
+        (
+            "providers={postgres}",
+            "value must be one of 'postgresql', 'vault', 'rds', 'harbor'",
+        ),
+        (
+            "controller.replicas=two",
+            "/controller/replicas': got string, want integer",
+        ),
         ("replicaz=2", "additional properties 'replicaz' not allowed"),
-        ("shards={Shard_A}", "/shards/0': 'Shard_A' does not match pattern"),
-        ("composableResources={rbac/clusterrolebinding}", "/composableResources/0'"),
+        (
+            "shards={Shard_A}",
+            "/shards/0': 'Shard_A' does not match pattern",
+        ),
+        (
+            "composableResources={rbac/clusterrolebinding}",
+            "/composableResources/0'",
+        ),
         ("compositeGroups={platform}", "/compositeGroups/0'"),
         ("metrics.port=80", "/metrics/port': minimum"),
     ];
@@ -296,7 +368,13 @@ fn dry_run_apply(env: &TestEnv, objs: &[&Value]) {
     let out = Command::new(env.get("KUBECTL"))
         .args(["--kubeconfig", env.get("KUBECONFIG")])
         .args(["--cache-dir", env.get("KUBECACHEDIR")])
-        .args(["apply", "--dry-run=server", "--server-side", "--force-conflicts", "-f"])
+        .args([
+            "apply",
+            "--dry-run=server",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+        ])
         .arg(&path)
         .output()
         .expect("run kubectl");
@@ -329,7 +407,10 @@ async fn the_apiserver_accepts_the_chart_and_helm_installs_upgrades_and_uninstal
                 o
             })
             .collect();
-        let accepted: Vec<&Value> = objs.iter().filter(|o| o["kind"] != "ServiceMonitor").collect();
+        let accepted: Vec<&Value> = objs
+            .iter()
+            .filter(|o| o["kind"] != "ServiceMonitor")
+            .collect();
         dry_run_apply(&env, &accepted);
     }
 
@@ -340,19 +421,38 @@ async fn the_apiserver_accepts_the_chart_and_helm_installs_upgrades_and_uninstal
     ok(
         helm(
             &env,
-            &["install", &release, chart, "-n", &ns, "--set", "installCRDs=false", "--wait=false"],
+            &[
+                "install",
+                &release,
+                chart,
+                "-n",
+                &ns,
+                "--set",
+                "installCRDs=false",
+                "--wait=false",
+            ],
         ),
         "helm install",
     );
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &ns);
     let main_name = format!("{release}-tessera");
-    let main = deployments.get(&main_name).await.expect("the main Deployment");
+    let main = deployments
+        .get(&main_name)
+        .await
+        .expect("the main Deployment");
     assert_eq!(main.spec.and_then(|s| s.replicas), Some(2));
     ok(
         helm(
             &env,
             &[
-                "upgrade", &release, chart, "-n", &ns, "--reuse-values", "--set", "shards={a}",
+                "upgrade",
+                &release,
+                chart,
+                "-n",
+                &ns,
+                "--reuse-values",
+                "--set",
+                "shards={a}",
             ],
         ),
         "helm upgrade",
@@ -365,17 +465,31 @@ async fn the_apiserver_accepts_the_chart_and_helm_installs_upgrades_and_uninstal
         .args
         .clone()
         .unwrap();
-    assert!(args.contains(&"--shard=shard.tessera.dev/key in (a)".to_string()), "{args:?}");
-    ok(helm(&env, &["uninstall", &release, "-n", &ns, "--wait"]), "helm uninstall");
+    assert!(
+        args.contains(&"--shard=shard.tessera.dev/key in (a)".to_string()),
+        "{args:?}"
+    );
+    ok(
+        helm(&env, &["uninstall", &release, "-n", &ns, "--wait"]),
+        "helm uninstall",
+    );
     for name in [main_name.clone(), format!("{main_name}-shard-a")] {
         wait_for(Duration::from_secs(30), || async {
-            deployments.get_opt(&name).await.ok()?.is_none().then_some(())
+            deployments
+                .get_opt(&name)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
         })
         .await
         .unwrap_or_else(|e| panic!("Deployment {name} still there after uninstall: {e}"));
     }
     let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(admin.clone());
-    assert!(roles.get_opt(&main_name).await.unwrap().is_none(), "the ClusterRole is gone");
+    assert!(
+        roles.get_opt(&main_name).await.unwrap().is_none(),
+        "the ClusterRole is gone"
+    );
 }
 
 /// A kubeconfig for the test cluster that authenticates with `token` (the admin's cluster
@@ -487,9 +601,17 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         helm(
             &env,
             &[
-                "install", &release, chart.to_str().unwrap(), "-n", &release_ns,
-                "--set", "installCRDs=false", "--set", "providers={postgresql}",
-                "--set", &secret_namespaces,
+                "install",
+                &release,
+                chart.to_str().unwrap(),
+                "-n",
+                &release_ns,
+                "--set",
+                "installCRDs=false",
+                "--set",
+                "providers={postgresql}",
+                "--set",
+                &secret_namespaces,
             ],
         ),
         "helm install",
@@ -506,21 +628,34 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     let token = service_account_token(&admin, &release_ns, &sa).await;
     let kubeconfig = token_kubeconfig(&env, &token);
 
-    // The controller, as the chart starts it (the flags of the chart that concern what it
-    // reconciles), with the ServiceAccount's token instead of the admin's.
+    // The controller, started with the chart's arguments (leader election included),
+    // the ServiceAccount's token instead of the admin's, a short poll interval, and the
+    // metrics server on a free loopback port.
     let log = std::env::temp_dir().join(format!("{}.log", unique("tessera-sa-controller")));
     let out = std::fs::File::create(&log).unwrap();
-    let passed: Vec<&String> = chart_args
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut args: Vec<String> = chart_args
         .iter()
-        .filter(|a| a.starts_with("--providers=") || a.starts_with("--composable-resources="))
+        .filter(|a| !a.starts_with("--poll-interval=") && !a.starts_with("--metrics-addr="))
+        .cloned()
         .collect();
-    assert_eq!(passed.len(), 2, "{chart_args:?}");
+    assert!(
+        args.contains(&"--leader-elect".to_string()),
+        "{chart_args:?}"
+    );
+    args.extend([
+        "--poll-interval=5".into(),
+        "--max-backoff=5".into(),
+        format!("--metrics-addr=127.0.0.1:{port}"),
+    ]);
     let child = Command::new(tessera_bin())
-        .arg("controller")
-        .args(passed)
-        .args(["--poll-interval", "5", "--max-backoff", "5"])
+        .args(&args)
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", &release_ns)
+        .env("POD_NAME", "tessera-test-0")
         .env("RUST_LOG", "info")
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -528,6 +663,30 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         .expect("spawn tessera controller");
     let controller = Controller(child, log.clone());
     let sa_client = env.kube_from(kubeconfig.to_str().unwrap()).await;
+
+    // It takes the Lease in the release namespace (the chart's Role allows no other) and
+    // reports ready on the probes' endpoint.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(admin.clone(), &release_ns);
+    let held = wait_for(Duration::from_secs(60), || async {
+        let lease = leases.get_opt("tessera").await.ok()??;
+        lease
+            .spec?
+            .holder_identity
+            .filter(|h| h.contains("tessera-test-0"))
+    })
+    .await;
+    if let Err(e) = held {
+        let log_text = std::fs::read_to_string(&controller.1).unwrap_or_default();
+        panic!("the controller holds no Lease: {e}; controller log:\n{log_text}");
+    }
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    wait_for(Duration::from_secs(60), || async {
+        let r = reqwest::get(&readyz).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await
+    .expect("/readyz answers 200");
 
     // On a fresh cluster the claim CRD is the controller's to create, from the XRD.
     if let Err(e) = wait_crd_established(&admin, "postgresdatabases.platform.tessera.dev").await {
@@ -561,7 +720,10 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         .expect("the connection Secret");
     env.postgres_url(&secret["url"]).await;
     if let Some(kib) = peak_rss_kib(controller.0.id()) {
-        println!("controller peak RSS during the PostgreSQL claim: {} MiB", kib / 1024);
+        println!(
+            "controller peak RSS during the PostgreSQL claim: {} MiB",
+            kib / 1024
+        );
     }
 
     // Least: what it must not be able to do (RBAC).
@@ -572,22 +734,61 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         ("list", "", "secrets", "", ""),
         ("create", "", "pods", "exec", claim_ns),
         ("create", "", "pods", "", claim_ns),
-        ("escalate", "rbac.authorization.k8s.io", "clusterroles", "", ""),
+        (
+            "escalate",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            "",
+            "",
+        ),
         ("bind", "rbac.authorization.k8s.io", "clusterroles", "", ""),
-        ("create", "rbac.authorization.k8s.io", "clusterrolebindings", "", ""),
+        (
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "",
+            "",
+        ),
         ("impersonate", "", "users", "", ""),
         ("create", "", "serviceaccounts", "token", release_ns),
         ("delete", "", "namespaces", "", ""),
         ("get", "", "nodes", "", ""),
         ("update", "coordination.k8s.io", "leases", "", "kube-system"),
         ("create", "apps", "deployments", "", claim_ns),
-        ("create", "admissionregistration.k8s.io", "validatingadmissionpolicies", "", ""),
-        ("delete", "admissionregistration.k8s.io", "validatingadmissionpolicybindings", "", ""),
-        ("update", "apiextensions.tessera.dev", "compositions", "status", ""),
-        ("delete", "apiextensions.tessera.dev", "compositions", "", ""),
+        (
+            "create",
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies",
+            "",
+            "",
+        ),
+        (
+            "delete",
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings",
+            "",
+            "",
+        ),
+        (
+            "update",
+            "apiextensions.tessera.dev",
+            "compositions",
+            "status",
+            "",
+        ),
+        (
+            "delete",
+            "apiextensions.tessera.dev",
+            "compositions",
+            "",
+            "",
+        ),
     ];
     for attrs in denied {
-        assert!(!allowed(&admin, &user, release_ns, attrs).await, "allowed: {attrs:?}");
+        assert!(
+            !allowed(&admin, &user, release_ns, attrs).await,
+            "allowed: {attrs:?}"
+        );
     }
     // ... and what it needs is granted (the reviews above are not denying everything).
     let granted = [
@@ -598,7 +799,10 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         ("create", "events.k8s.io", "events", "", claim_ns),
     ];
     for attrs in granted {
-        assert!(allowed(&admin, &user, release_ns, attrs).await, "denied: {attrs:?}");
+        assert!(
+            allowed(&admin, &user, release_ns, attrs).await,
+            "denied: {attrs:?}"
+        );
     }
 
     // Least: what RBAC cannot narrow, the admission policies refuse. A CRD that no XRD
@@ -622,35 +826,49 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         }
         serde_json::from_value(c).unwrap()
     };
-    let refused = |r: Result<CustomResourceDefinition, kube::Error>, what: &str, msg: &str| {
-        match r {
-            Err(kube::Error::Api(s)) => assert!(s.message.contains(msg), "{what}: {}", s.message),
-            other => panic!("{what} was not refused: {other:?}"),
-        }
+    let refused = |r: Result<CustomResourceDefinition, kube::Error>, what: &str, msg: &str| match r
+    {
+        Err(kube::Error::Api(s)) => assert!(s.message.contains(msg), "{what}: {}", s.message),
+        other => panic!("{what} was not refused: {other:?}"),
     };
     refused(
-        crds.create(&PostParams::default(), &crd("platform.tessera.dev", false)).await,
+        crds.create(&PostParams::default(), &crd("platform.tessera.dev", false))
+            .await,
         "creating a CRD no XRD generated",
         "only CRDs it generates from an XRD",
     );
     refused(
-        crds.create(&PostParams::default(), &crd(&foreign_group, true)).await,
+        crds.create(&PostParams::default(), &crd(&foreign_group, true))
+            .await,
         "creating a CRD outside compositeGroups",
         "only in the groups of the chart value compositeGroups",
     );
     let admin_crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
     let theirs = crd(&foreign_group, false);
-    admin_crds.create(&PostParams::default(), &theirs).await.expect("admin creates a CRD");
+    admin_crds
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("admin creates a CRD");
     let theirs_name = format!("widgets.{foreign_group}");
     match crds.delete(&theirs_name, &DeleteParams::default()).await {
-        Err(kube::Error::Api(s)) => assert!(s.message.contains("only CRDs it generated"), "{}", s.message),
+        Err(kube::Error::Api(s)) => assert!(
+            s.message.contains("only CRDs it generated"),
+            "{}",
+            s.message
+        ),
         other => panic!("deleting a CRD it did not generate was not refused: {other:?}"),
     }
-    match crds.delete("roles.postgresql.sql.tessera.dev", &DeleteParams::default()).await {
+    match crds
+        .delete("roles.postgresql.sql.tessera.dev", &DeleteParams::default())
+        .await
+    {
         Err(kube::Error::Api(_)) => {}
         other => panic!("deleting a provider's CRD was not refused: {other:?}"),
     }
-    admin_crds.delete(&theirs_name, &DeleteParams::default()).await.expect("clean up");
+    admin_crds
+        .delete(&theirs_name, &DeleteParams::default())
+        .await
+        .expect("clean up");
 
     let foreign = format!("{}-secret", unique("foreign"));
     apply(
@@ -673,7 +891,11 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
             "metadata": { "name": &foreign, "namespace": &claim_ns, "labels": labels },
             "stringData": { "token": "overwritten" } });
         match secrets
-            .patch(&foreign, &PatchParams::apply("tessera").force(), &Patch::Apply(&patch))
+            .patch(
+                &foreign,
+                &PatchParams::apply("tessera").force(),
+                &Patch::Apply(&patch),
+            )
             .await
         {
             Err(kube::Error::Api(s)) => assert!(s.message.contains(message), "{}", s.message),
