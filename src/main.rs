@@ -187,7 +187,11 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
             namespace: args
                 .leader_election_namespace
                 .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+                .or_else(|| {
+                    std::env::var("POD_NAMESPACE")
+                        .ok()
+                        .filter(|n| !n.is_empty())
+                })
                 .unwrap_or_else(|| "default".into()),
             lease: args
                 .leader_election_id

@@ -15,7 +15,10 @@ use tessera_engine::metrics;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 async fn metrics_text() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], metrics::encode_text())
+    (
+        [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+        metrics::encode_text(),
+    )
 }
 
 async fn livez() -> &'static str {

@@ -174,7 +174,10 @@ pub struct CacheGuard {
 impl Drop for CacheGuard {
     fn drop(&mut self) {
         let mut caches = CACHES.lock().unwrap_or_else(|e| e.into_inner());
-        if caches.get(&self.controller).is_some_and(|(id, _)| *id == self.id) {
+        if caches
+            .get(&self.controller)
+            .is_some_and(|(id, _)| *id == self.id)
+        {
             caches.remove(&self.controller);
         }
     }
@@ -340,6 +343,8 @@ mod tests {
             assert!(text.contains(line), "{line} missing in:\n{text}");
         }
         drop(guard);
-        assert!(!encode_text().contains(r#"tessera_resources{controller="test.example.org/Thing""#));
+        assert!(
+            !encode_text().contains(r#"tessera_resources{controller="test.example.org/Thing""#)
+        );
     }
 }

@@ -165,7 +165,11 @@ mod tests {
             Some("tessera.dev/composite")
         );
         assert_eq!(
-            selector(Some("tessera.dev/composite"), Some("!shard.tessera.dev/key")).as_deref(),
+            selector(
+                Some("tessera.dev/composite"),
+                Some("!shard.tessera.dev/key")
+            )
+            .as_deref(),
             Some("tessera.dev/composite,!shard.tessera.dev/key")
         );
         assert_eq!(

@@ -665,7 +665,7 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     let sa_client = env.kube_from(kubeconfig.to_str().unwrap()).await;
 
     // It takes the Lease in the release namespace (the chart's Role allows no other) and
-    // reports ready on the probes' endpoint.
+    // answers the liveness probe's endpoint.
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(admin.clone(), &release_ns);
     let held = wait_for(Duration::from_secs(60), || async {
@@ -680,13 +680,13 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         let log_text = std::fs::read_to_string(&controller.1).unwrap_or_default();
         panic!("the controller holds no Lease: {e}; controller log:\n{log_text}");
     }
-    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let livez = format!("http://127.0.0.1:{port}/livez");
     wait_for(Duration::from_secs(60), || async {
-        let r = reqwest::get(&readyz).await.ok()?;
+        let r = reqwest::get(&livez).await.ok()?;
         r.status().is_success().then_some(())
     })
     .await
-    .expect("/readyz answers 200");
+    .expect("/livez answers 200");
 
     // On a fresh cluster the claim CRD is the controller's to create, from the XRD.
     if let Err(e) = wait_crd_established(&admin, "postgresdatabases.platform.tessera.dev").await {

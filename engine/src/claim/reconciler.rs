@@ -100,7 +100,10 @@ pub async fn run(
     if let Some(shard) = &opts.shard {
         xr_config = xr_config.labels(shard);
     }
-    let xr_events = watcher(Api::<DynamicObject>::all_with(client.clone(), &xr), xr_config)
+    let xr_events = watcher(
+        Api::<DynamicObject>::all_with(client.clone(), &xr),
+        xr_config,
+    )
     .default_backoff()
     .reflect(xr_writer)
     .touched_objects();

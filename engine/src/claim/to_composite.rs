@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::xrd::CompositeResourceDefinitionSpec;
 use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
-use crate::shard::LABEL_SHARD;
 use crate::naming::claim_composite_name;
+use crate::shard::LABEL_SHARD;
 
 /// Claim spec fields that are not copied to the composite: the Secret reference is
 /// rewritten to point into the claim's namespace, and the binding fields are Tessera's.

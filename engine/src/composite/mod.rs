@@ -149,8 +149,7 @@ pub async fn run(
     );
     let xrs = controller.store();
 
-    let (watches, child_events) =
-        ChildWatches::new(client.clone(), xr.clone(), opts.shard.clone());
+    let (watches, child_events) = ChildWatches::new(client.clone(), xr.clone(), opts.shard.clone());
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
         recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),

@@ -34,7 +34,9 @@ impl Deadline {
         let started = std::time::Instant::now();
         let (result, outcome) = match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => {
-                let outcome = result.as_ref().map_or_else(ProviderError::category, |_| "ok");
+                let outcome = result
+                    .as_ref()
+                    .map_or_else(ProviderError::category, |_| "ok");
                 (result, outcome)
             }
             Err(_) => (
