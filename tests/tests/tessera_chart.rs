@@ -878,7 +878,7 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
             "stringData": { "token": "not-tessera's" } }),
     )
     .await;
-    let secrets: Api<Secret> = Api::namespaced(sa_client.clone(), &claim_ns);
+    let secrets: Api<Secret> = Api::namespaced(sa_client.clone(), claim_ns);
     // Writing into it is refused, and so is taking it over by adding Tessera's label.
     for (labels, message) in [
         (json!({}), "may write only Secrets it owns"),
@@ -908,9 +908,9 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     }
 
     // Deleting the claim works through the same account.
-    delete_in(&admin, CLAIM_API, CLAIM_KIND, &claim_ns, name).await;
+    delete_in(&admin, CLAIM_API, CLAIM_KIND, claim_ns, name).await;
     wait_for(Duration::from_secs(90), || async {
-        get_in(&admin, CLAIM_API, CLAIM_KIND, &claim_ns, name)
+        get_in(&admin, CLAIM_API, CLAIM_KIND, claim_ns, name)
             .await
             .is_none()
             .then_some(())
