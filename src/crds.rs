@@ -76,13 +76,21 @@ mod tests {
     #[cfg(all(feature = "postgresql", feature = "vault"))]
     #[test]
     fn committed_crds_match_the_generated_ones() {
+        // crds/, and the copy the controller's Helm chart installs from.
+        for dir in ["crds", "charts/tessera/files/crds"] {
+            assert_dir_matches(dir);
+        }
+    }
+
+    #[cfg(all(feature = "postgresql", feature = "vault"))]
+    fn assert_dir_matches(dir: &str) {
+        let fix = format!("run `cargo run -- crds --out-dir {dir}` and commit the result");
         let dir = std::path::PathBuf::from(
             std::env::var_os("CARGO_MANIFEST_DIR")
                 .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
         )
-        .join("crds");
+        .join(dir);
         let files = render(crate::providers::ALL).unwrap();
-        let fix = "run `cargo run -- crds --out-dir crds` and commit the result";
         let mut committed: Vec<String> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}; {fix}", dir.display()))
             .filter_map(|e| e.ok())
@@ -92,14 +100,17 @@ mod tests {
         committed.sort();
         let generated: Vec<String> = files.iter().map(|f| f.file_name.clone()).collect();
         assert_eq!(
-            committed, generated,
-            "crds/ has other files than `tessera crds` generates; {fix}"
+            committed,
+            generated,
+            "{} has other files than `tessera crds` generates; {fix}",
+            dir.display()
         );
         for f in &files {
             let on_disk = std::fs::read_to_string(dir.join(&f.file_name)).unwrap();
             assert!(
                 on_disk == f.yaml,
-                "crds/{} differs from `tessera crds`; {fix}",
+                "{}/{} differs from `tessera crds`; {fix}",
+                dir.display(),
                 f.file_name
             );
         }
