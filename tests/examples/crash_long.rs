@@ -32,7 +32,9 @@ async fn main() -> anyhow::Result<()> {
             "--hook-exits" => cfg.hook_exits = value as usize,
             "--others" => cfg.others = value as usize,
             "--seed" => cfg.seed = value,
-            _ => anyhow::bail!("unknown option {flag}; see the comment at the top of crash_long.rs"),
+            _ => {
+                anyhow::bail!("unknown option {flag}; see the comment at the top of crash_long.rs")
+            }
         }
     }
     let report = tessera_tests::crash::run(&TestEnv::load(), &cfg).await;

@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tracing::Subscriber;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
-use tracing::Subscriber;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -61,8 +61,9 @@ pub fn install() {
         // The reconcile recorder sees only the reconcile spans; the controllers' own log
         // (info and above) goes to a file in the state dir, where the secrets audit
         // searches it.
-        let recorder = ReconcileCounter
-            .with_filter(filter_fn(|meta| meta.is_span() && meta.name() == RECONCILE_SPAN));
+        let recorder = ReconcileCounter.with_filter(filter_fn(|meta| {
+            meta.is_span() && meta.name() == RECONCILE_SPAN
+        }));
         let log = crate::audit::log_dir().join(format!("in-process-{}.log", std::process::id()));
         let file_log = std::fs::File::create(log).ok().map(|f| {
             tracing_subscriber::fmt::layer()
@@ -70,9 +71,7 @@ pub fn install() {
                 .with_writer(Mutex::new(f))
                 .with_filter(EnvFilter::new("info"))
         });
-        let subscriber = tracing_subscriber::registry()
-            .with(recorder)
-            .with(file_log);
+        let subscriber = tracing_subscriber::registry().with(recorder).with(file_log);
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }

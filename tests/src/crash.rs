@@ -19,9 +19,9 @@ use serde_json::json;
 
 use crate::{
     ControllerProcess, HARBOR_API, HarborTarget, RDS_API, TestEnv, VAULT_API, apply, condition,
-    delete, delete_in, harbor_provider_config, install_crds, install_postgres_platform,
-    namespace, rds_provider_config, rds_sdk, unique, vault_provider_config, wait_crd_established,
-    wait_for, yaml_docs,
+    delete, delete_in, harbor_provider_config, install_crds, install_postgres_platform, namespace,
+    rds_provider_config, rds_sdk, unique, vault_provider_config, wait_crd_established, wait_for,
+    yaml_docs,
 };
 
 /// Group/version of the shipped PostgresDatabase claim.
@@ -112,7 +112,12 @@ async fn ready_count(
     let mine: Vec<_> = list
         .items
         .iter()
-        .filter(|o| o.metadata.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+        .filter(|o| {
+            o.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
         .collect();
     (mine.len(), mine.iter().filter(|o| is_ready(o)).count())
 }
@@ -125,9 +130,13 @@ pub async fn run(env: &TestEnv, cfg: &CrashRun) -> CrashReport {
     let client = env.kube().await;
     install_crds(&client).await.expect("install CRDs");
     install_postgres_platform(env, &client).await;
-    wait_crd_established(&client, "postgresdatabases.platform.tessera.dev")
-        .await
-        .expect("the XRD's claim CRD");
+    {
+        // The XRD controller of a controller offers the claim kind.
+        let _first = ControllerProcess::spawn(env, &[]).expect("start a controller");
+        wait_crd_established(&client, "postgresdatabases.platform.tessera.dev")
+            .await
+            .expect("the XRD's claim CRD");
+    }
     let pg = env.postgres().await;
     let rds = rds_sdk(env);
     let vault = env.vault();
@@ -196,11 +205,9 @@ pub async fn run(env: &TestEnv, cfg: &CrashRun) -> CrashReport {
     let mut ended = 0;
     for _ in 0..cfg.hook_exits {
         apply_batch(&mut rng).await;
-        let mut c = ControllerProcess::spawn(
-            env,
-            &[("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")],
-        )
-        .expect("start a controller");
+        let mut c =
+            ControllerProcess::spawn(env, &[("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1")])
+                .expect("start a controller");
         let code = c
             .wait_exit(Duration::from_secs(60))
             .await

@@ -25,7 +25,9 @@ pub struct Faults {
     pub reset_mid_stream: f64,
     /// Chance (0 to 1) that a new connection is accepted and then never answered.
     pub stall: f64,
-    /// Every new connection stalls (the upstream looks hung).
+    /// The upstream looks hung: every new connection stalls, and an open connection that
+    /// carries anything while this is set becomes a black hole for good (the proxy keeps it
+    /// open and forwards nothing, as a dead network path whose sockets stay open).
     pub stall_all: bool,
 }
 
@@ -117,9 +119,7 @@ async fn serve(
     if now.stall_all || chance(now.stall) {
         stats.lock().expect("stats").stalls += 1;
         // Hold the connection, read nothing, answer nothing, until stalls are switched off.
-        let _ = faults
-            .wait_for(|f| !f.stall_all && f.stall == 0.0)
-            .await;
+        let _ = faults.wait_for(|f| !f.stall_all && f.stall == 0.0).await;
         return;
     }
     if chance(now.reset_on_connect) {
@@ -164,6 +164,15 @@ async fn pump(
             Ok(n) => n,
         };
         let now = faults.borrow().clone();
+        if now.stall_all {
+            // Swallow everything until the other side gives up on the connection.
+            while let Ok(n) = from.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+            return false;
+        }
         if !now.latency.is_zero() {
             tokio::time::sleep(now.latency).await;
         }

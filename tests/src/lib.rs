@@ -15,8 +15,8 @@ use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::{Api, Client, Config};
 
-mod controllers;
 pub mod audit;
+mod controllers;
 pub mod crash;
 pub mod fault_proxy;
 pub use controllers::{

@@ -44,10 +44,18 @@ fn claim(ns: &str, name: &str) -> serde_json::Value {
 }
 
 async fn wait_claim_ready(client: &kube::Client, ns: &str, name: &str) {
-    wait_object_in(client, CLAIM_API, "PostgresDatabase", ns, name, "Ready", |o| {
-        condition(o, "Ready").is_some_and(|c| c.is_true())
-            && condition(o, "Synced").is_some_and(|c| c.is_true())
-    })
+    wait_object_in(
+        client,
+        CLAIM_API,
+        "PostgresDatabase",
+        ns,
+        name,
+        "Ready",
+        |o| {
+            condition(o, "Ready").is_some_and(|c| c.is_true())
+                && condition(o, "Synced").is_some_and(|c| c.is_true())
+        },
+    )
     .await;
 }
 
@@ -67,13 +75,13 @@ async fn the_controller_resumes_its_watches_after_an_api_server_restart_and_conv
     let client = env.kube().await;
     install_crds(&client).await.expect("install CRDs");
     install_postgres_platform(&env, &client).await;
+    let mut controller = ControllerProcess::spawn(&env, &[("TESSERA_PROVIDERS", "postgresql")])
+        .expect("start a controller");
     wait_crd_established(&client, "postgresdatabases.platform.tessera.dev")
         .await
         .expect("the XRD's claim CRD");
     let pg = env.postgres().await;
     let ns = namespace(&client, &unique("restart")).await;
-    let mut controller = ControllerProcess::spawn(&env, &[("TESSERA_PROVIDERS", "postgresql")])
-        .expect("start a controller");
     let log = controller.log().display().to_string();
 
     let before = "before";

@@ -19,11 +19,7 @@ use tessera_tests::{
 
 /// The host:port of a URL like `http://127.0.0.1:18200`.
 fn socket_of(url: &str) -> SocketAddr {
-    let host_port = url
-        .split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .trim_end_matches('/');
+    let host_port = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
     host_port
         .split('/')
         .next()
@@ -117,8 +113,25 @@ async fn latency_resets_and_stalls_never_hang_a_reconcile_duplicate_or_leak() {
         .expect("start a controller");
     let log = controller.log().display().to_string();
 
-    // 1. Every upstream hangs: each reconcile gives up after the external timeout and says
-    //    so, instead of waiting forever (the stall never ends by itself).
+    // 1. Connections are open (a Role and a Policy are Ready); then every upstream hangs,
+    //    the open connections included: each reconcile gives up after the external timeout
+    //    and says so, instead of waiting forever (the stall never ends by itself). The open
+    //    connections stay black holes after the stall ends: only a new one works.
+    let warm = format!("{prefix}warm");
+    apply(&client, json!({
+        "apiVersion": PG_API, "kind": "Role", "metadata": { "name": warm },
+        "spec": { "providerConfigRef": { "name": pc }, "forProvider": { "privileges": { "login": true } } }
+    }))
+    .await;
+    let warm_policy = format!("{prefix}warmpolicy");
+    apply(&client, json!({
+        "apiVersion": VAULT_API, "kind": "Policy", "metadata": { "name": warm_policy },
+        "spec": { "providerConfigRef": { "name": vault_pc },
+            "forProvider": { "rules": [{ "paths": ["secret/data/warm/*"], "capabilities": ["read"] }] } }
+    }))
+    .await;
+    wait_ready(&client, PG_API, "Role", &warm).await;
+    wait_ready(&client, VAULT_API, "Policy", &warm_policy).await;
     for p in proxies {
         p.set(Faults {
             stall_all: true,
@@ -160,8 +173,8 @@ async fn latency_resets_and_stalls_never_hang_a_reconcile_duplicate_or_leak() {
     // 2. Latency, resets and some stalls on every connection while objects are created.
     let faults = Faults {
         latency: Duration::from_millis(20),
-        reset_on_connect: 0.15,
-        reset_mid_stream: 0.02,
+        reset_on_connect: 0.1,
+        reset_mid_stream: 0.005,
         stall: 0.05,
         stall_all: false,
     };
@@ -220,6 +233,8 @@ async fn latency_resets_and_stalls_never_hang_a_reconcile_duplicate_or_leak() {
     let databases: Vec<String> = (0..N).map(|i| format!("{prefix}d{i}")).collect();
     let mut all: Vec<(&str, &str, &String)> = vec![(PG_API, "Role", &hung)];
     all.push((VAULT_API, "Policy", &hung_policy));
+    all.push((PG_API, "Role", &warm));
+    all.push((VAULT_API, "Policy", &warm_policy));
     all.extend(roles.iter().map(|r| (PG_API, "Role", r)));
     all.extend(databases.iter().map(|d| (PG_API, "Database", d)));
     all.extend(policies.iter().map(|p| (VAULT_API, "Policy", p)));
@@ -253,9 +268,9 @@ async fn latency_resets_and_stalls_never_hang_a_reconcile_duplicate_or_leak() {
     };
     let roles_sql = "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)";
     let dbs_sql = "SELECT count(*) FROM pg_database WHERE starts_with(datname, $1)";
-    assert_eq!(count(roles_sql).await, N as i64 + 1, "one role each");
+    assert_eq!(count(roles_sql).await, N as i64 + 2, "one role each");
     assert_eq!(count(dbs_sql).await, N as i64, "one database each");
-    for p in policies.iter().chain([&hung_policy]) {
+    for p in policies.iter().chain([&hung_policy, &warm_policy]) {
         vaultrs::sys::policy::read(&vault, p)
             .await
             .unwrap_or_else(|e| panic!("policy {p} in OpenBao: {e}"));
@@ -286,7 +301,7 @@ async fn latency_resets_and_stalls_never_hang_a_reconcile_duplicate_or_leak() {
     }
     assert_eq!(count(roles_sql).await, 0, "roles dropped");
     assert_eq!(count(dbs_sql).await, 0, "databases dropped");
-    for p in policies.iter().chain([&hung_policy]) {
+    for p in policies.iter().chain([&hung_policy, &warm_policy]) {
         assert!(vaultrs::sys::policy::read(&vault, p).await.is_err());
     }
     for h in &projects {

@@ -28,7 +28,12 @@ async fn secret_values(client: &kube::Client) -> BTreeSet<String> {
         .collect();
     let secrets: Api<Secret> = Api::all(client.clone());
     let mut in_cluster = Vec::new();
-    for s in secrets.list(&ListParams::default()).await.expect("list Secrets").items {
+    for s in secrets
+        .list(&ListParams::default())
+        .await
+        .expect("list Secrets")
+        .items
+    {
         for (k, v) in s.data.unwrap_or_default() {
             if is_secret_key(&k) {
                 in_cluster.push(String::from_utf8_lossy(&v.0).into_owned());
@@ -45,7 +50,10 @@ async fn secret_values(client: &kube::Client) -> BTreeSet<String> {
 /// Every place a secret must not be: (where, text).
 async fn haystacks(client: &kube::Client) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(log_dir()).expect("read the log dir").flatten() {
+    for entry in std::fs::read_dir(log_dir())
+        .expect("read the log dir")
+        .flatten()
+    {
         let text = std::fs::read(entry.path()).expect("read a controller log");
         out.push((
             entry.path().display().to_string(),
@@ -53,7 +61,12 @@ async fn haystacks(client: &kube::Client) -> Vec<(String, String)> {
         ));
     }
     let events: Api<Event> = Api::all(client.clone());
-    for e in events.list(&ListParams::default()).await.expect("list Events").items {
+    for e in events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+    {
         let object = &e.involved_object;
         out.push((
             format!(
@@ -73,7 +86,12 @@ async fn haystacks(client: &kube::Client) -> Vec<(String, String)> {
     // The status of every object of every custom kind (managed resources, ProviderConfigs,
     // composites, claims, XRDs, Compositions): conditions and everything else in status.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crds.list(&ListParams::default()).await.expect("list CRDs").items {
+    for crd in crds
+        .list(&ListParams::default())
+        .await
+        .expect("list CRDs")
+        .items
+    {
         let spec = &crd.spec;
         let Some(version) = spec.versions.iter().find(|v| v.served) else {
             continue;
@@ -111,7 +129,10 @@ async fn no_password_or_token_appears_in_controller_logs_events_or_status() {
         "the testenv's own passwords are searched for"
     );
     let haystacks = haystacks(&client).await;
-    let logs = haystacks.iter().filter(|(w, _)| w.ends_with(".log")).count();
+    let logs = haystacks
+        .iter()
+        .filter(|(w, _)| w.ends_with(".log"))
+        .count();
     let mut hits = Vec::new();
     for (place, text) in &haystacks {
         for s in &secrets {

@@ -274,6 +274,26 @@ fn names_a_patch_field(e: &ComposeError, patch: &Patch) -> bool {
     }
 }
 
+/// The generators' usual shapes parse as the API types, so that the properties below do
+/// not pass by skipping every case.
+#[test]
+fn the_generated_shapes_are_valid_api_objects() {
+    let patch = json!({"fromFieldPath": "spec.a", "toFieldPath": "spec.b",
+        "transforms": [{"type": "string", "string": {"type": "Format", "fmt": "%s"}}],
+        "policy": {"fromFieldPath": "Optional", "mergeOptions": {"appendSlice": true, "keepMapValues": false}}});
+    assert!(parse::<Patch>(&patch).is_some());
+    assert!(parse::<Vec<Transform>>(&json!([{"type": "map", "map": {"a": 1}},
+        {"type": "match", "match": {"patterns": [{"type": "regexp", "regexp": "a", "result": 1}]}},
+        {"type": "math", "math": {"type": "Multiply", "multiply": 2, "clampMin": 2, "clampMax": 2}},
+        {"type": "convert", "convert": {"toType": "int64", "format": "quantity"}}])).is_some());
+    assert!(parse::<CompositionSpec>(&json!({
+        "compositeTypeRef": {"apiVersion": "example.org/v1", "kind": "XThing"},
+        "resources": [{"name": "a", "base": {"apiVersion": "example.org/v1", "kind": "Thing"},
+            "patches": [patch], "dependsOn": ["b"],
+            "connectionDetails": [{"fromConnectionSecretKey": "password"}]}],
+    })).is_some());
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -338,7 +358,7 @@ proptest! {
              value()),
             0..4),
         spec in value(),
-        name in prop_oneof![Just("my-xr"), Just(""), "[a-z]{60,70}"],
+        name in prop_oneof![Just("my-xr".to_string()), Just(String::new()), "[a-z]{60,70}"],
     ) {
         let resources: Vec<Value> = resources.into_iter().map(|(n, patches, deps, extra)| json!({
             "name": n,
@@ -368,8 +388,8 @@ proptest! {
     #[test]
     fn xrd_schemas_never_panic_and_errors_name_the_field(
         schema in value(),
-        group in prop_oneof![Just("example.org"), Just("Bad_Group"), Just(""), "[a-z.]{1,12}"],
-        plural in prop_oneof![Just("xthings"), Just("XThings"), "[a-z]{0,5}"],
+        group in prop_oneof![Just("example.org".to_string()), Just("Bad_Group".to_string()), "[a-z.]{0,12}"],
+        plural in prop_oneof![Just("xthings".to_string()), Just("XThings".to_string()), "[a-z]{0,5}"],
         version in prop_oneof![Just("v1"), Just("v1alpha1"), Just("1"), Just("")],
     ) {
         let Some(xrd) = parse::<CompositeResourceDefinition>(&json!({
@@ -408,7 +428,7 @@ proptest! {
     #[test]
     fn claims_become_composites_without_panic(
         claim in value(),
-        name in prop_oneof![Just("db"), Just(""), "[a-z]{50,70}"],
+        name in prop_oneof![Just("db".to_string()), Just(String::new()), "[a-z]{50,70}"],
         ns in prop_oneof![Just("shop"), Just("")],
     ) {
         let xrd = parse::<CompositeResourceDefinition>(&json!({

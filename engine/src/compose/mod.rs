@@ -31,8 +31,6 @@
 
 pub mod connection;
 pub mod fieldpath;
-#[cfg(test)]
-mod fuzz;
 pub mod limits;
 #[cfg(test)]
 mod no_values_in_errors;
