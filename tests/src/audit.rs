@@ -47,11 +47,11 @@ pub fn secrets_dir() -> PathBuf {
 
 /// Records secret values (those of at least [`MIN_SECRET_LEN`] bytes) for the audit.
 pub fn record_secrets<'a>(values: impl IntoIterator<Item = &'a str>) {
-    let lines: String = values
-        .into_iter()
-        .filter(|v| v.len() >= MIN_SECRET_LEN)
-        .map(|v| format!("{}\n", serde_json::Value::from(v)))
-        .collect();
+    let mut lines = String::new();
+    for v in values.into_iter().filter(|v| v.len() >= MIN_SECRET_LEN) {
+        lines.push_str(&serde_json::Value::from(v).to_string());
+        lines.push('\n');
+    }
     if lines.is_empty() {
         return;
     }
