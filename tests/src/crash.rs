@@ -280,7 +280,7 @@ pub async fn run(env: &TestEnv, cfg: &CrashRun) -> CrashReport {
             .collect();
         assert_eq!(
             owner,
-            [xr.clone()],
+            std::slice::from_ref(&xr),
             "seed {seed}: claim {name}'s database exists once, owned by its role"
         );
     }
