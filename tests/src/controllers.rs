@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tracing::Subscriber;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
-use tracing::subscriber::Interest;
-use tracing::{Metadata, Subscriber};
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -58,9 +58,20 @@ pub fn install() {
             }
             previous(info);
         }));
-        // Only this layer: every other span and event is disabled, so the controllers run
-        // as they do without a subscriber.
-        let subscriber = tracing_subscriber::registry().with(ReconcileCounter);
+        // The reconcile recorder sees only the reconcile spans; the controllers' own log
+        // (info and above) goes to a file in the state dir, where the secrets audit
+        // searches it.
+        let recorder = ReconcileCounter.with_filter(filter_fn(|meta| {
+            meta.is_span() && meta.name() == RECONCILE_SPAN
+        }));
+        let log = crate::audit::log_dir().join(format!("in-process-{}.log", std::process::id()));
+        let file_log = std::fs::File::create(log).ok().map(|f| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(Mutex::new(f))
+                .with_filter(EnvFilter::new("info"))
+        });
+        let subscriber = tracing_subscriber::registry().with(recorder).with(file_log);
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }
@@ -160,18 +171,6 @@ impl<S> Layer<S> for ReconcileCounter
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if meta.is_span() && meta.name() == RECONCILE_SPAN {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
-    }
-
-    fn enabled(&self, meta: &Metadata<'_>, _: Context<'_, S>) -> bool {
-        meta.is_span() && meta.name() == RECONCILE_SPAN
-    }
-
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut visitor = RefVisitor(None);
         attrs.record(&mut visitor);

@@ -15,10 +15,13 @@ use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::{Api, Client, Config};
 
+pub mod audit;
 mod controllers;
 mod rds;
 pub mod vault_auth;
 pub mod kstatus;
+pub mod crash;
+pub mod fault_proxy;
 pub use controllers::{
     assert_controllers_alive, install as record_reconciles, last_reconcile_started,
     wait_all_reconciled, wait_reconciled,
@@ -237,7 +240,8 @@ impl ControllerProcess {
     /// Starts `tessera controller` with the given extra environment variables; its output
     /// goes to a log file whose path [`ControllerProcess::log`] returns.
     pub fn spawn(env: &TestEnv, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let log = std::env::temp_dir().join(format!("{}.log", unique("tessera-controller")));
+        // In the state dir, where the secrets audit searches every controller's log.
+        let log = audit::log_dir().join(format!("{}.log", unique("tessera-controller")));
         let out = std::fs::File::create(&log)?;
         let mut cmd = std::process::Command::new(tessera_bin());
         cmd.arg("controller")
@@ -260,6 +264,11 @@ impl ControllerProcess {
             async move { status.map(|s| s.code()) }
         })
         .await
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The controller's log file.
@@ -404,6 +413,7 @@ impl TestEnv {
 /// Creates a Vault ProviderConfig named `name` (and its credentials Secret holding `token`)
 /// pointing at the testenv OpenBao server.
 pub async fn vault_provider_config(env: &TestEnv, client: &Client, name: &str, token: &str) {
+    audit::record_secrets([token]);
     namespace(client, TEST_NAMESPACE).await;
     apply(
         client,
@@ -518,6 +528,7 @@ pub async fn harbor_provider_config(
     name: &str,
     password: &str,
 ) {
+    audit::record_secrets([password]);
     namespace(client, TEST_NAMESPACE).await;
     apply(
         client,
@@ -567,6 +578,16 @@ pub async fn apply(client: &Client, obj: serde_json::Value) -> DynamicObject {
     let kind = obj["kind"].as_str().expect("kind").to_string();
     let name = obj["metadata"]["name"].as_str().expect("name").to_string();
     let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+    if kind == "Secret" {
+        // The passwords and tokens tests write must never reach a log, Event or condition.
+        if let Some(data) = obj["stringData"].as_object() {
+            audit::record_secrets(
+                data.iter()
+                    .filter(|(k, _)| audit::is_secret_key(k))
+                    .filter_map(|(_, v)| v.as_str()),
+            );
+        }
+    }
     let api = api_for(client, &api_version, &kind, ns.as_deref());
     api.patch(
         &name,
@@ -817,6 +838,7 @@ pub const TEST_NAMESPACE: &str = "tessera-tests";
 /// Creates a PostgreSQL ProviderConfig named `name` (and its credentials Secret) pointing at
 /// the testenv server with the given password.
 pub async fn pg_provider_config(env: &TestEnv, client: &Client, name: &str, password: &str) {
+    audit::record_secrets([password]);
     namespace(client, TEST_NAMESPACE).await;
     // Where the controller keeps generated passwords of Roles without a connection secret.
     namespace(
@@ -861,13 +883,19 @@ pub async fn secret_data(
 ) -> Option<HashMap<String, String>> {
     let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
     let s = api.get_opt(name).await.expect("read secret")?;
-    Some(
-        s.data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-            .collect(),
-    )
+    let data: HashMap<String, String> = s
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    // Every password and token a test sees is one that must never be logged.
+    audit::record_secrets(
+        data.iter()
+            .filter(|(k, _)| audit::is_secret_key(k))
+            .map(|(_, v)| v.as_str()),
+    );
+    Some(data)
 }
 
 /// Runs a `kubectl` of the test cluster and returns its stdout.

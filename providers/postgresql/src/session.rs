@@ -27,6 +27,11 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection to PostgreSQL as the administrative user of one ProviderConfig.
 pub struct Session {
     pg: tokio_postgres::Client,
+    /// Set when a statement was abandoned before PostgreSQL answered: its caller timed out
+    /// (the runtime's external-call timeout drops the call), or the statement timeout fired.
+    /// The connection may be hung (a stalled server or network path keeps the socket open,
+    /// and answers keepalives), so the session is not reused.
+    abandoned: std::sync::atomic::AtomicBool,
     origin: Origin,
     endpoint: String,
     port: u16,
@@ -125,15 +130,31 @@ impl Session {
         debug!(provider_config, %endpoint, port, "connected to PostgreSQL");
         Ok(Session {
             pg,
+            abandoned: Default::default(),
             origin,
             endpoint,
             port,
         })
     }
 
-    /// Whether the connection is gone and a new session is needed.
+    /// Whether a new session is needed: the connection is gone, or a statement on it was
+    /// abandoned without an answer (see [`Session::abandoned`]).
     pub fn is_closed(&self) -> bool {
-        self.pg.is_closed()
+        self.pg.is_closed() || self.abandoned()
+    }
+
+    /// Whether a statement on this session was abandoned before PostgreSQL answered.
+    pub fn abandoned(&self) -> bool {
+        self.abandoned.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks the session abandoned unless [`Answer::got`] is called before it is dropped
+    /// (a dropped statement future drops it unanswered).
+    fn awaiting_answer(&self) -> Answer<'_> {
+        Answer {
+            session: self,
+            answered: false,
+        }
     }
 
     /// The server's host name or address, from the credentials Secret.
@@ -157,8 +178,11 @@ impl Session {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, ProviderError> {
+        let mut answer = self.awaiting_answer();
         match tokio::time::timeout(STATEMENT_TIMEOUT, self.pg.query(sql, params)).await {
-            Ok(result) => result.map_err(|e| self.origin.error(action, &e)),
+            Ok(result) => answer
+                .got(result)
+                .map_err(|e| self.origin.error(action, &e)),
             Err(_) => Err(timed_out(action)),
         }
     }
@@ -170,8 +194,11 @@ impl Session {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, ProviderError> {
+        let mut answer = self.awaiting_answer();
         match tokio::time::timeout(STATEMENT_TIMEOUT, self.pg.query_opt(sql, params)).await {
-            Ok(result) => result.map_err(|e| self.origin.error(action, &e)),
+            Ok(result) => answer
+                .got(result)
+                .map_err(|e| self.origin.error(action, &e)),
             Err(_) => Err(timed_out(action)),
         }
     }
@@ -185,7 +212,9 @@ impl Session {
         action: &str,
         sql: &str,
     ) -> Result<Result<(), DbError>, ProviderError> {
-        match tokio::time::timeout(STATEMENT_TIMEOUT, self.pg.batch_execute(sql)).await {
+        let mut answer = self.awaiting_answer();
+        let result = tokio::time::timeout(STATEMENT_TIMEOUT, self.pg.batch_execute(sql)).await;
+        match result.map(|r| answer.got(r)) {
             Ok(Ok(())) => Ok(Ok(())),
             Ok(Err(e)) => match e.as_db_error() {
                 Some(db) => Ok(Err(db.clone())),
@@ -202,6 +231,31 @@ impl Session {
         self.batch(action, sql)
             .await?
             .map_err(|db| self.origin.db_error(action, &db))
+    }
+}
+
+/// Guard of one statement: drops unanswered (the statement future was dropped, or timed
+/// out) mark the session abandoned.
+struct Answer<'a> {
+    session: &'a Session,
+    answered: bool,
+}
+
+impl Answer<'_> {
+    /// Records that PostgreSQL answered (with a result or an error), and passes it on.
+    fn got<T>(&mut self, result: T) -> T {
+        self.answered = true;
+        result
+    }
+}
+
+impl Drop for Answer<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.session
+                .abandoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
