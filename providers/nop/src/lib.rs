@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use tessera_engine::managed::{
-    ControllerOptions, Connector, ExternalClient, ProviderError, crd, run_controller,
+    Connector, ControllerOptions, ExternalClient, ProviderError, crd, run_controller,
 };
 
 pub use api::NopResource;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tessera_engine::api::common::ConnectionDetails;
 use tessera_engine::managed::machine::external_name;
-use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, Ownership, ProviderError};
+use tessera_engine::managed::{
+    CreateIdentity, ExternalClient, Observation, Ownership, ProviderError,
+};
 
 use crate::api::{MAX_DELAY_MS, NopResource, NopResourceParameters};
 
