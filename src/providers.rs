@@ -14,6 +14,8 @@ pub static ALL: &[&dyn Provider] = &[
     &tessera_provider_rds::RdsProvider,
     #[cfg(feature = "harbor")]
     &tessera_provider_harbor::HarborProvider,
+    #[cfg(feature = "nop")]
+    &tessera_provider_nop::NopProvider,
 ];
 
 /// The providers named in `names`, or all of them when `names` is `None`.
