@@ -105,19 +105,32 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     secret_type: Option<&str>,
     details: &ConnectionDetails,
 ) -> Result<(), kube::Error> {
-    let owner_ref = owner.controller_owner_ref(&());
+    let name = owner.name_any();
     publish_owned(
         client,
         field_manager,
-        owner_ref,
-        &owner.name_any(),
-        crate::shard::of(owner.labels()),
+        SecretOwner {
+            reference: owner.controller_owner_ref(&()),
+            name: &name,
+            shard: crate::shard::of(owner.labels()),
+        },
         target,
         secret_type,
         details,
     )
     .await
     .map(|_| ())
+}
+
+/// Who a connection Secret belongs to: its controller, named in logs, and the shard whose
+/// label the Secret carries.
+pub struct SecretOwner<'a> {
+    /// The controller owner reference (`None`: no owner).
+    pub reference: Option<OwnerReference>,
+    /// The owner's name, for logs.
+    pub name: &'a str,
+    /// The owner's shard label value, if any.
+    pub shard: Option<&'a str>,
 }
 
 /// The data of the Secret `target` when `owner_uid` is its controller; `None` when it does
@@ -162,17 +175,20 @@ pub async fn read_controlled(
 /// refuse the Secret). A Secret of another type is replaced (deleted, then written) when
 /// Tessera wrote it (it has the [`MANAGED_BY_LABEL`]); anyone else's is left to the API
 /// server, whose refusal then becomes the write's error. The Secret carries the owner's
-/// shard label `shard`, if any.
+/// shard label, if any.
 pub async fn publish_owned(
     client: &kube::Client,
     field_manager: &str,
-    owner: Option<OwnerReference>,
-    owner_name: &str,
-    shard: Option<&str>,
+    owner: SecretOwner<'_>,
     target: &SecretReference,
     secret_type: Option<&str>,
     details: &ConnectionDetails,
 ) -> Result<bool, kube::Error> {
+    let SecretOwner {
+        reference: owner,
+        name: owner_name,
+        shard,
+    } = owner;
     let secret_type = secret_type.unwrap_or(DEFAULT_TYPE);
     let api: Api<Secret> = Api::namespaced(client.clone(), &target.namespace);
     let existing = api.get_opt(&target.name).await?;

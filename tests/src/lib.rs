@@ -17,11 +17,11 @@ use kube::{Api, Client, Config};
 
 pub mod audit;
 mod controllers;
-mod rds;
-pub mod vault_auth;
-pub mod kstatus;
 pub mod crash;
 pub mod fault_proxy;
+pub mod kstatus;
+mod rds;
+pub mod vault_auth;
 pub use controllers::{
     assert_controllers_alive, install as record_reconciles, last_reconcile_started,
     wait_all_reconciled, wait_reconciled,

@@ -201,7 +201,7 @@ async fn delete_claims(client: &kube::Client, ns: &str, names: &[String]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_leader_reconciles_a_killed_leader_is_replaced_and_sigterm_hands_over_at_once() {
+async fn one_leader_reconciles_and_a_killed_leader_is_replaced_with_no_duplicate() {
     let (env, client) = platform().await;
     let ns = namespace(&client, &unique("leader")).await;
     let shard_value = unique("le");
@@ -293,7 +293,38 @@ async fn one_leader_reconciles_a_killed_leader_is_replaced_and_sigterm_hands_ove
         "the new leader reconciled the claims in flight"
     );
 
-    // 3. SIGTERM hands over at once: the Lease is released, and a new standby takes it
+    delete_claims(&client, &ns, &all).await;
+    for n in &all {
+        assert_eq!(
+            pg_count(&pg, &format!("{n}-")).await,
+            (0, 0),
+            "{n} cleaned up"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_a_leader_that_reconciled_a_claim_hands_the_lease_over_at_once() {
+    let (env, client) = platform().await;
+    let ns = namespace(&client, &unique("handover")).await;
+    let shard_value = unique("ho");
+    let shard = format!("{SHARD_LABEL} in ({shard_value})");
+    let lease_name = format!("tessera-{shard_value}");
+    let addr1 = metrics_addr();
+    let mut standby = controller(&env, &shard, &addr1, Some(&ns));
+    claim_kind_established(&client).await;
+    wait_for(Duration::from_secs(30), || {
+        lease_holder(&client, &ns, &lease_name)
+    })
+    .await
+    .expect("the first replica takes the Lease");
+    let identity = |p: &ControllerProcess| format!("-{}", p.id());
+    let name = format!("db-{shard_value}");
+    apply(&client, claim(&ns, &name, Some(&shard_value))).await;
+    wait_claim_ready(&client, &ns, &name, Duration::from_secs(90)).await;
+    let pg = env.postgres().await;
+
+    // SIGTERM hands over at once: the Lease is released, and a new standby takes it
     // before the old Lease would have expired.
     let addr3 = metrics_addr();
     let third = controller(&env, &shard, &addr3, Some(&ns));
@@ -343,14 +374,8 @@ async fn one_leader_reconciles_a_killed_leader_is_replaced_and_sigterm_hands_ove
     );
     assert!(standby.log_text().contains("released the leader Lease"));
 
-    delete_claims(&client, &ns, &all).await;
-    for n in &all {
-        assert_eq!(
-            pg_count(&pg, &format!("{n}-")).await,
-            (0, 0),
-            "{n} cleaned up"
-        );
-    }
+    delete_claims(&client, &ns, std::slice::from_ref(&name)).await;
+    assert_eq!(pg_count(&pg, &format!("{name}-")).await, (0, 0), "cleaned up");
     drop(third);
 }
 

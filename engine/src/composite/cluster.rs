@@ -131,12 +131,15 @@ impl Effects for Cluster<'_> {
             controller: Some(true),
             block_owner_deletion: None,
         };
+        let name = self.xr.name_any();
         connection_secret::publish_owned(
             &self.ctx.client,
             &self.manager(),
-            Some(owner),
-            &self.xr.name_any(),
-            crate::shard::of(self.xr.labels()),
+            connection_secret::SecretOwner {
+                reference: Some(owner),
+                name: &name,
+                shard: crate::shard::of(self.xr.labels()),
+            },
             secret,
             secret_type,
             details,
