@@ -375,7 +375,11 @@ async fn sigterm_on_a_leader_that_reconciled_a_claim_hands_the_lease_over_at_onc
     assert!(standby.log_text().contains("released the leader Lease"));
 
     delete_claims(&client, &ns, std::slice::from_ref(&name)).await;
-    assert_eq!(pg_count(&pg, &format!("{name}-")).await, (0, 0), "cleaned up");
+    assert_eq!(
+        pg_count(&pg, &format!("{name}-")).await,
+        (0, 0),
+        "cleaned up"
+    );
     drop(third);
 }
 
