@@ -169,7 +169,8 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         max_backoff: Duration::from_secs(args.max_backoff.max(1)),
         external_timeout: Duration::from_secs(args.external_timeout.max(1)),
         exit_after_external_create: std::env::var("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE")
-            .is_ok_and(|v| v == "1"),
+            .ok()
+            .filter(|v| !v.is_empty() && v != "0"),
         shard: args.shard.clone(),
         ..ControllerOptions::default()
     };

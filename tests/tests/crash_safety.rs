@@ -39,13 +39,16 @@ async fn crash_after_external_create_neither_duplicates_nor_leaks() {
     let pg = env.postgres().await;
     let role_oids = "SELECT oid FROM pg_roles WHERE rolname = $1";
     let db_oids = "SELECT oid FROM pg_database WHERE datname = $1";
-    let crash = [
-        ONLY_POSTGRESQL,
-        ("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", "1"),
-    ];
-
     let r = unique("crashrole");
     let d = unique("crashdb");
+    // The hook fires after this test's own object only: a leftover object of another test
+    // created beside it must not be the create the process dies after.
+    fn crash_after(name: &str) -> [(&str, &str); 2] {
+        [
+            ONLY_POSTGRESQL,
+            ("TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE", name),
+        ]
+    }
     apply(&client, json!({
         "apiVersion": PG_API, "kind": "Role", "metadata": { "name": r },
         "spec": { "providerConfigRef": { "name": pc }, "forProvider": { "privileges": { "login": true } } }
@@ -53,7 +56,7 @@ async fn crash_after_external_create_neither_duplicates_nor_leaks() {
     .await;
 
     // 1. The controller creates the role, then dies before recording the result.
-    let mut c = ControllerProcess::spawn(&env, &crash).unwrap();
+    let mut c = ControllerProcess::spawn(&env, &crash_after(&r)).unwrap();
     let code = c
         .wait_exit(Duration::from_secs(60))
         .await
@@ -80,7 +83,7 @@ async fn crash_after_external_create_neither_duplicates_nor_leaks() {
         }),
     )
     .await;
-    let mut c = ControllerProcess::spawn(&env, &crash).unwrap();
+    let mut c = ControllerProcess::spawn(&env, &crash_after(&d)).unwrap();
     assert_eq!(
         c.wait_exit(Duration::from_secs(60)).await.unwrap(),
         Some(86)

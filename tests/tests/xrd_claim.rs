@@ -103,47 +103,60 @@ async fn applied_xrd_offers_established_composite_and_claim_crds_that_kubectl_ex
 
     // Steady state: neither the CRDs nor the XRD are written again (re-applying unchanged
     // CRDs is a no-op, and a CRD write would re-queue the XRD). An annotation on the claim
-    // CRD (a change the XRD controller watches) makes it reconcile the XRD once more.
-    let mark = Instant::now();
-    let claim = crds
-        .patch(
-            &claim.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "annotations": {
+    // CRD (a change the XRD controller watches) makes it reconcile the XRD once more. The
+    // first such reconcile settles whatever the start of the XRD's controllers still had
+    // to record (e.g. ControllersRunning, written by their supervisor); the second must
+    // write nothing.
+    let (mut composite, mut claim, mut xrd) = (composite, claim, xrd);
+    for round in 0..2 {
+        let mark = Instant::now();
+        claim = crds
+            .patch(
+                &claim.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": { "annotations": {
                 "tests.tessera.dev/touched": unique("t") } } })),
+            )
+            .await
+            .expect("annotate the claim CRD");
+        wait_reconciled(
+            "CompositeResourceDefinition",
+            None,
+            &kinds.xrd_name(),
+            mark,
+            Duration::from_secs(30),
+        )
+        .await;
+        for crd in [&composite, &claim] {
+            let now = crds.get(&crd.name_any()).await.expect("CRD");
+            assert_eq!(
+                now.resource_version(),
+                crd.resource_version(),
+                "{} not rewritten",
+                crd.name_any()
+            );
+        }
+        let xrd_now = get(
+            &client,
+            XRD_API,
+            "CompositeResourceDefinition",
+            &kinds.xrd_name(),
         )
         .await
-        .expect("annotate the claim CRD");
-    wait_reconciled(
-        "CompositeResourceDefinition",
-        None,
-        &kinds.xrd_name(),
-        mark,
-        Duration::from_secs(30),
-    )
-    .await;
-    for crd in [&composite, &claim] {
-        let now = crds.get(&crd.name_any()).await.expect("CRD");
+        .expect("XRD");
+        if round == 0 {
+            // The baseline for the steady round.
+            composite = crds.get(&composite.name_any()).await.expect("CRD");
+            claim = crds.get(&claim.name_any()).await.expect("CRD");
+            xrd = xrd_now;
+            continue;
+        }
         assert_eq!(
-            now.resource_version(),
-            crd.resource_version(),
-            "{} not rewritten",
-            crd.name_any()
+            xrd_now.resource_version(),
+            xrd.resource_version(),
+            "XRD not rewritten"
         );
     }
-    let xrd_now = get(
-        &client,
-        XRD_API,
-        "CompositeResourceDefinition",
-        &kinds.xrd_name(),
-    )
-    .await
-    .expect("XRD");
-    assert_eq!(
-        xrd_now.resource_version(),
-        xrd.resource_version(),
-        "XRD not rewritten"
-    );
 
     // The API server publishes the new kinds' OpenAPI shortly after they are Established.
     let field = format!("{}.spec.writeConnectionSecretToRef", kinds.claim_plural);

@@ -65,8 +65,9 @@ pub trait Effects<M>: Send + Sync {
     async fn event(&self, obj: &M, reason: &str, note: String);
     /// Publishes a Warning event.
     async fn warning(&self, obj: &M, reason: &str, note: String);
-    /// Crash-safety test hook, called between a successful create and its result annotation.
-    fn after_external_create(&self) {}
+    /// Crash-safety test hook, called between a successful create of the object named
+    /// `name` and its result annotation.
+    fn after_external_create(&self, _name: &str) {}
 }
 
 /// What one reconcile decided about the object's conditions.
@@ -552,7 +553,7 @@ async fn create<M: Managed>(
         .await?;
     match external.create(mr).await {
         Ok(details) => {
-            effects.after_external_create();
+            effects.after_external_create(&kube::ResourceExt::name_any(obj));
             effects
                 .annotate(obj, &[(annotations::EXTERNAL_CREATE_SUCCEEDED, now())])
                 .await?;

@@ -75,8 +75,10 @@ pub struct ControllerOptions {
     /// Field manager for server-side apply and the controller name in events.
     pub field_manager: String,
     /// Crash-safety test hook: exit the process right after a successful external create,
-    /// before its result is recorded (set by `TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE=1`).
-    pub exit_after_external_create: bool,
+    /// before its result is recorded (set by `TESSERA_FAULT_EXIT_AFTER_EXTERNAL_CREATE=1`, or `=NAME`).
+    /// `Some("1")`: after any object's create; `Some(name)`: only after the create of the
+    /// object `name` (so that another object's create running beside it cannot be the one).
+    pub exit_after_external_create: Option<String>,
     /// The shard's label selector ([`crate::shard`]): only managed resources that match
     /// it are reconciled. `None`: all of them.
     pub shard: Option<String>,
@@ -91,7 +93,7 @@ impl Default for ControllerOptions {
             max_backoff: Duration::from_secs(60),
             external_timeout: Duration::from_secs(30),
             field_manager: "tessera".to_string(),
-            exit_after_external_create: false,
+            exit_after_external_create: None,
             shard: None,
         }
     }
@@ -266,8 +268,13 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
         self.publish(obj, EventType::Warning, reason, note).await;
     }
 
-    fn after_external_create(&self) {
-        if self.opts.exit_after_external_create {
+    fn after_external_create(&self, name: &str) {
+        if self
+            .opts
+            .exit_after_external_create
+            .as_deref()
+            .is_some_and(|v| v == "1" || v == name)
+        {
             warn!("exiting after an external create, before recording it (crash-safety test hook)");
             std::process::exit(86);
         }
