@@ -1266,3 +1266,46 @@ pub async fn install_vault_platform(env: &TestEnv, client: &Client) {
         .await
         .expect("the XRD offers the VaultPolicy claim");
 }
+
+/// What a platform team installs for the HarborProject claim (compositions/harbor): the
+/// Harbor ProviderConfig `default` pointed at the test Harbor (testenv's simulator, or a
+/// real Harbor from `TESSERA_HARBOR_*`), the XRD and both Compositions. Returns the target.
+pub async fn install_harbor_platform(env: &TestEnv, client: &Client) -> HarborTarget {
+    let target = HarborTarget::load(env);
+    eprintln!("HarborProject claims against {}", target.url);
+    harbor_provider_config(client, &target, "default", &target.password.clone()).await;
+    // Where the compositions keep the robots' own connection Secrets.
+    namespace(client, "tessera-system").await;
+    for file in [
+        "compositions/harbor/xrd.yaml",
+        "compositions/harbor/composition.yaml",
+        "compositions/harbor/composition-ci.yaml",
+    ] {
+        for doc in yaml_docs(file) {
+            apply(client, doc).await;
+        }
+    }
+    wait_crd_established(client, "harborprojects.platform.tessera.dev")
+        .await
+        .expect("the XRD offers the HarborProject claim");
+    target
+}
+
+/// Whether Harbor's token service accepts `username`/`password` (what `docker login` and
+/// a kubelet pulling with an imagePullSecret do).
+pub async fn harbor_authenticates(target: &HarborTarget, username: &str, password: &str) -> bool {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}/service/token?service=harbor-registry",
+            target.url
+        ))
+        .basic_auth(username, Some(password))
+        .send()
+        .await
+        .expect("token service answers")
+        .status()
+        .is_success()
+}

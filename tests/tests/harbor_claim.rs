@@ -12,38 +12,21 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::{Value, json};
 use tessera_tests::{
-    HarborTarget, TestEnv, apply, delete_in, harbor_provider_config, install_crds, namespace,
-    secret_data, start_composition_controllers_in_process, start_harbor_controller_in_process,
-    unique, wait_for, wait_gone_in, wait_object_in, yaml_docs,
+    HarborTarget, TestEnv, apply, delete_in, harbor_authenticates, install_crds,
+    install_harbor_platform, namespace, secret_data, start_composition_controllers_in_process,
+    start_harbor_controller_in_process, unique, wait_for, wait_gone_in, wait_object_in, yaml_docs,
 };
 
 const CLAIM_API: &str = "platform.tessera.dev/v1alpha1";
 
-/// What a platform team installs: the ProviderConfig `default` (pointed at the test
-/// Harbor), the XRD and both Compositions.
+/// The cluster with the controllers running and the HarborProject platform installed.
 async fn platform() -> (kube::Client, HarborTarget) {
     let env = TestEnv::load();
     let client = env.kube().await;
     install_crds(&client).await.expect("install CRDs");
     start_harbor_controller_in_process(&env);
     start_composition_controllers_in_process(&env);
-    let target = HarborTarget::load(&env);
-    eprintln!("HarborProject claims against {}", target.url);
-    harbor_provider_config(&client, &target, "default", &target.password.clone()).await;
-    // Where the compositions keep the robots' own connection Secrets.
-    namespace(&client, "tessera-system").await;
-    for file in [
-        "compositions/harbor/xrd.yaml",
-        "compositions/harbor/composition.yaml",
-        "compositions/harbor/composition-ci.yaml",
-    ] {
-        for doc in yaml_docs(file) {
-            apply(&client, doc).await;
-        }
-    }
-    tessera_tests::wait_crd_established(&client, "harborprojects.platform.tessera.dev")
-        .await
-        .expect("the XRD offers the HarborProject claim");
+    let target = install_harbor_platform(&env, &client).await;
     (client, target)
 }
 
@@ -56,23 +39,6 @@ fn claim(ns: &str, name: &str, composition: Option<&str>) -> Value {
         c["spec"]["compositionRef"] = json!({ "name": comp });
     }
     c
-}
-
-async fn authenticates(target: &HarborTarget, username: &str, password: &str) -> bool {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-        .get(format!(
-            "{}/service/token?service=harbor-registry",
-            target.url
-        ))
-        .basic_auth(username, Some(password))
-        .send()
-        .await
-        .expect("token service answers")
-        .status()
-        .is_success()
 }
 
 /// The claim's Secret once it holds `keys`, with its type.
@@ -135,7 +101,7 @@ async fn a_harbor_project_claim_yields_a_working_pull_secret_restored_when_lost(
         .next()
         .unwrap();
     assert_eq!(config["auths"][host]["password"], data["password"].as_str());
-    assert!(authenticates(&target, &data["username"], &data["password"]).await);
+    assert!(harbor_authenticates(&target, &data["username"], &data["password"]).await);
     assert!(
         target.get(&format!("/projects/{xr}")).await.is_some(),
         "the project is named after the composite"
@@ -172,9 +138,9 @@ async fn a_harbor_project_claim_yields_a_working_pull_secret_restored_when_lost(
         .await
         .expect("delete the robot's connection Secret");
     let (_, data) = claim_secret(&client, &ns, &secret_name, &["password"], Some(&first)).await;
-    assert!(authenticates(&target, &data["username"], &data["password"]).await);
+    assert!(harbor_authenticates(&target, &data["username"], &data["password"]).await);
     assert!(
-        !authenticates(&target, &data["username"], &first).await,
+        !harbor_authenticates(&target, &data["username"], &first).await,
         "the lost secret no longer authenticates"
     );
 
@@ -214,8 +180,8 @@ async fn the_ci_composition_adds_a_push_robot() {
     assert_eq!(kind, "kubernetes.io/dockerconfigjson");
     let xr = composite_of(&client, &ns, name).await;
     assert_eq!(data["push-username"], format!("robot${xr}+push"));
-    assert!(authenticates(&target, &data["push-username"], &data["push-password"]).await);
-    assert!(authenticates(&target, &data["username"], &data["password"]).await);
+    assert!(harbor_authenticates(&target, &data["push-username"], &data["push-password"]).await);
+    assert!(harbor_authenticates(&target, &data["username"], &data["password"]).await);
 
     delete_in(&client, CLAIM_API, "HarborProject", &ns, name).await;
     wait_gone_in(&client, CLAIM_API, "HarborProject", &ns, name).await;

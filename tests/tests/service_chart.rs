@@ -3,18 +3,20 @@
 //! a claim is rendered only when asked for and when its kind is served; the claims come
 //! before the Deployment in Argo CD's sync waves; and `helm template` with a database and
 //! Vault access, applied to the real kube-apiserver with the controllers running, gives
-//! Ready claims whose Secrets hold every key the Deployment's `secretKeyRef`s name, and a
-//! DATABASE_URL that logs in to the real PostgreSQL.
+//! Ready claims whose Secrets hold every key the Deployment's `secretKeyRef`s name, a
+//! DATABASE_URL that logs in to the real PostgreSQL, and an imagePullSecret that is the
+//! Harbor claim's dockerconfigjson Secret, whose credentials Harbor accepts.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use tessera_tests::{
-    TestEnv, apply, condition, delete_in, install_crds, install_postgres_platform,
-    install_vault_platform, namespace, repo_root, secret_data,
-    start_composition_controllers_in_process, start_controller_in_process,
-    start_vault_controller_in_process, unique, wait_gone_in, wait_object_in,
+    TestEnv, apply, condition, delete_in, harbor_authenticates, install_crds,
+    install_harbor_platform, install_postgres_platform, install_vault_platform, namespace,
+    repo_root, secret_data, start_composition_controllers_in_process, start_controller_in_process,
+    start_harbor_controller_in_process, start_vault_controller_in_process, unique, wait_gone_in,
+    wait_object_in,
 };
 
 const CLAIM_API: &str = "platform.tessera.dev/v1alpha1";
@@ -302,24 +304,30 @@ async fn rendered_claims_become_ready_and_every_secret_key_ref_names_a_key_of_th
     install_crds(&client).await.expect("install CRDs");
     start_controller_in_process(&env);
     start_vault_controller_in_process(&env);
+    start_harbor_controller_in_process(&env);
     start_composition_controllers_in_process(&env);
     install_postgres_platform(&env, &client).await;
     install_vault_platform(&env, &client).await;
+    let harbor = install_harbor_platform(&env, &client).await;
     tessera_tests::wait_crd_established(&client, "postgresdatabases.platform.tessera.dev")
         .await
         .expect("the XRD offers the PostgresDatabase claim");
     let ns = namespace(&client, &unique("service")).await;
 
+    let mut installed = INSTALLED.to_vec();
+    installed.push("platform.tessera.dev/v1alpha1/HarborProject");
     let objects = template(
         &env,
         "orders",
         &ns,
-        &INSTALLED,
+        &installed,
         &[
             "image=registry.example.com/shop/orders:1.0.0",
             "postgres.enabled=true",
             "postgres.connectionLimit=5",
             "vault.read={secret/data/shop/orders/*}",
+            "harbor.project.enabled=true",
+            "harbor.pull=true",
             "env.LOG_LEVEL=debug",
         ],
     )
@@ -335,7 +343,7 @@ async fn rendered_claims_become_ready_and_every_secret_key_ref_names_a_key_of_th
             (s(&o["kind"]), s(&o["metadata"]["name"]))
         })
         .collect();
-    assert_eq!(claims.len(), 2, "{claims:?}");
+    assert_eq!(claims.len(), 3, "{claims:?}");
     for (kind, name) in &claims {
         wait_object_in(&client, CLAIM_API, kind, &ns, name, "Ready", |o| {
             condition(o, "Ready").is_some_and(|c| c.is_true())
@@ -368,6 +376,36 @@ async fn rendered_claims_become_ready_and_every_secret_key_ref_names_a_key_of_th
     assert_eq!(one, 1);
     // A session in the database would keep it from being dropped.
     drop(app);
+
+    // The pods pull their image with the Harbor claim's Secret: a dockerconfigjson Secret
+    // whose robot credentials Harbor's token service accepts.
+    let pull: Vec<&str> = deployment(&objects)["spec"]["template"]["spec"]["imagePullSecrets"]
+        .as_array()
+        .expect("the Deployment has imagePullSecrets")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(pull, ["orders-harbor"], "the Harbor claim's Secret");
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let pull_secret = secrets.get(pull[0]).await.expect("the pull Secret exists");
+    assert_eq!(
+        pull_secret.type_.as_deref(),
+        Some("kubernetes.io/dockerconfigjson")
+    );
+    let data = secret_data(&client, &ns, pull[0]).await.unwrap();
+    let config: Value =
+        serde_json::from_str(&data[".dockerconfigjson"]).expect(".dockerconfigjson is JSON");
+    let auths = config["auths"].as_object().expect("auths");
+    assert_eq!(auths.len(), 1, "one registry: {:?}", auths.keys());
+    let (user, password) = (&data["username"], &data["password"]);
+    for auth in auths.values() {
+        assert_eq!(auth["username"].as_str(), Some(user.as_str()));
+    }
+    assert!(
+        harbor_authenticates(&harbor, user, password).await,
+        "Harbor accepts the pull robot"
+    );
 
     // Leave nothing behind that is still reconciled.
     for (kind, name) in &claims {
