@@ -19,6 +19,7 @@
 
 pub mod api;
 mod connector;
+mod credentials;
 mod db_instance;
 mod db_subnet_group;
 mod error;
