@@ -1,7 +1,8 @@
 //! The RDS provider's credentials, against moto_server (STS and RDS) and the real
 //! kube-apiserver: a ProviderConfig whose Secret keys assume a role (`assumeRoleArn` with
 //! an external ID), and `credentials.source: Default` read from the controller's own
-//! environment, as static keys and as an EKS IRSA web identity.
+//! environment, as static keys and as an EKS IRSA web identity (alone, and as the base of
+//! another role's AssumeRole).
 //!
 //! Each test runs `tessera controller` processes (the default chain is the process's
 //! environment) on a shard of its own, and points the provider at a recording proxy in
@@ -42,8 +43,9 @@ struct Call {
 #[derive(Default)]
 struct Recorded {
     calls: Vec<Call>,
-    /// Access key IDs that STS handed out (AssumeRole, AssumeRoleWithWebIdentity).
-    issued: Vec<String>,
+    /// Access key IDs that STS handed out, with the action that did (AssumeRole,
+    /// AssumeRoleWithWebIdentity).
+    issued: Vec<(String, String)>,
 }
 
 /// A running proxy in front of moto and what it saw.
@@ -56,8 +58,16 @@ impl Proxy {
     fn calls(&self) -> Vec<Call> {
         self.recorded.lock().unwrap().calls.clone()
     }
-    fn issued(&self) -> Vec<String> {
-        self.recorded.lock().unwrap().issued.clone()
+    /// The access key IDs that the STS action `action` handed out.
+    fn issued_by(&self, action: &str) -> Vec<String> {
+        self.recorded
+            .lock()
+            .unwrap()
+            .issued
+            .iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 }
 
@@ -216,7 +226,11 @@ async fn serve(mut conn: TcpStream, upstream: String, recorded: Arc<Mutex<Record
                 if action.starts_with("AssumeRole") {
                     let text = String::from_utf8_lossy(&answer.2);
                     if let Some(key) = xml_value(&text, "AccessKeyId") {
-                        recorded.lock().unwrap().issued.push(key.to_string());
+                        recorded
+                            .lock()
+                            .unwrap()
+                            .issued
+                            .push((action.clone(), key.to_string()));
                     }
                     // The temporary secrets must appear in no log, Event or status.
                     let secrets: Vec<&str> = ["SecretAccessKey", "SessionToken"]
@@ -402,7 +416,7 @@ async fn secret_keys_assume_a_role_with_an_external_id_and_refusals_are_explaine
         "{}",
         call.form
     );
-    let issued = proxy.issued();
+    let issued = proxy.issued_by("AssumeRole");
     let rds = rds_calls_for(&proxy, &name);
     assert!(
         rds.iter().any(|c| c.action == "CreateDBSubnetGroup"),
@@ -618,7 +632,7 @@ async fn source_default_uses_an_irsa_web_identity_and_explains_a_missing_one() {
             .contains(&format!("WebIdentityToken={token}")),
         "the token file's content is exchanged"
     );
-    let issued = proxy.issued();
+    let issued = proxy.issued_by("AssumeRoleWithWebIdentity");
     let rds = rds_calls_for(&proxy, &name);
     assert!(
         rds.iter().any(|c| c.action == "CreateDBSubnetGroup"),
@@ -628,8 +642,52 @@ async fn source_default_uses_an_irsa_web_identity_and_explains_a_missing_one() {
         rds.iter().all(|c| issued.contains(&c.key)),
         "every RDS call is signed with the web identity role's key {issued:?}: {rds:?}"
     );
-    delete(&client, RDS_API, "DBSubnetGroup", &name).await;
-    wait_gone(&client, RDS_API, "DBSubnetGroup", &name).await;
+
+    // The IRSA role assumes another one (the cross-account set-up): AssumeRole is signed
+    // with the web identity role's key, RDS with the assumed role's.
+    let target_role = format!("arn:aws:iam::{ACCOUNT}:role/{}", unique("target"));
+    let chained_pc = unique("chained");
+    provider_config(
+        &env,
+        &client,
+        &chained_pc,
+        &proxy.url,
+        json!({ "credentials": { "source": "Default" }, "assumeRoleArn": target_role,
+                "stsEndpointUrl": proxy.url }),
+    )
+    .await;
+    let chained = unique("chained");
+    apply(
+        &client,
+        subnet_group(&chained, &chained_pc, &shard, &subnets),
+    )
+    .await;
+    wait_ready(&client, RDS_API, "DBSubnetGroup", &chained).await;
+    let assume: Vec<Call> = proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.action == "AssumeRole" && c.form.contains(&target_role))
+        .collect();
+    assert!(!assume.is_empty(), "{:?}", proxy.calls());
+    let web_identity_keys = proxy.issued_by("AssumeRoleWithWebIdentity");
+    assert!(
+        assume.iter().all(|c| web_identity_keys.contains(&c.key)),
+        "AssumeRole is signed with a web identity role's key {web_identity_keys:?}: {assume:?}"
+    );
+    let target_keys = proxy.issued_by("AssumeRole");
+    let rds = rds_calls_for(&proxy, &chained);
+    assert!(
+        !rds.is_empty() && rds.iter().all(|c| target_keys.contains(&c.key)),
+        "every RDS call is signed with the assumed role's key {target_keys:?}: {rds:?}"
+    );
+
+    for n in [&name, &chained] {
+        delete(&client, RDS_API, "DBSubnetGroup", n).await;
+    }
+    for n in [&name, &chained] {
+        wait_gone(&client, RDS_API, "DBSubnetGroup", n).await;
+    }
+    delete(&client, RDS_API, "ProviderConfig", &chained_pc).await;
 
     // A controller with no credentials at all: the managed resource says so.
     let bare_shard = unique("bare");

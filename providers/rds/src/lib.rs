@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!  DBInstance / DBSubnetGroup ──run_controller──▶ RdsConnector ──▶ ProviderConfig + Secret
-//!                                                   │ (the engine's CachedConnector:   (watched)
-//!                                                   │  one SDK client per ProviderConfig)
+//!                                                   │ (the engine's CachedConnector:   (watched),
+//!                                                   │  one SDK client per ProviderConfig) or the
+//!                                                   │  default chain; STS AssumeRole when set
 //!                                                   ▼
 //!                       RdsClient: observe (DescribeDBInstances / DescribeDBSubnetGroups)
 //!                       create / update (Modify*, tags) / delete
