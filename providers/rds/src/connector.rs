@@ -1,19 +1,24 @@
 //! [`RdsConnector`]: the kit's [`CachedConnector`] with [`Rds`], which makes one AWS SDK
-//! client per ProviderConfig (and credentials fingerprint) from its spec and Secret.
+//! client per ProviderConfig (and credentials fingerprint) from its spec and its Secret or
+//! the default credential chain, with the role of `assumeRoleArn` when set
+//! ([`crate::credentials`]).
 //!
 //! The SDK retries throttling, transient and 5xx answers itself (standard retry mode, with
 //! jittered exponential backoff); what it gives up on reaches the runtime as a
 //! [`ProviderError::Transient`], whose own backoff then applies. Nothing retries twice.
 
 use async_trait::async_trait;
-use aws_sdk_rds::config::{BehaviorVersion, Credentials as AwsCredentials, Region};
+use std::sync::Arc;
+
+use aws_sdk_rds::config::{BehaviorVersion, Region};
 use kube::Resource;
-use tessera_engine::api::common::ProviderCredentials;
+use tessera_engine::api::common::{CredentialsSource, ProviderCredentials};
 use tessera_engine::managed::ProviderError;
 use tessera_engine::managed::connections::{CachedConnector, Connect, ProviderConfigKind};
 use tessera_engine::managed::credentials::Credentials;
 
 use crate::api::ProviderConfig;
+use crate::credentials::{self, Origin};
 
 /// The namespace of generated master password Secrets of DBInstances without a
 /// connection secret.
@@ -31,7 +36,7 @@ pub const SESSION_TOKEN: &str = "aws_session_token";
 pub type RdsConnector = CachedConnector<Rds>;
 
 /// How the RDS provider connects: an `aws_sdk_rds::Client` with the ProviderConfig's
-/// region, endpoint and static credentials.
+/// region, endpoint and credentials.
 pub struct Rds {
     password_namespace: String,
 }
@@ -62,6 +67,8 @@ impl Connect for Rds {
     type Config = ProviderConfig;
     type Client = RdsClient;
     const SYSTEM: &'static str = "AWS RDS";
+    const SOURCES: &'static [CredentialsSource] =
+        &[CredentialsSource::Secret, CredentialsSource::Default];
 
     async fn connect(
         &self,
@@ -77,17 +84,9 @@ impl Connect for Rds {
                 spec.region
             )));
         }
-        let creds = AwsCredentials::new(
-            credentials.require(ACCESS_KEY_ID)?,
-            credentials.require(SECRET_ACCESS_KEY)?,
-            credentials.optional(SESSION_TOKEN)?,
-            None,
-            "tessera-provider-config",
-        );
         let mut builder = aws_sdk_rds::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(spec.region.clone()))
-            .credentials_provider(creds);
+            .region(Region::new(spec.region.clone()));
         if let Some(url) = &spec.endpoint_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(ProviderError::Config(format!(
@@ -96,10 +95,12 @@ impl Connect for Rds {
             }
             builder = builder.endpoint_url(url);
         }
+        let (provider, origin) = credentials::provider(name, spec, credentials).await?;
+        builder = builder.credentials_provider(provider);
         Ok(RdsClient {
             rds: aws_sdk_rds::Client::from_conf(builder.build()),
             kube: kube.clone(),
-            provider_config: name.to_string(),
+            provider_config: Arc::new(origin),
             password_namespace: self.password_namespace.clone(),
         })
     }
@@ -127,7 +128,8 @@ pub(crate) fn valid_region(region: &str) -> bool {
 pub struct RdsClient {
     pub(crate) rds: aws_sdk_rds::Client,
     pub(crate) kube: kube::Client,
-    pub(crate) provider_config: String,
+    /// The ProviderConfig and who its calls are made as, for error messages.
+    pub(crate) provider_config: Arc<Origin>,
     pub(crate) password_namespace: String,
 }
 

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!  DBInstance / DBSubnetGroup ──run_controller──▶ RdsConnector ──▶ ProviderConfig + Secret
-//!                                                   │ (the engine's CachedConnector:   (watched)
-//!                                                   │  one SDK client per ProviderConfig)
+//!                                                   │ (the engine's CachedConnector:   (watched),
+//!                                                   │  one SDK client per ProviderConfig) or the
+//!                                                   │  default chain; STS AssumeRole when set
 //!                                                   ▼
 //!                       RdsClient: observe (DescribeDBInstances / DescribeDBSubnetGroups)
 //!                       create / update (Modify*, tags) / delete
@@ -19,6 +20,7 @@
 
 pub mod api;
 mod connector;
+mod credentials;
 mod db_instance;
 mod db_subnet_group;
 mod error;
