@@ -12,7 +12,7 @@
 //! `limits.rs` is refused with an error that names the field; every error names the
 //! resource, field path or field it is about; no error carries a value.
 //!
-//! Each test runs a few thousand cases (about 11,000 in all); more with
+//! Each test runs up to a few thousand cases (about 11,900 in all); more with
 //! `PROPTEST_CASES=1000000 cargo test -p tessera-engine fuzz` (every test then runs that
 //! many). A failing case is shrunk, printed and kept in `engine/proptest-regressions/`.
 
@@ -26,7 +26,10 @@ use serde_json::{Value, json};
 
 use super::connection::ConnectionDetails;
 use super::fieldpath::FieldPath;
-use super::limits::{MAX_FIELD_PATH_INDEX, MAX_FIELD_PATH_SEGMENTS, MAX_VALUE_DEPTH, deeper_than};
+use super::limits::{
+    MAX_FIELD_PATH_INDEX, MAX_FIELD_PATH_SEGMENTS, MAX_FORMAT_WIDTH, MAX_REGEX_LEN,
+    MAX_VALUE_DEPTH, deeper_than,
+};
 use super::{ComposeError, ObservedResource, apply_patch, apply_transform, observe, render};
 use crate::api::composition::{CompositionSpec, Patch, PatchType, Transform};
 use crate::api::xrd::{CompositeResourceDefinition, CompositeResourceDefinitionSpec};
@@ -707,6 +710,71 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config(600))]
+
+    /// Input over a limit, through a patch: refused with an error that names the patch's
+    /// field and the limit.
+    #[test]
+    fn fuzz_limits(
+        over in prop_oneof![
+            // A regular expression longer than the limit.
+            (MAX_REGEX_LEN + 1..MAX_REGEX_LEN * 4, any::<bool>()).prop_map(|(n, string)| {
+                let re = "a".repeat(n);
+                if string {
+                    json!({"type": "string", "string": {"type": "Regexp", "regexp": {"match": re}}})
+                } else {
+                    json!({"type": "match", "match": {"patterns": [{"type": "regexp", "regexp": re, "result": 1}]}})
+                }
+            }),
+            // A width or precision over the limit.
+            (MAX_FORMAT_WIDTH + 1..usize::MAX, any::<bool>(), select(&["s", "v", "d", "f", "x"][..]))
+                .prop_map(|(n, width, verb)| {
+                    let fmt = if width { format!("%{n}{verb}") } else { format!("%.{n}{verb}") };
+                    json!({"type": "string", "string": {"type": "Format", "fmt": fmt}})
+                }),
+            // A value nested deeper than the limit, made by a conversion.
+            (MAX_VALUE_DEPTH + 1..120usize).prop_map(|n| {
+                json!({"type": "map", "map": {"x": nest(json!(1), &vec![true; n])}})
+            }),
+        ],
+        from in prop_oneof![Just("spec.x"), Just("spec.items[2]"), Just("metadata.labels[example.org/x]")],
+    ) {
+        let patch: Patch = serde_json::from_value(json!({
+            "fromFieldPath": from,
+            "toFieldPath": "spec.out",
+            "transforms": [over],
+        }))
+        .expect("the patch parses");
+        let source = json!({
+            "spec": {"x": "x", "items": ["x", "x", "x"]},
+            "metadata": {"labels": {"example.org/x": "x"}},
+        });
+        let e = apply_patch(&patch, &source, &mut json!({}))
+            .expect_err("input over a limit is refused");
+        let message = e.to_string();
+        prop_assert!(message.starts_with(&format!("field {from}: transform 0 (")), "{message}");
+        prop_assert!(message.contains("limit of"), "{message}");
+    }
+
+    /// Field paths over a limit: refused with an error that names the path.
+    #[test]
+    fn fuzz_field_path_limits(
+        path in prop_oneof![
+            (MAX_FIELD_PATH_INDEX + 1..usize::MAX).prop_map(|i| format!("spec.items[{i}]")),
+            (MAX_FIELD_PATH_SEGMENTS + 1..MAX_FIELD_PATH_SEGMENTS * 3)
+                .prop_map(|n| vec!["a"; n].join(".")),
+            (1usize..MAX_FIELD_PATH_SEGMENTS)
+                .prop_map(|n| format!("{}[99999999999999999999999]", vec!["a"; n].join("."))),
+        ],
+    ) {
+        let e = FieldPath::parse(&path).expect_err("a path over a limit is refused");
+        let message = e.to_string();
+        prop_assert!(message.starts_with(&format!("field path {path:?}: ")), "{message}");
+        prop_assert!(message.contains("limit of"), "{message}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Compositions and composites
 
@@ -795,7 +863,7 @@ fn template(paths: &[String]) -> impl Strategy<Value = Value> + use<> {
             }),
             1 => value(),
         ],
-        vec(patch(&paths), 0..4),
+        vec(patch(paths), 0..4),
         vec(connection_detail(), 0..3),
         vec(readiness_check(), 0..3),
         vec(select(RESOURCE_NAMES), 0..2),
