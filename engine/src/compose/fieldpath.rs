@@ -13,7 +13,9 @@
 //!
 //! An explicit `null` counts as missing everywhere: Kubernetes objects use it for "unset".
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::str::FromStr;
 
 use serde_json::{Map, Value};
@@ -296,17 +298,73 @@ fn merge_values(dst: &mut Value, src: Value, keep_map_values: bool, append_slice
                 }
             }
         }
-        (Value::Array(dst), Value::Array(src)) if append_slice => {
-            for item in src {
-                if !dst.contains(&item) {
-                    dst.push(item);
-                }
-            }
-        }
+        (Value::Array(dst), Value::Array(src)) if append_slice => append_missing(dst, src),
         (dst @ Value::Null, src) => *dst = src,
         (dst, src) => {
             if !keep_map_values {
                 *dst = src;
+            }
+        }
+    }
+}
+
+/// Appends the items of `src` that `dst` does not hold yet (nor an earlier item of `src`).
+/// Items are bucketed by a hash of their content and compared only within their bucket,
+/// so appending a list of many distinct items takes linear time, not quadratic.
+fn append_missing(dst: &mut Vec<Value>, src: Vec<Value>) {
+    let state = RandomState::new();
+    let hash = |v: &Value| {
+        let mut hasher = state.build_hasher();
+        hash_value(v, &mut hasher);
+        hasher.finish()
+    };
+    let mut buckets: HashMap<u64, Vec<usize>> = HashMap::with_capacity(dst.len() + src.len());
+    for (i, item) in dst.iter().enumerate() {
+        buckets.entry(hash(item)).or_default().push(i);
+    }
+    for item in src {
+        let bucket = buckets.entry(hash(&item)).or_default();
+        if !bucket.iter().any(|&i| dst[i] == item) {
+            bucket.push(dst.len());
+            dst.push(item);
+        }
+    }
+}
+
+/// Hashes a value so that equal values (by `Value`'s `==`) hash equally: object entries
+/// in key order whatever the map's order, numbers by their value as a float (so `1` and
+/// `1.0`, which are not equal, may share a hash).
+fn hash_value(value: &Value, state: &mut impl Hasher) {
+    match value {
+        Value::Null => state.write_u8(0),
+        Value::Bool(b) => {
+            state.write_u8(1);
+            b.hash(state);
+        }
+        Value::Number(n) => {
+            state.write_u8(2);
+            // `+ 0.0` makes -0.0 (equal to 0.0) hash as 0.0.
+            (n.as_f64().unwrap_or(0.0) + 0.0).to_bits().hash(state);
+        }
+        Value::String(s) => {
+            state.write_u8(3);
+            s.hash(state);
+        }
+        Value::Array(items) => {
+            state.write_u8(4);
+            state.write_usize(items.len());
+            for item in items {
+                hash_value(item, state);
+            }
+        }
+        Value::Object(map) => {
+            state.write_u8(5);
+            state.write_usize(map.len());
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by_key(|(k, _)| *k);
+            for (k, v) in entries {
+                k.hash(state);
+                hash_value(v, state);
             }
         }
     }

@@ -31,6 +31,8 @@
 
 pub mod connection;
 pub mod fieldpath;
+#[cfg(test)]
+mod fuzz;
 pub mod limits;
 #[cfg(test)]
 mod no_values_in_errors;

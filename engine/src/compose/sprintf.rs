@@ -14,7 +14,7 @@
 use serde_json::Value;
 
 use super::fieldpath::describe;
-use super::limits::MAX_FORMAT_WIDTH;
+use super::limits::{MAX_FORMAT_WIDTH, MAX_TRANSFORM_OUTPUT_BYTES};
 
 /// Formats `args` with the Go-style `format`.
 pub(crate) fn sprintf(format: &str, args: &[&Value]) -> Result<String, String> {
@@ -90,6 +90,12 @@ pub(crate) fn sprintf(format: &str, args: &[&Value]) -> Result<String, String> {
         next_arg += 1;
         let formatted = format_one(verb, &spec, arg)
             .map_err(|reason| format!("format {format:?}: %{verb} {reason}"))?;
+        // Checked as the output grows: each verb may repeat a large argument (`%[1]s`).
+        if out.len() + formatted.len() > MAX_TRANSFORM_OUTPUT_BYTES {
+            return Err(format!(
+                "format {format:?}: the output is more than the limit of {MAX_TRANSFORM_OUTPUT_BYTES} bytes"
+            ));
+        }
         out.push_str(&formatted);
     }
     if !reordered && next_arg < args.len() {

@@ -373,3 +373,29 @@ fn patch_set_errors_name_the_patch_and_resource() {
         assert_eq!(err.to_string(), case.want, "{}", case.reason);
     }
 }
+
+/// A combine patch's format may repeat a variable (`%[1]s`): its output is bounded like a
+/// transform's, and refused before it is built, whatever the size of the variable.
+#[test]
+fn combine_output_is_bounded() {
+    let big = "x".repeat(200_000);
+    let from = json!({"spec": {"big": big}});
+    let p = patch(json!({
+        "type": "CombineFromComposite",
+        "combine": {"strategy": "string", "string": {"fmt": "%[1]s".repeat(8)},
+                    "variables": [{"fromFieldPath": "spec.big"}]},
+        "toFieldPath": "spec.joined",
+    }));
+    let mut to = json!({});
+    let err = apply_patch(&p, &from, &mut to).expect_err("the output is over the limit");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("field spec.joined: format "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("the output is more than the limit of 1048576 bytes"),
+        "{message}"
+    );
+    assert_eq!(to, json!({}));
+}
