@@ -5,7 +5,8 @@
 //!  standby ──(Lease free or expired)──▶ leader: controllers start, Lease renewed every ~4 s
 //!     ▲  the Lease's holder is watched: a released Lease is taken at once
 //!     └── a leader that loses the Lease exits (status 1) and is restarted as a standby
-//!  SIGTERM: controllers finish their reconciles (bounded), the Lease is released, exit 0
+//!  SIGTERM: controllers finish their reconciles (bounded), the Lease is released, exit 0;
+//!           a standby that had just written itself into the Lease releases it too
 //! ```
 //!
 //! A leader that dies without releasing holds the Lease until it expires: the standby
