@@ -885,7 +885,7 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     env.postgres_url(&secret["url"]).await;
     if let Some(kib) = peak_rss_kib(controller.0.id()) {
         println!(
-            "controller peak RSS during the PostgreSQL claim: {} MiB",
+            "controller peak RSS during the PostgreSQL claim (PostgreSQL and Vault providers): {} MiB",
             kib / 1024
         );
     }
