@@ -5,7 +5,8 @@
 //!  standby ──(Lease free or expired)──▶ leader: controllers start, Lease renewed every ~4 s
 //!     ▲  the Lease's holder is watched: a released Lease is taken at once
 //!     └── a leader that loses the Lease exits (status 1) and is restarted as a standby
-//!  SIGTERM: controllers finish their reconciles (bounded), the Lease is released, exit 0
+//!  SIGTERM: controllers finish their reconciles (bounded), the Lease is released, exit 0;
+//!           a standby that had just written itself into the Lease releases it too
 //! ```
 //!
 //! A leader that dies without releasing holds the Lease until it expires: the standby
@@ -72,6 +73,32 @@ impl Election {
                     self.lease
                 )
             })
+    }
+
+    /// Releases the Lease if it names this replica although no [`Leadership`] came of it:
+    /// a stop while [`Election::acquire`] had written this replica into the Lease but not
+    /// yet returned would otherwise leave the standbys waiting for it to expire.
+    pub async fn release_if_held(&self) {
+        let released = async {
+            let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+            let holder = api
+                .get_opt(&self.lease)
+                .await?
+                .and_then(|l| l.spec)
+                .and_then(|s| s.holder_identity);
+            if holder.as_deref() != Some(self.identity.as_str()) {
+                return anyhow::Ok(false);
+            }
+            // Cleared only while it still names this replica.
+            self.manager().await?.release().await?;
+            anyhow::Ok(true)
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), released).await {
+            Ok(Ok(true)) => tracing::info!("released the leader Lease"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "failed to release the leader Lease"),
+            Err(_) => tracing::warn!("releasing the leader Lease timed out; it expires by itself"),
+        }
     }
 
     /// Waits until this replica holds the Lease. A Lease released by its holder is taken

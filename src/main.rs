@@ -205,6 +205,8 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
             acquired = election.acquire() => Some(acquired?),
             _ = stop.changed() => {
                 tracing::info!("stopping while on standby");
+                // The Lease may name this replica already (taken, acquire not yet returned).
+                election.release_if_held().await;
                 return Ok(());
             }
         }
@@ -243,9 +245,11 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        // The controllers end only when they were asked to stop (their own signal handlers).
+        // The controllers end only when they were asked to stop.
         () = join_all(&mut tasks) => {}
         _ = stop.changed() => {
+            // The engine's controllers stop on this process's signal, whenever they started.
+            tessera_engine::scaffold::request_stop();
             let grace = Duration::from_secs(args.shutdown_timeout);
             tracing::info!(timeout = ?grace, "stopping: finishing the reconciles in flight");
             if tokio::time::timeout(grace, join_all(&mut tasks)).await.is_err() {

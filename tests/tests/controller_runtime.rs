@@ -79,6 +79,17 @@ fn metrics_addr() -> String {
 /// A controller process running the PostgreSQL provider on `shard` (a selector), with its
 /// metrics on `addr`, logging every reconcile it completes (with the object's name).
 fn controller(env: &TestEnv, shard: &str, addr: &str, leader: Option<&str>) -> ControllerProcess {
+    controller_with(env, shard, addr, leader, &[])
+}
+
+/// [`controller`] with more environment variables (later ones win).
+fn controller_with(
+    env: &TestEnv,
+    shard: &str,
+    addr: &str,
+    leader: Option<&str>,
+    extra: &[(&str, &str)],
+) -> ControllerProcess {
     let mut vars = vec![
         ("TESSERA_PROVIDERS", "postgresql"),
         ("TESSERA_SHARD", shard),
@@ -93,6 +104,7 @@ fn controller(env: &TestEnv, shard: &str, addr: &str, leader: Option<&str>) -> C
         vars.push(("TESSERA_LEADER_ELECT", "true"));
         vars.push(("TESSERA_LEADER_ELECTION_NAMESPACE", ns));
     }
+    vars.extend_from_slice(extra);
     ControllerProcess::spawn(env, &vars).expect("spawn controller")
 }
 
@@ -381,6 +393,203 @@ async fn sigterm_on_a_leader_that_reconciled_a_claim_hands_the_lease_over_at_onc
         "cleaned up"
     );
     drop(third);
+}
+
+/// The index of the replica the Lease names.
+fn holder_index(lease: &Lease, replicas: &[ControllerProcess]) -> Option<usize> {
+    replicas
+        .iter()
+        .position(|p| holder(lease).ends_with(&format!("-{}", p.id())))
+}
+
+/// SIGTERMs the leader `leader` (whose Lease was last renewed at `renewed`) and waits
+/// for another running replica to take the Lease. Asserts that it was released, not
+/// left to expire, and that the old leader exited 0 after draining, long before its
+/// shutdown timeout. Returns the new leader and its Lease.
+async fn sigterm_hands_over(
+    client: &kube::Client,
+    ns: &str,
+    lease_name: &str,
+    replicas: &mut [ControllerProcess],
+    leader: usize,
+    renewed: &k8s_openapi::jiff::Timestamp,
+    what: &str,
+) -> (usize, Lease) {
+    replicas[leader].terminate();
+    let terminated = Instant::now();
+    let (next, lease) = wait_for(Duration::from_secs(30), || async {
+        let lease = lease_holder(client, ns, lease_name).await?;
+        let i = holder_index(&lease, replicas).filter(|i| *i != leader)?;
+        Some((i, lease))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{what}: another replica takes the Lease after SIGTERM: {e}; the leader's log: {}",
+            replicas[leader].log().display()
+        )
+    });
+    println!("{what}: handover after SIGTERM: {:?}", terminated.elapsed());
+    let acquired = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.acquire_time.clone())
+        .expect("acquireTime")
+        .0;
+    assert!(
+        acquired.duration_since(*renewed).as_secs_f64() < 10.0,
+        "{what}: taken before the Lease expired (released): renewed {renewed}, acquired \
+         {acquired}; the leader's log: {}",
+        replicas[leader].log().display()
+    );
+    let old = &mut replicas[leader];
+    let code = old
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{what}: exit after SIGTERM: {e}; log: {}",
+                old.log().display()
+            )
+        });
+    println!("{what}: exited after {:?}", terminated.elapsed());
+    let log = old.log_text();
+    assert_eq!(
+        code,
+        Some(0),
+        "{what}: exit 0; log: {}",
+        old.log().display()
+    );
+    assert!(
+        log.contains("released the leader Lease"),
+        "{what}: released; log: {}",
+        old.log().display()
+    );
+    assert!(
+        !log.contains("reconciles still running at the shutdown timeout"),
+        "{what}: drained; log: {}",
+        old.log().display()
+    );
+    (next, lease)
+}
+
+fn renew_time(lease: &Lease) -> k8s_openapi::jiff::Timestamp {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.renew_time.clone())
+        .expect("renewTime")
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_a_leader_that_took_over_after_a_failover_drains_and_releases_at_once() {
+    let (env, client) = platform().await;
+    let ns = namespace(&client, &unique("failover-term")).await;
+    let shard_value = unique("ft");
+    let shard = format!("{SHARD_LABEL} in ({shard_value})");
+    let lease_name = format!("tessera-{shard_value}");
+    // A shutdown timeout far beyond the waits below: a replica that waited for it instead
+    // of draining would still hold the Lease when they give up.
+    let slow_stop = [("TESSERA_SHUTDOWN_TIMEOUT", "300")];
+    let mut replicas: Vec<ControllerProcess> = (0..4)
+        .map(|_| controller_with(&env, &shard, &metrics_addr(), Some(&ns), &slow_stop))
+        .collect();
+    claim_kind_established(&client).await;
+    let lease = wait_for(Duration::from_secs(30), || {
+        lease_holder(&client, &ns, &lease_name)
+    })
+    .await
+    .expect("a replica takes the Lease");
+    let first = holder_index(&lease, &replicas)
+        .unwrap_or_else(|| panic!("the holder {} is one of the replicas", holder(&lease)));
+    let names: Vec<String> = (0..2).map(|i| format!("db{i}-{shard_value}")).collect();
+    apply(&client, claim(&ns, &names[0], Some(&shard_value))).await;
+    wait_claim_ready(&client, &ns, &names[0], Duration::from_secs(90)).await;
+
+    // 1. SIGKILL the leader with a claim in flight: a standby takes the Lease once it
+    // expires, within the Lease's bound.
+    apply(&client, claim(&ns, &names[1], Some(&shard_value))).await;
+    replicas[first].kill();
+    let killed = Instant::now();
+    let (second, lease) = wait_for(Duration::from_secs(30), || async {
+        let lease = lease_holder(&client, &ns, &lease_name).await?;
+        let i = holder_index(&lease, &replicas).filter(|i| *i != first)?;
+        Some((i, lease))
+    })
+    .await
+    .expect("a standby takes the Lease");
+    let took_over = killed.elapsed();
+    println!("failover after SIGKILL of the leader: {took_over:?}");
+    assert!(
+        took_over < FAILOVER_BOUND,
+        "failover within the Lease's bound: {took_over:?}"
+    );
+
+    // 2. SIGTERM the new leader as soon as the Lease names it (it may still be finishing
+    // the takeover): it releases the Lease, which a standby takes at once.
+    let (third, lease) = sigterm_hands_over(
+        &client,
+        &ns,
+        &lease_name,
+        &mut replicas,
+        second,
+        &renew_time(&lease),
+        "the leader that took over after the failover",
+    )
+    .await;
+
+    // 3. SIGTERM the next one as soon as it starts its controllers (their caches still
+    // filling, the claims' reconciles starting): it stops them, releases, exits.
+    let log = replicas[third].log().to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("starting controllers")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new leader starts its controllers; log: {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (fourth, _) = sigterm_hands_over(
+        &client,
+        &ns,
+        &lease_name,
+        &mut replicas,
+        third,
+        &renew_time(&lease),
+        "a leader whose controllers just started",
+    )
+    .await;
+
+    // 4. The last replica converges both claims, each with one role and one database.
+    for n in &names {
+        wait_claim_ready(&client, &ns, n, Duration::from_secs(90)).await;
+    }
+    let pg = env.postgres().await;
+    for n in &names {
+        assert_eq!(
+            pg_count(&pg, &format!("{n}-")).await,
+            (1, 1),
+            "claim {n}: one role and one database"
+        );
+    }
+    assert!(
+        !reconciled(&replicas[fourth].log_text(), &names).is_empty(),
+        "the last leader reconciles the claims"
+    );
+    delete_claims(&client, &ns, &names).await;
+    for n in &names {
+        assert_eq!(
+            pg_count(&pg, &format!("{n}-")).await,
+            (0, 0),
+            "{n} cleaned up"
+        );
+    }
+    drop(replicas);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

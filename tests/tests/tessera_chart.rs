@@ -1,8 +1,10 @@
 //! The controller's Helm chart, charts/tessera: it lints and renders, the test cluster
 //! accepts what it renders, it installs, upgrades and uninstalls, its schema refuses bad
 //! values, its CRDs are `tessera crds` for the enabled providers, and its RBAC is both
-//! sufficient (a PostgreSQL claim reaches Ready through a `tessera controller` that runs
-//! with the chart's ServiceAccount token) and least (what it must not do is denied).
+//! sufficient (a PostgreSQL claim, and a Vault Policy whose ProviderConfig logs in with a
+//! token requested for a listed ServiceAccount, reach Ready through a `tessera controller`
+//! that runs with the chart's ServiceAccount token) and least (what it must not do is
+//! denied, TokenRequests for any other ServiceAccount or without the Vault provider too).
 //!
 //! There is no kubelet in the test cluster: the chart's pods never run, its objects must
 //! be accepted.
@@ -20,10 +22,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
+use tessera_tests::vault_auth::{PROVIDER_SA, kubernetes_auth};
 use tessera_tests::{
-    TestEnv, apply, condition, delete_in, get_in, install_crds, install_postgres_platform,
-    namespace, repo_root, secret_data, service_account_token, tessera_bin, unique,
-    wait_crd_established, wait_for, yaml_docs,
+    TestEnv, VAULT_API, apply, condition, delete, delete_in, get_in, install_crds,
+    install_postgres_platform, namespace, repo_root, secret_data, service_account_token,
+    tessera_bin, unique, wait_crd_established, wait_for, wait_gone, wait_ready, yaml_docs,
 };
 
 const CLAIM_API: &str = "platform.tessera.dev/v1alpha1";
@@ -341,6 +344,14 @@ fn schema_refuses_bad_values_with_a_clear_message() {
         ),
         ("compositeGroups={platform}", "/compositeGroups/0'"),
         ("metrics.port=80", "/metrics/port': minimum"),
+        (
+            "rbac.vaultTokenRequests[0].namespace=Kube_System",
+            "/rbac/vaultTokenRequests/0/namespace'",
+        ),
+        (
+            "rbac.vaultTokenRequests[0].name=vault",
+            "additional properties 'name' not allowed",
+        ),
     ];
     for (set, message) in cases {
         let out = helm(
@@ -355,6 +366,95 @@ fn schema_refuses_bad_values_with_a_clear_message() {
             "--set {set}: {stderr}"
         );
     }
+}
+
+#[test]
+fn token_requests_are_granted_per_listed_namespace_and_only_with_the_vault_provider() {
+    let env = TestEnv::load();
+    let requests = [
+        "rbac.vaultTokenRequests[0].namespace=apps",
+        "rbac.vaultTokenRequests[0].names={vault-a}",
+        "rbac.vaultTokenRequests[1].namespace=apps",
+        "rbac.vaultTokenRequests[1].names={vault-b,vault-a}",
+        "rbac.vaultTokenRequests[2].namespace=ci",
+    ];
+    let token_rules = |objs: &[Value]| -> Vec<(String, Value)> {
+        of_kind(objs, "Role")
+            .into_iter()
+            .flat_map(|r| {
+                let ns = r["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                r["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|rule| {
+                        rule["resources"]
+                            .as_array()
+                            .is_some_and(|rs| rs.iter().any(|x| x == "serviceaccounts/token"))
+                    })
+                    .map(move |rule| (ns.clone(), rule.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let with = |providers: &str| {
+        let mut sets = vec![format!("providers={{{providers}}}")];
+        sets.extend(requests.iter().map(|s| s.to_string()));
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        render(&env, &sets)
+    };
+
+    let objs = with("postgresql,vault");
+    let mut rules = token_rules(&objs);
+    rules.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(rules.len(), 2, "one Role per namespace: {rules:?}");
+    assert_eq!(rules[0].0, "apps");
+    assert_eq!(rules[0].1["verbs"], json!(["create"]));
+    assert_eq!(
+        rules[0].1["resourceNames"],
+        json!(["vault-a", "vault-b"]),
+        "the listed ServiceAccounts of the namespace only"
+    );
+    assert_eq!(rules[1].0, "ci");
+    assert!(
+        rules[1].1.get("resourceNames").is_none(),
+        "an entry without names: every ServiceAccount of its namespace"
+    );
+    let bindings = of_kind(&objs, "RoleBinding");
+    for ns in ["apps", "ci"] {
+        assert!(
+            bindings.iter().any(|b| b["metadata"]["namespace"] == ns
+                && b["roleRef"]["name"] == "tessera-vault-token-requests"
+                && b["subjects"][0]["name"] == "tessera"),
+            "the Role of {ns} is bound to the chart's ServiceAccount"
+        );
+    }
+    // Nothing cluster-wide grants tokens (no core-group rule for them or for everything).
+    for role in of_kind(&objs, "ClusterRole") {
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            let has = |key: &str, want: &[&str]| {
+                rule[key]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|x| want.iter().any(|w| x == *w)))
+            };
+            assert!(
+                !(has("apiGroups", &["", "*"])
+                    && has("resources", &["serviceaccounts/token", "*"])),
+                "{rule}"
+            );
+        }
+    }
+    assert!(
+        token_rules(&with("postgresql,rds,harbor")).is_empty(),
+        "no TokenRequests without the Vault provider"
+    );
+    assert!(
+        token_rules(&render(&env, &[])).is_empty(),
+        "none by default"
+    );
 }
 
 /// Writes the YAML documents into a file and runs `kubectl apply --dry-run=server` on it.
@@ -518,7 +618,18 @@ async fn allowed(
     admin: &Client,
     user: &str,
     sa_ns: &str,
+    attrs: (&str, &str, &str, &str, &str),
+) -> bool {
+    allowed_named(admin, user, sa_ns, attrs, None).await
+}
+
+/// [`allowed`], for the object `name`.
+async fn allowed_named(
+    admin: &Client,
+    user: &str,
+    sa_ns: &str,
     (verb, group, resource, sub, ns): (&str, &str, &str, &str, &str),
+    name: Option<&str>,
 ) -> bool {
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
@@ -534,6 +645,7 @@ async fn allowed(
                 resource: Some(resource.into()),
                 subresource: (!sub.is_empty()).then(|| sub.to_string()),
                 namespace: (!ns.is_empty()).then(|| ns.to_string()),
+                name: name.map(str::to_string),
                 ..Default::default()
             }),
             ..Default::default()
@@ -592,36 +704,43 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     install_postgres_platform(&env, &admin).await;
     let release_ns = namespace(&admin, &unique("tessera-rbac")).await;
     let claim_ns = namespace(&admin, &unique("app")).await;
+    // The ServiceAccount a Vault ProviderConfig logs in as (Kubernetes auth with a token
+    // the controller requests for it), beside one it may not request tokens for.
+    let vault_sa_ns = namespace(&admin, &unique("vault-sa")).await;
+    service_account_token(&admin, &vault_sa_ns, PROVIDER_SA).await;
+    let auth = kubernetes_auth(&env, &admin, &vault_sa_ns).await;
     let release = unique("rbac");
     let chart = chart_dir();
     // The chart's RBAC, with Secrets bound where this platform keeps them: the
-    // ProviderConfig's and composed Roles' namespace, and the application's.
+    // ProviderConfig's and composed Roles' namespace, and the application's; TokenRequests
+    // for the Vault login's ServiceAccount only.
     let secret_namespaces = format!("rbac.secretNamespaces={{tessera-system,{claim_ns}}}");
-    ok(
-        helm(
-            &env,
-            &[
-                "install",
-                &release,
-                chart.to_str().unwrap(),
-                "-n",
-                &release_ns,
-                "--set",
-                "installCRDs=false",
-                "--set",
-                "providers={postgresql}",
-                "--set",
-                &secret_namespaces,
-            ],
-        ),
-        "helm install",
-    );
+    let token_ns = format!("rbac.vaultTokenRequests[0].namespace={vault_sa_ns}");
+    let token_names = format!("rbac.vaultTokenRequests[0].names={{{PROVIDER_SA}}}");
+    let sets = [
+        "installCRDs=false",
+        "providers={postgresql,vault}",
+        &secret_namespaces,
+        &token_ns,
+        &token_names,
+    ];
+    let mut install = vec![
+        "install",
+        &release,
+        chart.to_str().unwrap(),
+        "-n",
+        &release_ns,
+    ];
+    for s in &sets {
+        install.extend(["--set", s]);
+    }
+    ok(helm(&env, &install), "helm install");
     let installed = Release {
         env: &env,
         name: release.clone(),
         namespace: release_ns.clone(),
     };
-    let objs = render(&env, &["providers={postgresql}", &secret_namespaces]);
+    let objs = render(&env, &sets[1..]);
     let chart_args = args_of(of_kind(&objs, "Deployment")[0]);
     let sa = format!("{release}-tessera");
     let user = format!("system:serviceaccount:{release_ns}:{sa}");
@@ -711,6 +830,51 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         ready.is_ok(),
         "the claim became Ready through the ServiceAccount's controller; its log:\n{log_text}"
     );
+
+    // A Vault Policy through a ProviderConfig that logs in with a token the controller
+    // requests (TokenRequest) for the listed ServiceAccount.
+    let role = unique("chart-provider");
+    auth.role(&env, &role, 600, 1200, None).await;
+    let pc = unique("chart-k8s-auth");
+    apply(
+        &admin,
+        json!({
+            "apiVersion": VAULT_API, "kind": "ProviderConfig",
+            "metadata": { "name": &pc },
+            "spec": {
+                "address": env.get("VAULT_ADDR"),
+                "credentials": { "source": "KubernetesAuth" },
+                "kubernetesAuth": {
+                    "mountPath": auth.mount,
+                    "role": role,
+                    "serviceAccountRef": { "name": PROVIDER_SA, "namespace": &vault_sa_ns }
+                }
+            }
+        }),
+    )
+    .await;
+    let policy = unique("chart-policy");
+    apply(
+        &admin,
+        json!({
+            "apiVersion": VAULT_API, "kind": "Policy",
+            "metadata": { "name": &policy },
+            "spec": { "providerConfigRef": { "name": &pc },
+                "forProvider": { "rules": [{ "paths": [format!("secret/data/{policy}/*")], "capabilities": ["read"] }] } }
+        }),
+    )
+    .await;
+    wait_ready(&admin, VAULT_API, "Policy", &policy).await;
+    let rules = vaultrs::sys::policy::read(&env.vault(), &policy)
+        .await
+        .expect("the Policy is in Vault")
+        .rules;
+    assert!(
+        rules.contains(&format!("secret/data/{policy}/*")),
+        "{rules}"
+    );
+
+    let log_text = std::fs::read_to_string(&controller.1).unwrap_or_default();
     assert!(
         !log_text.contains("forbidden") && !log_text.contains("Forbidden"),
         "no request of the controller was forbidden:\n{log_text}"
@@ -721,7 +885,7 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     env.postgres_url(&secret["url"]).await;
     if let Some(kib) = peak_rss_kib(controller.0.id()) {
         println!(
-            "controller peak RSS during the PostgreSQL claim: {} MiB",
+            "controller peak RSS during the PostgreSQL claim (PostgreSQL and Vault providers): {} MiB",
             kib / 1024
         );
     }
@@ -797,11 +961,34 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         ("update", "coordination.k8s.io", "leases", "", release_ns),
         ("patch", "postgresql.sql.tessera.dev", "roles", "status", ""),
         ("create", "events.k8s.io", "events", "", claim_ns),
+        ("patch", "vault.tessera.dev", "policies", "status", ""),
+        ("get", "", "configmaps", "", claim_ns),
     ];
     for attrs in granted {
         assert!(
             allowed(&admin, &user, release_ns, attrs).await,
             "denied: {attrs:?}"
+        );
+    }
+    // TokenRequests: for the listed ServiceAccount only.
+    let token = (
+        "create",
+        "",
+        "serviceaccounts",
+        "token",
+        vault_sa_ns.as_str(),
+    );
+    assert!(allowed_named(&admin, &user, release_ns, token, Some(PROVIDER_SA)).await);
+    for (ns, name) in [
+        (vault_sa_ns.as_str(), "vault-reviewer"),
+        (vault_sa_ns.as_str(), "default"),
+        ("kube-system", "default"),
+        (release_ns, sa.as_str()),
+    ] {
+        let attrs = ("create", "", "serviceaccounts", "token", ns);
+        assert!(
+            !allowed_named(&admin, &user, release_ns, attrs, Some(name)).await,
+            "allowed: a token for {ns}/{name}"
         );
     }
 
@@ -920,7 +1107,43 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         let log_text = std::fs::read_to_string(&controller.1).unwrap_or_default();
         panic!("the claim was not deleted: {e}; controller log:\n{log_text}")
     });
+    delete(&admin, VAULT_API, "Policy", &policy).await;
+    wait_gone(&admin, VAULT_API, "Policy", &policy).await;
+    delete(&admin, VAULT_API, "ProviderConfig", &pc).await;
+    wait_gone(&admin, VAULT_API, "ProviderConfig", &pc).await;
     drop(controller);
+
+    // Without the Vault provider, no TokenRequests at all.
+    ok(
+        helm(
+            &env,
+            &[
+                "upgrade",
+                &release,
+                chart.to_str().unwrap(),
+                "-n",
+                release_ns,
+                "--reuse-values",
+                "--set",
+                "providers={postgresql}",
+            ],
+        ),
+        "helm upgrade",
+    );
+    assert!(
+        !allowed_named(&admin, &user, release_ns, token, Some(PROVIDER_SA)).await,
+        "a token for the listed ServiceAccount with the Vault provider disabled"
+    );
+    assert!(
+        allowed(
+            &admin,
+            &user,
+            release_ns,
+            ("patch", "", "secrets", "", claim_ns)
+        )
+        .await,
+        "the rest stays granted"
+    );
     drop(installed);
     let _ = std::fs::remove_file(Path::new(&kubeconfig));
 }

@@ -218,9 +218,18 @@ fn using_composition(
 
 #[instrument(skip_all, fields(kind = %ctx.xr.kind, name = %xr.name_any()))]
 async fn reconcile(xr: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    // Selection reads the Composition and revision caches: wait for their first list.
-    for ready in &ctx.caches_ready {
-        let _ = ready.clone().wait_for(|r| *r).await;
+    // Selection reads the Composition and revision caches: wait for their first list. Their
+    // watches are read only until the process is asked to stop: a reconcile still waiting
+    // then ends without doing anything.
+    let caches = async {
+        for ready in &ctx.caches_ready {
+            let _ = ready.clone().wait_for(|r| *r).await;
+        }
+    };
+    tokio::select! {
+        biased;
+        () = caches => {}
+        () = scaffold::stopped() => return Ok(Action::await_change()),
     }
     scaffold::finalizer(&ctx.api(), FINALIZER, xr, |event| async {
         match event {

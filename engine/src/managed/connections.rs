@@ -164,11 +164,22 @@ async fn ready<K: Resource<DynamicType = ()> + Clone + 'static>(
     store: &Store<K>,
     what: &str,
 ) -> Result<(), ProviderError> {
-    store
-        .wait_until_ready()
-        .await
-        .map_err(|_| ProviderError::Transient(format!("the watch of {what} stopped")))
+    // A store's `wait_until_ready` wakes only the last of several concurrent waiters (the
+    // first reconciles of every kind wait on the same ProviderConfig store): the others
+    // would sleep until something else polled them. Ask again until it answers.
+    loop {
+        match tokio::time::timeout(READY_RECHECK, store.wait_until_ready()).await {
+            Ok(result) => {
+                return result
+                    .map_err(|_| ProviderError::Transient(format!("the watch of {what} stopped")));
+            }
+            Err(_) => continue,
+        }
+    }
 }
+
+/// How often a reconcile waiting for a watch's first list checks again.
+const READY_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl<C: Connect> CachedConnector<C> {
     /// A connector that connects with `connect`.
@@ -365,5 +376,35 @@ where
 
     fn external_system(&self) -> &str {
         C::SYSTEM
+    }
+}
+
+#[cfg(test)]
+mod ready_tests {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::runtime::{reflector, watcher};
+
+    use super::ready;
+
+    #[tokio::test]
+    async fn every_reconcile_waiting_for_the_first_list_goes_on_once_it_is_there() {
+        let (store, mut writer) = reflector::store::<Secret>();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { ready(&store, "Secrets").await })
+            })
+            .collect();
+        // Every waiter has polled the store once before the list arrives.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        for w in waiters {
+            let done = tokio::time::timeout(std::time::Duration::from_secs(10), w).await;
+            assert!(
+                matches!(done, Ok(Ok(Ok(())))),
+                "a waiter was not woken: {done:?}"
+            );
+        }
     }
 }

@@ -26,7 +26,7 @@ pub use backoff::{Backoff, jitter};
 pub use events::{event, publish, publish_event};
 pub use finalizer::{Event, FinalizerError, Next, add_finalizer, finalizer, remove_finalizer};
 pub use panics::RECONCILE_PANICKED;
-pub use supervise::{Supervised, stopping, supervise};
+pub use supervise::{Supervised, request_stop, stopped, stopping, supervise};
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -233,8 +233,10 @@ pub async fn run<K, C, E, F, Fut>(
 {
     supervise::watch_for_stop();
     let name = controller_name::<K>(&dyntype);
+    let log_name = name.clone();
     let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let store = controller.store();
+    let cache = store.clone();
     tokio::spawn({
         let (store, synced) = (store.clone(), synced.clone());
         async move {
@@ -294,7 +296,7 @@ pub async fn run<K, C, E, F, Fut>(
             }
         }
     };
-    controller
+    let running = controller
         .with_config(Config::default().concurrency(concurrency))
         .graceful_shutdown_on(supervise::stopped())
         .run(contained, error_policy::<K, C, ReconcileError<E>>, ctx)
@@ -303,8 +305,25 @@ pub async fn run<K, C, E, F, Fut>(
                 Ok((obj, action)) => trace!(object = %obj, ?action, "reconciled"),
                 Err(e) => debug!(error = %e, "reconcile loop"),
             }
-        })
-        .await;
+        });
+    // On a stop, kube's controller stops reading its watches and then waits for its
+    // reconciles; but it starts reconciling only once its cache holds the first full list,
+    // which, with the watches no longer read, never comes: a controller stopped before
+    // its cache was ready (just started, or started by another controller during the
+    // drain) would wait until the process is killed. Its cache not ready at the stop, it
+    // never reconciled: it ends at once.
+    let stopped_unsynced = async {
+        supervise::stopped().await;
+        if cache.wait_until_ready().now_or_never().is_none() {
+            debug!(controller = %log_name, "stopped before its cache was ready");
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = running => {}
+        () = stopped_unsynced => {}
+    }
 }
 
 fn error_policy<K: Resource, C: Context, E: std::fmt::Display>(

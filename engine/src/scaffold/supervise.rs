@@ -41,6 +41,14 @@ pub async fn stopped() {
     }
 }
 
+/// Asks every controller of the process to stop, as SIGTERM does: a process that handles
+/// the signal itself (and may have received it before any controller started) passes it
+/// on with this, so that no controller depends on its own handler being in place in time.
+pub fn request_stop() {
+    STOPPING.store(true, Ordering::SeqCst);
+    STOP.notify_waiters();
+}
+
 /// Starts, once per process, the task that notes the stop signal for [`stopping`].
 pub(crate) fn watch_for_stop() {
     static ONCE: Once = Once::new();
@@ -61,8 +69,7 @@ pub(crate) fn watch_for_stop() {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = terminate => {}
             }
-            STOPPING.store(true, Ordering::SeqCst);
-            STOP.notify_waiters();
+            request_stop();
         });
     });
 }
@@ -119,7 +126,11 @@ where
             "controller stopped unexpectedly; restarting it"
         );
         report(Supervised::Stopped { restarts, panicked }).await;
-        tokio::time::sleep(delay).await;
+        // A stop during the delay ends the wait: the process drains without it.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stopped() => {}
+        }
         if stopping() {
             return;
         }
