@@ -14,7 +14,7 @@ use kube::discovery::ApiResource;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tessera_tests::{
-    PG_API, TEST_NAMESPACE, TestEnv, apiserver_writes, apply, condition, delete, delete_in,
+    PG_API, TEST_NAMESPACE, TestEnv, apiserver_write_requests, apiserver_writes, apply, condition, delete, delete_in,
     install_crds, install_postgres_platform, namespace, pg_provider_config,
     start_composition_controllers_in_process, start_controller_in_process, unique,
     wait_all_reconciled, wait_gone, wait_object_in, wait_ready, yaml_docs,
@@ -258,7 +258,7 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
     claim["metadata"]["namespace"] = json!(ns);
     wait_for_no_deletions(&client).await;
     wait_for_quiet(&client).await;
-    let before_claim = all_tessera_writes(&client).await;
+    let before_claim = tessera_write_requests(&client).await;
     apply(&client, claim).await;
     let name = "orders-db";
     let ready = wait_object_in(
@@ -302,11 +302,14 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
     objects.extend(composed.iter().map(|(k, n)| (k.as_str(), None, n.as_str())));
     // A reconcile of each that started after the claim is Ready: the writes are over.
     wait_all_reconciled(&objects, Instant::now(), POLL_WAIT).await;
-    let create = delta(&before_claim, &all_tessera_writes(&client).await);
+    let create = delta(&before_claim, &tessera_write_requests(&client).await);
     println!(
-        "writes from applying a claim to all Ready (incl. the test's apply): {} {create:?}",
+        "writes from applying a claim to all Ready (incl. the test's apply): {}",
         total(&create)
     );
+    for (request, n) in &create {
+        println!("  {n:>3}  {request}");
+    }
     assert!(
         total(&create) <= WRITES_PER_CLAIM,
         "at most {WRITES_PER_CLAIM} writes per claim to Ready, {} made: {create:?}",
@@ -340,19 +343,33 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
     wait_for_no_deletions(&client).await;
 }
 
-/// Writes to any Tessera kind (claims, composites, managed resources, the engine's own),
-/// CRDs, Secrets and Events.
+/// Whether writes to `resource` (`group/resource[/subresource]`) count: any Tessera kind
+/// (claims, composites, managed resources, the engine's own), CRDs, Secrets and Events.
+fn tessera_resource(resource: &str) -> bool {
+    resource
+        .split('/')
+        .next()
+        .is_some_and(|g| g.ends_with("tessera.dev"))
+        || resource.starts_with("apiextensions.k8s.io/")
+        || resource.starts_with("/secrets")
+        || resource.contains("/events")
+}
+
+/// Writes to any Tessera kind, CRDs, Secrets and Events ([`tessera_resource`]).
 async fn all_tessera_writes(client: &kube::Client) -> BTreeMap<String, u64> {
     apiserver_writes(client)
         .await
         .into_iter()
-        .filter(|(k, _)| {
-            k.split('/')
-                .next()
-                .is_some_and(|g| g.ends_with("tessera.dev"))
-                || k.starts_with("apiextensions.k8s.io/")
-                || k.starts_with("/secrets")
-                || k.contains("/events")
-        })
+        .filter(|(k, _)| tessera_resource(k))
+        .collect()
+}
+
+/// [`all_tessera_writes`] by verb: keyed `VERB group/resource[/subresource]`.
+async fn tessera_write_requests(client: &kube::Client) -> BTreeMap<String, u64> {
+    apiserver_write_requests(client)
+        .await
+        .into_iter()
+        .filter(|((_, k), _)| tessera_resource(k))
+        .map(|((verb, k), n)| (format!("{verb} {k}"), n))
         .collect()
 }

@@ -46,8 +46,15 @@ impl crate::scaffold::ErrorReason for Error {
 /// The writes the state machine makes to the cluster.
 #[async_trait]
 pub trait Effects<M>: Send + Sync {
-    /// Merges annotations into the object's metadata.
+    /// Merges annotations into the object's metadata. When the object does not carry the
+    /// managed finalizer yet, the same write adds it: the first annotation patch of a
+    /// create (the external name and `create-pending`) is then also the one that makes
+    /// deletion wait for the external resource, before the create can happen.
     async fn annotate(&self, obj: &M, values: &[(&str, String)]) -> Result<(), Error>;
+    /// Adds the managed finalizer unless the object carries it (or an earlier write of
+    /// this pass added it). Called before anything but a create changes the external
+    /// resource, and before the status is written.
+    async fn ensure_finalizer(&self, obj: &M) -> Result<(), Error>;
     /// Removes the managed finalizer, letting Kubernetes delete the object.
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error>;
     /// Writes late-initialized `spec.forProvider` fields (only called when they changed).
@@ -302,8 +309,9 @@ fn success(ready: Condition, requeue: Duration) -> Step {
     }
 }
 
-/// One pass over an object that has the finalizer (or is being deleted with it), after the
-/// provider connected. `mr` is the object as read; on return it holds what the provider
+/// One pass over a live object (which may not carry the finalizer yet: the pass adds it
+/// before it changes anything, see [`Effects::ensure_finalizer`]) or over one being
+/// deleted with the finalizer, after the provider connected. `mr` is the object as read; on return it holds what the provider
 /// observed (its status, and an external name it derived). `poll` is the object's
 /// (jittered) poll interval.
 pub async fn drive<M: Managed>(
@@ -324,6 +332,16 @@ pub async fn drive<M: Managed>(
     };
 
     let created_here = created_here(obj);
+    let will_create = !deleting
+        && !observation.exists
+        && spec.allows(ManagementAction::Create)
+        && !(create_incomplete(obj)
+            && external.create_identity() == CreateIdentity::AssignedByExternalSystem);
+    if !will_create {
+        // A create adds the finalizer with its create-pending annotation (one write);
+        // any other pass adds it before it may change anything.
+        effects.ensure_finalizer(obj).await?;
+    }
 
     if deleting {
         let delete =
