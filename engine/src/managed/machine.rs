@@ -52,8 +52,9 @@ pub trait Effects<M>: Send + Sync {
     /// deletion wait for the external resource, before the create can happen.
     async fn annotate(&self, obj: &M, values: &[(&str, String)]) -> Result<(), Error>;
     /// Adds the managed finalizer unless the object carries it (or an earlier write of
-    /// this pass added it). Called before anything but a create changes the external
-    /// resource, and before the status is written.
+    /// this pass added it). Called before a mark, an update or a late initialization (a
+    /// create is preceded by an [`Self::annotate`]); the reconciler calls it before it
+    /// writes the status.
     async fn ensure_finalizer(&self, obj: &M) -> Result<(), Error>;
     /// Removes the managed finalizer, letting Kubernetes delete the object.
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error>;
@@ -332,16 +333,6 @@ pub async fn drive<M: Managed>(
     };
 
     let created_here = created_here(obj);
-    let will_create = !deleting
-        && !observation.exists
-        && spec.allows(ManagementAction::Create)
-        && !(create_incomplete(obj)
-            && external.create_identity() == CreateIdentity::AssignedByExternalSystem);
-    if !will_create {
-        // A create adds the finalizer with its create-pending annotation (one write);
-        // any other pass adds it before it may change anything.
-        effects.ensure_finalizer(obj).await?;
-    }
 
     if deleting {
         let delete =
@@ -381,6 +372,7 @@ pub async fn drive<M: Managed>(
         match claim(&observation.ownership, &spec, created_here, marks, &name) {
             Claim::Manage => {}
             Claim::Mark(why) => {
+                effects.ensure_finalizer(obj).await?;
                 external.mark(mr).await?;
                 let (reason, note) = match why {
                     MarkReason::Adopt => (
@@ -493,11 +485,13 @@ pub async fn drive<M: Managed>(
         let before = for_provider(obj)?;
         let after = for_provider(mr)?;
         if before != after {
+            effects.ensure_finalizer(obj).await?;
             effects.late_initialize(obj, after).await?;
         }
     }
 
-    if !observation.up_to_date && spec.allows(ManagementAction::Update) {
+    let observation = if !observation.up_to_date && spec.allows(ManagementAction::Update) {
+        effects.ensure_finalizer(obj).await?;
         connection.merge(external.update(mr).await?);
         let diff = observation.diff.as_deref().unwrap_or("the spec changed");
         effects
@@ -510,7 +504,14 @@ pub async fn drive<M: Managed>(
                 ),
             )
             .await;
-    }
+        // Read back at once, as after a create: the status then shows the state the
+        // update made, instead of being written again at the next poll.
+        let again = external.observe(mr).await?;
+        connection.merge(again.connection.clone());
+        again
+    } else {
+        observation
+    };
 
     if let Some(target) = &spec.write_connection_secret_to_ref {
         effects

@@ -305,8 +305,27 @@ async fn state_machine_table() {
             obj: without_finalizer(widget()),
             client: ExternalClientFns::new(always(ours(Observation::drifted("size")))),
             want: Want {
-                calls: &["observe", "update"],
+                calls: &["observe", "update", "observe"],
                 writes: &["add-finalizer", "event Updated"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a new object whose external resource exists, with no external name \
+                     recorded, gets its finalizer in the same write as the external name",
+            obj: without_finalizer(Widget {
+                metadata: kube::api::ObjectMeta {
+                    annotations: None,
+                    ..widget().metadata
+                },
+                ..widget()
+            }),
+            client: ExternalClientFns::new(always(ours(Observation::drifted("size")))),
+            want: Want {
+                calls: &["observe", "update", "observe"],
+                writes: &["annotate finalizer,tessera.dev/external-name", "event Updated"],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
                 ..NONE
@@ -465,7 +484,7 @@ async fn state_machine_table() {
                 "size: want 2, have 1",
             )))),
             want: Want {
-                calls: &["observe", "update"],
+                calls: &["observe", "update", "observe"],
                 writes: &["event Updated"],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
@@ -737,7 +756,7 @@ async fn state_machine_table() {
                 ..ExternalClientFns::new(always(Observation::drifted("size")))
             },
             want: Want {
-                calls: &["observe", "mark", "update"],
+                calls: &["observe", "mark", "update", "observe"],
                 writes: &["event Adopted", "event Updated"],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
@@ -860,7 +879,7 @@ async fn state_machine_table() {
                 Observation::drifted("privileges").with_ownership(Ownership::NotTracked),
             )),
             want: Want {
-                calls: &["observe", "update"],
+                calls: &["observe", "update", "observe"],
                 writes: &["event Updated"],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
