@@ -1120,13 +1120,13 @@ impl Default for TestKinds {
 /// its own `apiserver_request_total` metric, keyed by `group/resource[/subresource]`
 /// (group empty for the core API).
 pub async fn apiserver_writes(client: &Client) -> std::collections::BTreeMap<String, u64> {
-    apiserver_write_requests(client)
-        .await
-        .into_iter()
-        .fold(Default::default(), |mut out, ((_, key), n)| {
+    apiserver_write_requests(client).await.into_iter().fold(
+        Default::default(),
+        |mut out, ((_, key), n)| {
             *out.entry(key).or_insert(0) += n;
             out
-        })
+        },
+    )
 }
 
 /// [`apiserver_writes`] by verb and resource: keyed by (`POST`, `PUT`, `PATCH`, `APPLY` or
@@ -1174,8 +1174,7 @@ pub async fn apiserver_requests(
         if !sub.is_empty() {
             key = format!("{key}/{sub}");
         }
-        *out.entry((label("verb"), key)).or_insert(0) +=
-            value.parse::<f64>().unwrap_or(0.0) as u64;
+        *out.entry((label("verb"), key)).or_insert(0) += value.parse::<f64>().unwrap_or(0.0) as u64;
     }
     out
 }

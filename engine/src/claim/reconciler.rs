@@ -256,7 +256,9 @@ impl Ctx {
         };
         let held_back = ctx.write_status(claim, &xr_name, want).await?;
         ctx.backoff.reset(claim);
-        Ok(Action::requeue(held_back.map_or(poll, |wait| wait.min(poll))))
+        Ok(Action::requeue(
+            held_back.map_or(poll, |wait| wait.min(poll)),
+        ))
     }
 
     /// Writes `ready`, `synced` (a failure), and the composite's status `fields` (kept while

@@ -43,7 +43,13 @@ pub(super) struct ChildWrites {
 impl ChildWrites {
     /// Records an apply (`exists`) or delete of composed resource `key` by composite
     /// `xr_uid`, made when the store showed version `superseded` (`None`: not there).
-    pub(super) fn record(&self, xr_uid: &str, key: String, superseded: Option<String>, exists: bool) {
+    pub(super) fn record(
+        &self,
+        xr_uid: &str,
+        key: String,
+        superseded: Option<String>,
+        exists: bool,
+    ) {
         let mut all = self.composites.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         all.retain(|_, writes| {
@@ -127,7 +133,10 @@ mod tests {
         writes.record("xr", key("g", "K", None, "a"), None, true);
         assert!(writes.stale("xr", "g", "K", &[]), "created, not there yet");
         assert!(!writes.stale("xr", "g", "Other", &[]), "another kind");
-        assert!(!writes.stale("other-xr", "g", "K", &[]), "another composite");
+        assert!(
+            !writes.stale("other-xr", "g", "K", &[]),
+            "another composite"
+        );
         assert!(!writes.stale("xr", "g", "K", &[obj("a", "5")]), "there now");
         assert!(!writes.stale("xr", "g", "K", &[]), "forgotten once seen");
 
@@ -136,7 +145,10 @@ mod tests {
             writes.stale("xr", "g", "K", &[obj("a", "5")]),
             "the version the apply replaced"
         );
-        assert!(!writes.stale("xr", "g", "K", &[obj("a", "6")]), "a newer one");
+        assert!(
+            !writes.stale("xr", "g", "K", &[obj("a", "6")]),
+            "a newer one"
+        );
 
         writes.record("xr", key("g", "K", None, "a"), Some("6".into()), false);
         assert!(

@@ -121,7 +121,10 @@ impl Effects for ClusterFns {
             return Ok(false);
         }
         if published.is_empty() && !create {
-            self.log(format!("publish-waits {}/{}", secret.namespace, secret.name));
+            self.log(format!(
+                "publish-waits {}/{}",
+                secret.namespace, secret.name
+            ));
             return Ok(false);
         }
         self.log(format!("publish {}/{}", secret.namespace, secret.name));

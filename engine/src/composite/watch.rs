@@ -133,7 +133,11 @@ impl ChildWatches {
                 .store
                 .state()
                 .iter()
-                .filter(|o| o.labels().get(LABEL_COMPOSITE).is_some_and(|n| n == xr_name))
+                .filter(|o| {
+                    o.labels()
+                        .get(LABEL_COMPOSITE)
+                        .is_some_and(|n| n == xr_name)
+                })
                 .filter(|o| {
                     o.owner_references()
                         .iter()

@@ -325,7 +325,10 @@ async fn state_machine_table() {
             client: ExternalClientFns::new(always(ours(Observation::drifted("size")))),
             want: Want {
                 calls: &["observe", "update", "observe"],
-                writes: &["annotate finalizer,tessera.dev/external-name", "event Updated"],
+                writes: &[
+                    "annotate finalizer,tessera.dev/external-name",
+                    "event Updated",
+                ],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
                 ..NONE

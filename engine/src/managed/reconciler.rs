@@ -267,7 +267,9 @@ fn finalizer_and_annotations<M: kube::Resource>(
     if has_annotations {
         for (k, v) in values {
             let key = k.replace('~', "~0").replace('/', "~1");
-            ops.push(json!({ "op": "add", "path": format!("/metadata/annotations/{key}"), "value": v }));
+            ops.push(
+                json!({ "op": "add", "path": format!("/metadata/annotations/{key}"), "value": v }),
+            );
         }
     } else {
         let map: serde_json::Map<String, serde_json::Value> = values
@@ -284,8 +286,8 @@ impl<M: Managed, C: Connector<M>> Pass<'_, M, C> {
     /// Adds the finalizer together with `values` (annotations) in one JSON patch.
     async fn add_finalizer_with(&self, obj: &M, values: &[(&str, String)]) -> Result<(), Error> {
         let ops = finalizer_and_annotations(obj, values);
-        let patch: json_patch::Patch = serde_json::from_value(ops)
-            .map_err(|e| Error::Serialize(obj.name_any(), e))?;
+        let patch: json_patch::Patch =
+            serde_json::from_value(ops).map_err(|e| Error::Serialize(obj.name_any(), e))?;
         let written = self
             .ctx
             .api()

@@ -129,7 +129,11 @@ mod tests {
         let cases = [
             (
                 "a shorter waiting list",
-                c(creating("Waiting for resources: b"), ok, json!({ "name": "x" })),
+                c(
+                    creating("Waiting for resources: b"),
+                    ok,
+                    json!({ "name": "x" }),
+                ),
                 &[][..],
                 true,
             ),
@@ -145,7 +149,11 @@ mod tests {
             ),
             (
                 "ready",
-                c(("True", "Available", String::new()), ok, json!({ "name": "x" })),
+                c(
+                    ("True", "Available", String::new()),
+                    ok,
+                    json!({ "name": "x" }),
+                ),
                 &[],
                 false,
             ),
@@ -171,7 +179,11 @@ mod tests {
             ),
             (
                 "a kept field changed",
-                c(creating("Waiting for resources: a, b"), ok, json!({ "name": "y" })),
+                c(
+                    creating("Waiting for resources: a, b"),
+                    ok,
+                    json!({ "name": "y" }),
+                ),
                 &["name"],
                 false,
             ),
@@ -211,11 +223,7 @@ mod tests {
             None,
             "other changes are written at once"
         );
-        assert_eq!(
-            writes.hold_back("b", true, t3),
-            None,
-            "per object"
-        );
+        assert_eq!(writes.hold_back("b", true, t3), None, "per object");
         assert_eq!(
             writes.hold_back("a", true, t0 + Duration::from_secs(10)),
             None
