@@ -117,9 +117,19 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
         target,
         secret_type,
         details,
+        Publish::Always,
     )
     .await
     .map(|_| ())
+}
+
+/// Whether [`publish_owned`] may create the Secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publish {
+    /// Create it, or update it.
+    Always,
+    /// Only update a Secret that exists: the details are not complete yet.
+    IfExists,
 }
 
 /// Who a connection Secret belongs to: its controller, named in logs, and the shard whose
@@ -175,7 +185,8 @@ pub async fn read_controlled(
 /// refuse the Secret). A Secret of another type is replaced (deleted, then written) when
 /// Tessera wrote it (it has the [`MANAGED_BY_LABEL`]); anyone else's is left to the API
 /// server, whose refusal then becomes the write's error. The Secret carries the owner's
-/// shard label, if any.
+/// shard label, if any. With [`Publish::IfExists`], a Secret that does not exist is not
+/// created.
 pub async fn publish_owned(
     client: &kube::Client,
     field_manager: &str,
@@ -183,6 +194,7 @@ pub async fn publish_owned(
     target: &SecretReference,
     secret_type: Option<&str>,
     details: &ConnectionDetails,
+    when: Publish,
 ) -> Result<bool, kube::Error> {
     let SecretOwner {
         reference: owner,
@@ -197,6 +209,10 @@ pub async fn publish_owned(
         && holds(existing, details)
         && shard.is_none_or(|s| crate::shard::of(existing.labels()) == Some(s))
     {
+        return Ok(false);
+    }
+    if existing.is_none() && when == Publish::IfExists {
+        tracing::debug!(owner = %owner_name, secret = %target.name, "connection secret waits for complete details");
         return Ok(false);
     }
     let missing = missing_keys(secret_type, |k| details.0.contains_key(k));

@@ -1120,6 +1120,29 @@ impl Default for TestKinds {
 /// its own `apiserver_request_total` metric, keyed by `group/resource[/subresource]`
 /// (group empty for the core API).
 pub async fn apiserver_writes(client: &Client) -> std::collections::BTreeMap<String, u64> {
+    apiserver_write_requests(client).await.into_iter().fold(
+        Default::default(),
+        |mut out, ((_, key), n)| {
+            *out.entry(key).or_insert(0) += n;
+            out
+        },
+    )
+}
+
+/// [`apiserver_writes`] by verb and resource: keyed by (`POST`, `PUT`, `PATCH`, `APPLY` or
+/// `DELETE`; `group/resource[/subresource]`).
+pub async fn apiserver_write_requests(
+    client: &Client,
+) -> std::collections::BTreeMap<(String, String), u64> {
+    apiserver_requests(client, &["POST", "PUT", "PATCH", "APPLY", "DELETE"]).await
+}
+
+/// The requests of `verbs` (as the metric names them: `GET`, `LIST`, `WATCH`, `APPLY`, ...)
+/// the API server has served so far, keyed by (verb, `group/resource[/subresource]`).
+pub async fn apiserver_requests(
+    client: &Client,
+    verbs: &[&str],
+) -> std::collections::BTreeMap<(String, String), u64> {
     let req = http::Request::get("/metrics")
         .body(Vec::new())
         .expect("request");
@@ -1143,10 +1166,7 @@ pub async fn apiserver_writes(client: &Client) -> std::collections::BTreeMap<Str
                 .unwrap_or("")
                 .to_string()
         };
-        if !matches!(
-            label("verb").as_str(),
-            "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE"
-        ) {
+        if !verbs.contains(&label("verb").as_str()) {
             continue;
         }
         let mut key = format!("{}/{}", label("group"), label("resource"));
@@ -1154,7 +1174,7 @@ pub async fn apiserver_writes(client: &Client) -> std::collections::BTreeMap<Str
         if !sub.is_empty() {
             key = format!("{key}/{sub}");
         }
-        *out.entry(key).or_insert(0) += value.parse::<f64>().unwrap_or(0.0) as u64;
+        *out.entry((label("verb"), key)).or_insert(0) += value.parse::<f64>().unwrap_or(0.0) as u64;
     }
     out
 }

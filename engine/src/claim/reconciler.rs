@@ -19,6 +19,7 @@ use crate::api::common::{Condition, capitalize};
 use crate::api::xrd::CompositeResourceDefinition;
 use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::naming::{claim_composite_name, legacy_claim_composite_name};
+use crate::scaffold::coalesce::{self, StatusWrites};
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next};
 
 /// Kubernetes failures of the claim controller. Problems a person has to fix become
@@ -56,6 +57,7 @@ struct Ctx {
     xr: ApiResource,
     composites: Store<DynamicObject>,
     backoff: Backoff,
+    status_writes: StatusWrites,
 }
 
 /// Runs the controller of one claim kind until it is aborted or the process is asked to stop.
@@ -63,14 +65,15 @@ struct Ctx {
 /// # Expected flow
 /// 1. The claim gets [`FINALIZER`].
 /// 2. Its composite, named [`claim_composite_name`], is server-side applied (field manager
-///    `<opts.field_manager>/claim`) with the claim's spec, `spec.claimRef`, the claim labels
+///    `<opts.field_manager>/claim`) with the composite controller's finalizer, the claim's spec, `spec.claimRef`, the claim labels
 ///    and a `writeConnectionSecretToRef` pointing into the claim's namespace. A composite of
 ///    that name that belongs to something else is never touched.
 /// 3. The claim's status gets `resourceRef`, the composite's Ready and Synced conditions
 ///    (with the composite's messages) and the composite's own status fields (all but the
 ///    engine's bookkeeping, [`bind::ENGINE_STATUS_FIELDS`]), so the XRD's printer columns
 ///    show on the claim; written only when something changed, and a field removed from
-///    the composite is removed from the claim.
+///    the composite is removed from the claim. A change that only moves a `Creating`
+///    status forward waits while the last write is recent ([`coalesce`]).
 /// 4. On deletion the composite is deleted and the finalizer stays until it is gone: the
 ///    composite deletes its composed resources (in dependsOn-reverse order) and, through
 ///    its owner reference, the connection Secret.
@@ -127,6 +130,7 @@ pub async fn run(
         xr,
         composites,
         backoff: Backoff::default(),
+        status_writes: StatusWrites::default(),
     });
     scaffold::run(controller, dyntype, concurrency, reconcile, ctx).await;
 }
@@ -190,7 +194,14 @@ impl Ctx {
         }
 
         let desired = match bind::desired_composite(claim, &ctx.xrd.spec, &xr_name) {
-            Ok(desired) => desired,
+            Ok(mut desired) => {
+                // The composite is created with its controller's finalizer (the same
+                // name), saving the composite controller a write. Only the composite's
+                // controller removes it, when its resources are gone; the claim no longer
+                // applies once it is being deleted itself.
+                desired["metadata"]["finalizers"] = json!([FINALIZER]);
+                desired
+            }
             Err(e) => {
                 let message = capitalize(&e.to_string());
                 let ready = Condition::creating().with_message(&message);
@@ -243,9 +254,11 @@ impl Ctx {
             resource_ref: Some(bind::resource_ref(&ctx.xr, &xr_name)),
             fields: bind::copied_status(&applied),
         };
-        ctx.write_status(claim, &xr_name, want).await?;
+        let held_back = ctx.write_status(claim, &xr_name, want).await?;
         ctx.backoff.reset(claim);
-        Ok(Action::requeue(poll))
+        Ok(Action::requeue(
+            held_back.map_or(poll, |wait| wait.min(poll)),
+        ))
     }
 
     /// Writes `ready`, `synced` (a failure), and the composite's status `fields` (kept while
@@ -265,7 +278,8 @@ impl Ctx {
             resource_ref,
             fields: composite.map(bind::copied_status).unwrap_or_default(),
         };
-        self.write_status(claim, xr_name, want).await
+        // A failure changes Synced, so it is never held back.
+        self.write_status(claim, xr_name, want).await.map(drop)
     }
 
     /// The name of the claim's composite: the one its status already records, else the
@@ -338,6 +352,7 @@ impl Ctx {
             resource_ref: Some(bind::resource_ref(&self.xr, xr_name)),
             fields: bind::copied_status(xr),
         };
+        // Never held back: the claim's Ready says Deleting.
         self.write_status(claim, xr_name, want).await?;
         // The composite watch re-queues when it is gone; the requeue is a safety net.
         Ok(Next::Requeue(Action::requeue(
@@ -347,17 +362,27 @@ impl Ctx {
 
     /// Writes the claim's status (Ready, Synced, `resourceRef`, `observedGeneration` and
     /// the composite's status fields) with server-side apply, only when something changed,
-    /// and publishes the events of the transitions.
+    /// and publishes the events of the transitions. A change that only moves a `Creating`
+    /// status forward waits while the last write is recent ([`coalesce`]): returns how
+    /// long it waits.
     async fn write_status(
         &self,
         claim: &DynamicObject,
         xr_name: &str,
         want: bind::ClaimStatus,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Duration>, Error> {
         let new_ref = want.resource_ref.clone();
         let Some(write) = bind::status_write(claim, want, &self.manager, &scaffold::now()) else {
-            return Ok(());
+            return Ok(None);
         };
+        let live_status = claim.data.get("status").cloned().unwrap_or(Value::Null);
+        let progress = coalesce::progress_only(&live_status, &write.status, &["resourceRef"]);
+        let id = claim.uid().unwrap_or_else(|| key(claim));
+        let at = std::time::Instant::now();
+        if let Some(wait) = self.status_writes.hold_back(&id, progress, at) {
+            return Ok(Some(wait));
+        }
+        self.status_writes.wrote(&id, at);
         let old: Vec<Condition> = claim
             .data
             .pointer("/status/conditions")
@@ -387,6 +412,6 @@ impl Ctx {
         {
             scaffold::publish(&self.recorder, claim, &self.claim, type_, &reason, note).await;
         }
-        Ok(())
+        Ok(None)
     }
 }

@@ -165,7 +165,7 @@ pub fn reference(obj: &Value) -> ObjectReference {
 
 /// List items may come without apiVersion and kind; readiness checks and comparisons want
 /// the whole object.
-fn with_types(mut obj: DynamicObject, ar: &ApiResource) -> DynamicObject {
+pub fn with_types(mut obj: DynamicObject, ar: &ApiResource) -> DynamicObject {
     if obj.types.as_ref().is_none_or(|t| t.kind.is_empty()) {
         obj.types = Some(TypeMeta {
             api_version: ar.api_version.clone(),

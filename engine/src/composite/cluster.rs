@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tracing::debug;
 
 use super::Ctx;
+use super::child_writes;
 use super::children::{self, KindInfo};
 use super::error::Error;
 use super::machine::{ComposedSecret, Effects, KindRef, SpecRefs};
@@ -81,7 +82,19 @@ impl Effects for Cluster<'_> {
     async fn apply(&self, object: &Value) -> Result<Value, kube::Error> {
         let info = self.kind_of(object).await?;
         let manager = self.composed_manager();
+        let str_at = |p: &str| object.pointer(p).and_then(Value::as_str);
+        let (namespace, name) = (
+            str_at("/metadata/namespace").filter(|_| info.namespaced),
+            str_at("/metadata/name").unwrap_or_default(),
+        );
+        let replaced = self.ctx.watches.cached_version(&info.ar, namespace, name);
         let applied = children::apply(&self.ctx.client, &info, object, &manager).await?;
+        self.ctx.child_writes.record(
+            &self.xr.uid().unwrap_or_default(),
+            child_writes::key(&info.ar.group, &info.ar.kind, namespace, name),
+            replaced,
+            true,
+        );
         Ok(serde_json::to_value(&applied).unwrap_or_default())
     }
 
@@ -90,7 +103,19 @@ impl Effects for Cluster<'_> {
         let Ok(obj) = serde_json::from_value::<DynamicObject>(object.clone()) else {
             return Ok(());
         };
-        children::delete(&self.ctx.client, &info, &obj).await
+        children::delete(&self.ctx.client, &info, &obj).await?;
+        self.ctx.child_writes.record(
+            &self.xr.uid().unwrap_or_default(),
+            child_writes::key(
+                &info.ar.group,
+                &info.ar.kind,
+                obj.namespace().as_deref(),
+                &obj.name_any(),
+            ),
+            obj.resource_version(),
+            false,
+        );
+        Ok(())
     }
 
     async fn read_secret(
@@ -122,6 +147,7 @@ impl Effects for Cluster<'_> {
         secret: &SecretReference,
         secret_type: Option<&str>,
         details: &ConnectionDetails,
+        create: bool,
     ) -> Result<bool, kube::Error> {
         let owner = OwnerReference {
             api_version: self.ctx.xr.api_version.clone(),
@@ -143,12 +169,17 @@ impl Effects for Cluster<'_> {
             secret,
             secret_type,
             details,
+            if create {
+                connection_secret::Publish::Always
+            } else {
+                connection_secret::Publish::IfExists
+            },
         )
         .await
     }
 
     /// Server-side apply: the composite is not owned by Git (its claim is).
-    async fn write_refs(&self, refs: &SpecRefs) -> Result<(), kube::Error> {
+    async fn write_refs(&self, refs: &SpecRefs) -> Result<Option<i64>, kube::Error> {
         let mut spec = serde_json::Map::new();
         if let Some(c) = &refs.composition {
             spec.insert("compositionRef".into(), json!({ "name": c }));
@@ -161,13 +192,20 @@ impl Effects for Cluster<'_> {
         if let Some(selected_by) = &refs.selected_by {
             metadata["annotations"] = json!({ ANNOTATION_SELECTED_BY: selected_by });
         }
+        // The spec as read with these references: when the written composite has exactly
+        // this spec, nobody else changed it in between.
+        let mut expected = self.xr.data.get("spec").cloned().unwrap_or(json!({}));
+        if let Some(expected) = expected.as_object_mut() {
+            expected.extend(spec.clone());
+        }
         let body = json!({
             "apiVersion": self.ctx.xr.api_version,
             "kind": self.ctx.xr.kind,
             "metadata": metadata,
             "spec": spec,
         });
-        self.ctx
+        let written = self
+            .ctx
             .api()
             .patch(
                 &self.xr.name_any(),
@@ -175,6 +213,9 @@ impl Effects for Cluster<'_> {
                 &Patch::Apply(&body),
             )
             .await?;
-        Ok(())
+        Ok(written
+            .metadata
+            .generation
+            .filter(|_| written.data.get("spec") == Some(&expected)))
     }
 }

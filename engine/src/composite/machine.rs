@@ -53,17 +53,20 @@ pub trait Effects: Send + Sync {
         &self,
         secret: &SecretReference,
     ) -> Result<Option<ComposedSecret>, kube::Error>;
-    /// Writes the composite's connection Secret unless it holds `details` already;
-    /// returns whether it was written.
+    /// Writes the composite's connection Secret unless it holds `details` already (or it
+    /// does not exist and `create` is false); returns whether it was written.
     async fn publish_secret(
         &self,
         secret: &SecretReference,
         secret_type: Option<&str>,
         details: &ConnectionDetails,
+        create: bool,
     ) -> Result<bool, kube::Error>;
     /// Records the chosen Composition, revision and composed resources in the composite's
-    /// spec.
-    async fn write_refs(&self, refs: &SpecRefs) -> Result<(), kube::Error>;
+    /// spec. Returns the composite's generation after the write when the write is the
+    /// only change of its spec since it was read (else `None`): the status written next
+    /// then describes that generation, and the write costs no second status write.
+    async fn write_refs(&self, refs: &SpecRefs) -> Result<Option<i64>, kube::Error>;
 }
 
 /// A composed resource's connection Secret as read.
@@ -138,6 +141,9 @@ pub struct Report {
     pub errors: Vec<Error>,
     /// Composed resources created or deleted.
     pub events: Vec<EventSpec>,
+    /// The composite's generation after this reconcile recorded its references, when
+    /// nothing else changed its spec (see [`Effects::write_refs`]).
+    pub generation: Option<i64>,
 }
 
 /// Reconciles the composite of `input` towards its Composition: applies what changed
@@ -153,13 +159,14 @@ pub async fn converge(input: &Input<'_>, fx: &impl Effects) -> Report {
     if let Err(e) = compose(input, fx, &mut refs.resources, &mut report).await {
         report.errors.insert(0, e);
     }
-    if refs != current
-        && let Err(source) = fx.write_refs(&refs).await
-    {
-        report.errors.push(Error::WriteSpec {
-            name: composite_name(input.xr),
-            source: Box::new(source),
-        });
+    if refs != current {
+        match fx.write_refs(&refs).await {
+            Ok(generation) => report.generation = generation,
+            Err(source) => report.errors.push(Error::WriteSpec {
+                name: composite_name(input.xr),
+                source: Box::new(source),
+            }),
+        }
     }
     report
 }
@@ -213,6 +220,11 @@ async fn compose(
     ));
     report.status.patched = state.composite.get("status").cloned();
     publish(input, &state.connection, fx, report).await
+}
+
+/// Whether the composite's Ready condition, as this reconcile decided it, is true.
+fn all_ready(report: &Report) -> bool {
+    report.status.ready.as_ref().is_some_and(|c| c.is_true())
 }
 
 static EMPTY: ConnectionDetails = ConnectionDetails(BTreeMap::new());
@@ -377,7 +389,9 @@ async fn read_connections(
 }
 
 /// Publishes `details` to the composite's connection Secret, when it has one and there is
-/// something to publish.
+/// something to publish. The Secret is created once every composed resource is ready:
+/// before, its details are usually partial (a `url` formatted from keys that are not
+/// there yet) and each step would cost a write. Once it exists, every change is written.
 async fn publish(
     input: &Input<'_>,
     details: &ConnectionDetails,
@@ -396,7 +410,12 @@ async fn publish(
         return Ok(());
     }
     let written = fx
-        .publish_secret(&target, input.connection_secret_type, details)
+        .publish_secret(
+            &target,
+            input.connection_secret_type,
+            details,
+            all_ready(report),
+        )
         .await
         .map_err(|source| Error::WriteSecret {
             namespace: target.namespace.clone(),

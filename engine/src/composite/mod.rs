@@ -25,7 +25,9 @@
 //! 4. The composed resources are observed: readiness, to-composite patches onto the
 //!    status, connection details published to the composite's connection Secret.
 //! 5. `Ready`, `Synced` and `observedGeneration` are written when they changed; events are
-//!    published on transitions.
+//!    published on transitions. A change that only moves a `Creating` status forward (the
+//!    next `dependsOn` layer) waits while the last write is recent
+//!    ([`crate::scaffold::coalesce`]): a layer that is ready within seconds costs no write.
 //! 6. On deletion the composed resources are deleted in reverse `dependsOn` order, each
 //!    layer gone before the next; then the finalizer is removed.
 //!
@@ -36,6 +38,7 @@
 //! - Every failure reaches the composite's `Synced` condition in words that say what to
 //!   change; the claim controller carries it on to the claim.
 
+mod child_writes;
 mod children;
 mod cluster;
 mod delete;
@@ -65,6 +68,7 @@ use tracing::instrument;
 
 pub use error::{Error, REASON_COMPOSITION_NOT_ALLOWED};
 
+use self::child_writes::ChildWrites;
 use self::children::Kinds;
 use self::select::XrSpec;
 use self::status::{EventSpec, StatusUpdate, next_status, synced_condition, transition_events};
@@ -73,6 +77,7 @@ use crate::api::common::Condition;
 use crate::api::composition::{Composition, CompositionRevision, LABEL_COMPOSITION_NAME};
 use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
 use crate::composition_options::{CompositionOptions, FINALIZER};
+use crate::scaffold::coalesce::{self, StatusWrites};
 use crate::scaffold::{self, Backoff, FinalizerError, Next, jitter, now};
 
 /// How soon a composite being deleted is looked at again while its resources go (their
@@ -95,6 +100,8 @@ struct Ctx {
     kinds: Kinds,
     watches: ChildWatches,
     failures: Backoff,
+    status_writes: StatusWrites,
+    child_writes: ChildWrites,
 }
 
 /// Runs the reconciler of the composite kind `xr` defined by `xrd` until the process is
@@ -167,6 +174,8 @@ pub async fn run(
         caches_ready: [comp_ready, rev_ready],
         watches,
         failures: Backoff::new(MAX_BACKOFF),
+        status_writes: StatusWrites::default(),
+        child_writes: ChildWrites::default(),
     });
     let composition_changes = stream::select(comp_events, rev_events).flat_map({
         let (xrs, xr) = (xrs.clone(), xr.clone());
@@ -262,13 +271,14 @@ async fn apply(xr: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
         synced.reason = e.reason().to_string();
     }
     let update = StatusUpdate {
-        generation: xr.meta().generation,
+        generation: report.generation.or(xr.meta().generation),
         synced: Some(synced),
         ..report.status
     };
-    ctx.write_status(xr, &xr_json, update, report.errors.first(), report.events)
+    let held_back = ctx
+        .write_status(xr, &xr_json, update, report.errors.first(), report.events)
         .await?;
-    Ok(ctx.next_action(xr, transient))
+    Ok(ctx.next_action(xr, transient, held_back))
 }
 
 /// Deletes the composed resources layer by layer; removes the finalizer when all are gone.
@@ -301,6 +311,7 @@ async fn finalize(xr: &DynamicObject, ctx: &Ctx) -> Result<Next, Error> {
         ..StatusUpdate::default()
     };
     let events = progress.map(|p| p.events).unwrap_or_default();
+    // Never held back: the Ready condition of a composite being deleted says Deleting.
     ctx.write_status(xr, xr_json, update, error.as_ref(), events)
         .await?;
     Ok(Next::Requeue(match error {
@@ -311,7 +322,9 @@ async fn finalize(xr: &DynamicObject, ctx: &Ctx) -> Result<Next, Error> {
 
 impl Ctx {
     /// The objects of `kinds` this composite owns (by label and controller reference),
-    /// each with its kind; the kinds are watched from now on.
+    /// each with its kind; the kinds are watched from now on. Read from the watches'
+    /// stores; listed from the API server while a store is not filled yet or has not seen
+    /// this controller's own last writes ([`ChildWrites`]).
     async fn owned_children<'k>(
         &self,
         xr: &DynamicObject,
@@ -321,12 +334,26 @@ impl Ctx {
         let mut out = Vec::new();
         for info in kinds {
             self.watches.ensure(&info.ar);
-            let objects = children::list_owned(&self.client, info, &xr.name_any(), &uid)
-                .await
-                .map_err(|source| Error::List {
-                    kind: info.ar.kind.clone(),
-                    source: Box::new(source),
-                })?;
+            let cached = self
+                .watches
+                .owned(&info.ar, &xr.name_any(), &uid)
+                .filter(|objects| {
+                    !self
+                        .child_writes
+                        .stale(&uid, &info.ar.group, &info.ar.kind, objects)
+                });
+            let objects = match cached {
+                Some(objects) => objects
+                    .into_iter()
+                    .map(|o| children::with_types(o, &info.ar))
+                    .collect(),
+                None => children::list_owned(&self.client, info, &xr.name_any(), &uid)
+                    .await
+                    .map_err(|source| Error::List {
+                        kind: info.ar.kind.clone(),
+                        source: Box::new(source),
+                    })?,
+            };
             out.extend(objects.into_iter().map(|obj| (obj, info.clone())));
         }
         Ok(out)
@@ -336,18 +363,27 @@ impl Ctx {
         Api::all_with(self.client.clone(), &self.xr)
     }
 
-    /// After a reconcile: back off on transient errors, else poll (jittered).
-    fn next_action(&self, xr: &DynamicObject, transient: bool) -> Action {
+    /// After a reconcile: back off on transient errors, else poll (jittered), or sooner
+    /// when a status change was held back (`held_back`: how long it waits).
+    fn next_action(
+        &self,
+        xr: &DynamicObject,
+        transient: bool,
+        held_back: Option<Duration>,
+    ) -> Action {
         if transient {
             return Action::requeue(self.failures.next(xr));
         }
         self.failures.reset(xr);
-        Action::requeue(jitter(self.opts.poll_interval, 0.1))
+        let poll = jitter(self.opts.poll_interval, 0.1);
+        Action::requeue(held_back.map_or(poll, |wait| wait.min(poll)))
     }
 
     /// Folds `update` into the composite's status and writes it (server-side apply) when
     /// it changed; publishes the events of condition transitions (a `Synced` failure
-    /// described by `error`) and `extra`.
+    /// described by `error`) and `extra`. A change that only moves a `Creating` status
+    /// forward is held back while the last write is recent ([`coalesce`]): returns how
+    /// long it waits, and its transition events wait with it.
     async fn write_status(
         &self,
         xr: &DynamicObject,
@@ -355,10 +391,26 @@ impl Ctx {
         update: StatusUpdate,
         error: Option<&Error>,
         extra: Vec<EventSpec>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Duration>, Error> {
         let old = xr_json.get("status").cloned().unwrap_or(Value::Null);
         let new = next_status(&old, update, &now());
+        let key = xr.uid().unwrap_or_else(|| xr.name_any());
+        let at = std::time::Instant::now();
+        // `connectionDetails` records a Secret write that will not be repeated.
+        let progress = coalesce::progress_only(&old, &new, &["connectionDetails"]);
+        let held_back = if new == old {
+            None
+        } else {
+            self.status_writes.hold_back(&key, progress, at)
+        };
+        if held_back.is_some() {
+            for e in extra {
+                self.publish(xr, e).await;
+            }
+            return Ok(held_back);
+        }
         if new != old {
+            self.status_writes.wrote(&key, at);
             let body = json!({
                 "apiVersion": self.xr.api_version,
                 "kind": self.xr.kind,
@@ -392,7 +444,7 @@ impl Ctx {
         for e in events.into_iter().chain(extra) {
             self.publish(xr, e).await;
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn publish(&self, xr: &DynamicObject, e: EventSpec) {

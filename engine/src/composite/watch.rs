@@ -11,7 +11,8 @@
 //!
 //! One label-selected watch per composed kind, started the first time a render produces
 //! the kind, and stopped when the registry is dropped (when the composite controller
-//! stops).
+//! stops). Each watch fills a store ([`ChildWatches::owned`]): a composite's reconcile
+//! reads its composed resources from there instead of listing them from the API server.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,7 +21,7 @@ use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
 use kube::api::DynamicObject;
 use kube::discovery::ApiResource;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tokio::task::JoinHandle;
@@ -28,13 +29,21 @@ use tracing::debug;
 
 use crate::compose::LABEL_COMPOSITE;
 
+/// The watch of one composed kind: its task, its store, and whether the store holds the
+/// first full list.
+struct KindWatch {
+    task: JoinHandle<()>,
+    store: Store<DynamicObject>,
+    ready: tokio::sync::watch::Receiver<bool>,
+}
+
 /// The watches of composed kinds of one composite kind.
 pub struct ChildWatches {
     client: kube::Client,
     xr: ApiResource,
     shard: Option<String>,
     tx: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
-    started: Mutex<HashMap<(String, String), JoinHandle<()>>>,
+    started: Mutex<HashMap<(String, String), KindWatch>>,
 }
 
 impl ChildWatches {
@@ -73,9 +82,20 @@ impl ChildWatches {
         let tx = self.tx.clone();
         let selector = crate::shard::selector(Some(LABEL_COMPOSITE), self.shard.as_deref())
             .unwrap_or_else(|| LABEL_COMPOSITE.to_string());
+        let writer = reflector::store::Writer::new(child.clone());
+        let store = writer.as_reader();
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
+            // The store is written before an event re-queues a composite, so the reconcile
+            // it starts reads the change that started it.
             let events = watcher(api, watcher::Config::default().labels(&selector))
                 .default_backoff()
+                .reflect(writer)
+                .inspect(move |e| {
+                    if matches!(e, Ok(watcher::Event::InitDone)) {
+                        ready_tx.send_replace(true);
+                    }
+                })
                 .touched_objects();
             futures::pin_mut!(events);
             while let Some(event) = events.next().await {
@@ -91,15 +111,66 @@ impl ChildWatches {
                 }
             }
         });
-        started.insert(key, task);
+        started.insert(key, KindWatch { task, store, ready });
+    }
+
+    /// The objects of kind `child` labelled as composed by composite `xr_name` and
+    /// controlled by the composite of uid `xr_uid`, from the watch's store; `None` until
+    /// the kind is watched and its store holds the first full list.
+    pub fn owned(
+        &self,
+        child: &ApiResource,
+        xr_name: &str,
+        xr_uid: &str,
+    ) -> Option<Vec<DynamicObject>> {
+        let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        let watch = started.get(&(child.group.clone(), child.kind.clone()))?;
+        if !*watch.ready.borrow() {
+            return None;
+        }
+        Some(
+            watch
+                .store
+                .state()
+                .iter()
+                .filter(|o| {
+                    o.labels()
+                        .get(LABEL_COMPOSITE)
+                        .is_some_and(|n| n == xr_name)
+                })
+                .filter(|o| {
+                    o.owner_references()
+                        .iter()
+                        .any(|r| r.uid == xr_uid && r.controller == Some(true))
+                })
+                .map(|o| (**o).clone())
+                .collect(),
+        )
+    }
+
+    /// The resource version of composed object `name` (in `namespace`) of kind `child` in
+    /// the watch's store, if it is there.
+    pub fn cached_version(
+        &self,
+        child: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<String> {
+        let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        let watch = started.get(&(child.group.clone(), child.kind.clone()))?;
+        let mut key = ObjectRef::new_with(name, child.clone());
+        if let Some(ns) = namespace {
+            key = key.within(ns);
+        }
+        watch.store.get(&key)?.resource_version()
     }
 }
 
 impl Drop for ChildWatches {
     fn drop(&mut self) {
         let started = self.started.get_mut().unwrap_or_else(|e| e.into_inner());
-        for task in started.values() {
-            task.abort();
+        for watch in started.values() {
+            watch.task.abort();
         }
     }
 }

@@ -46,8 +46,16 @@ impl crate::scaffold::ErrorReason for Error {
 /// The writes the state machine makes to the cluster.
 #[async_trait]
 pub trait Effects<M>: Send + Sync {
-    /// Merges annotations into the object's metadata.
+    /// Merges annotations into the object's metadata. When the object does not carry the
+    /// managed finalizer yet, the same write adds it: the first annotation patch of a
+    /// create (the external name and `create-pending`) is then also the one that makes
+    /// deletion wait for the external resource, before the create can happen.
     async fn annotate(&self, obj: &M, values: &[(&str, String)]) -> Result<(), Error>;
+    /// Adds the managed finalizer unless the object carries it (or an earlier write of
+    /// this pass added it). Called before a mark, an update or a late initialization (a
+    /// create is preceded by an [`Self::annotate`]); the reconciler calls it before it
+    /// writes the status.
+    async fn ensure_finalizer(&self, obj: &M) -> Result<(), Error>;
     /// Removes the managed finalizer, letting Kubernetes delete the object.
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error>;
     /// Writes late-initialized `spec.forProvider` fields (only called when they changed).
@@ -302,8 +310,9 @@ fn success(ready: Condition, requeue: Duration) -> Step {
     }
 }
 
-/// One pass over an object that has the finalizer (or is being deleted with it), after the
-/// provider connected. `mr` is the object as read; on return it holds what the provider
+/// One pass over a live object (which may not carry the finalizer yet: the pass adds it
+/// before it changes anything, see [`Effects::ensure_finalizer`]) or over one being
+/// deleted with the finalizer, after the provider connected. `mr` is the object as read; on return it holds what the provider
 /// observed (its status, and an external name it derived). `poll` is the object's
 /// (jittered) poll interval.
 pub async fn drive<M: Managed>(
@@ -363,6 +372,7 @@ pub async fn drive<M: Managed>(
         match claim(&observation.ownership, &spec, created_here, marks, &name) {
             Claim::Manage => {}
             Claim::Mark(why) => {
+                effects.ensure_finalizer(obj).await?;
                 external.mark(mr).await?;
                 let (reason, note) = match why {
                     MarkReason::Adopt => (
@@ -475,11 +485,13 @@ pub async fn drive<M: Managed>(
         let before = for_provider(obj)?;
         let after = for_provider(mr)?;
         if before != after {
+            effects.ensure_finalizer(obj).await?;
             effects.late_initialize(obj, after).await?;
         }
     }
 
-    if !observation.up_to_date && spec.allows(ManagementAction::Update) {
+    let observation = if !observation.up_to_date && spec.allows(ManagementAction::Update) {
+        effects.ensure_finalizer(obj).await?;
         connection.merge(external.update(mr).await?);
         let diff = observation.diff.as_deref().unwrap_or("the spec changed");
         effects
@@ -492,7 +504,14 @@ pub async fn drive<M: Managed>(
                 ),
             )
             .await;
-    }
+        // Read back at once, as after a create: the status then shows the state the
+        // update made, instead of being written again at the next poll.
+        let again = external.observe(mr).await?;
+        connection.merge(again.connection.clone());
+        again
+    } else {
+        observation
+    };
 
     if let Some(target) = &spec.write_connection_secret_to_ref {
         effects

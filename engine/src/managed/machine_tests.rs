@@ -49,6 +49,25 @@ struct RecordingEffects {
     secrets: Mutex<Vec<ConnectionDetails>>,
     /// The API server refuses the connection Secret with this message.
     refuse_secret: Option<&'static str>,
+    /// Whether a write of this pass added the finalizer.
+    finalizer_added: Mutex<bool>,
+}
+
+impl RecordingEffects {
+    /// Whether `obj` still lacks the finalizer in this pass (and marks it added: the
+    /// write being recorded adds it).
+    fn adds_finalizer(&self, obj: &Widget) -> bool {
+        let mut added = self.finalizer_added.lock().unwrap();
+        let missing = !*added
+            && !obj
+                .metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == crate::managed::FINALIZER);
+        *added |= missing;
+        missing
+    }
 }
 
 impl RecordingEffects {
@@ -59,12 +78,23 @@ impl RecordingEffects {
 
 #[async_trait]
 impl Effects<Widget> for RecordingEffects {
-    async fn annotate(&self, _obj: &Widget, values: &[(&str, String)]) -> Result<(), Error> {
+    async fn annotate(&self, obj: &Widget, values: &[(&str, String)]) -> Result<(), Error> {
         let keys: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+        let with = if self.adds_finalizer(obj) {
+            "finalizer,"
+        } else {
+            ""
+        };
         self.writes
             .lock()
             .unwrap()
-            .push(format!("annotate {}", keys.join(",")));
+            .push(format!("annotate {with}{}", keys.join(",")));
+        Ok(())
+    }
+    async fn ensure_finalizer(&self, obj: &Widget) -> Result<(), Error> {
+        if self.adds_finalizer(obj) {
+            self.writes.lock().unwrap().push("add-finalizer".into());
+        }
         Ok(())
     }
     async fn remove_finalizer(&self, _obj: &Widget) -> Result<(), Error> {
@@ -118,6 +148,11 @@ fn widget() -> Widget {
     w.metadata.generation = Some(1);
     w.metadata.finalizers = Some(vec![crate::managed::FINALIZER.to_string()]);
     annotated(w, &[(annotations::EXTERNAL_NAME, "w1")])
+}
+
+fn without_finalizer(mut w: Widget) -> Widget {
+    w.metadata.finalizers = None;
+    w
 }
 
 fn deleting(mut w: Widget) -> Widget {
@@ -240,6 +275,59 @@ async fn state_machine_table() {
                     "annotate tessera.dev/external-name,tessera.dev/external-create-pending",
                     "annotate tessera.dev/external-create-succeeded",
                     "event Created",
+                ],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a new object gets its finalizer in the same write as the create-pending \
+                     annotation, before the create: one write less, and deletion still waits \
+                     for whatever the create makes",
+            obj: without_finalizer(widget()),
+            client: ExternalClientFns::new(absent_then(Observation::up_to_date())),
+            want: Want {
+                calls: &["observe", "create", "observe"],
+                writes: &[
+                    "annotate finalizer,tessera.dev/external-name,tessera.dev/external-create-pending",
+                    "annotate tessera.dev/external-create-succeeded",
+                    "event Created",
+                ],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a new object whose external resource exists gets its finalizer before \
+                     anything is changed (here an update)",
+            obj: without_finalizer(widget()),
+            client: ExternalClientFns::new(always(ours(Observation::drifted("size")))),
+            want: Want {
+                calls: &["observe", "update", "observe"],
+                writes: &["add-finalizer", "event Updated"],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
+            reason: "a new object whose external resource exists, with no external name \
+                     recorded, gets its finalizer in the same write as the external name",
+            obj: without_finalizer(Widget {
+                metadata: kube::api::ObjectMeta {
+                    annotations: None,
+                    ..widget().metadata
+                },
+                ..widget()
+            }),
+            client: ExternalClientFns::new(always(ours(Observation::drifted("size")))),
+            want: Want {
+                calls: &["observe", "update", "observe"],
+                writes: &[
+                    "annotate finalizer,tessera.dev/external-name",
+                    "event Updated",
                 ],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
@@ -399,7 +487,7 @@ async fn state_machine_table() {
                 "size: want 2, have 1",
             )))),
             want: Want {
-                calls: &["observe", "update"],
+                calls: &["observe", "update", "observe"],
                 writes: &["event Updated"],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
@@ -671,7 +759,7 @@ async fn state_machine_table() {
                 ..ExternalClientFns::new(always(Observation::drifted("size")))
             },
             want: Want {
-                calls: &["observe", "mark", "update"],
+                calls: &["observe", "mark", "update", "observe"],
                 writes: &["event Adopted", "event Updated"],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),
@@ -794,7 +882,7 @@ async fn state_machine_table() {
                 Observation::drifted("privileges").with_ownership(Ownership::NotTracked),
             )),
             want: Want {
-                calls: &["observe", "update"],
+                calls: &["observe", "update", "observe"],
                 writes: &["event Updated"],
                 ready: Some(("True", "Available")),
                 synced: Some(("True", "ReconcileSuccess")),

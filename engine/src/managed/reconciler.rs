@@ -2,7 +2,9 @@
 //!
 //! # Expected flow
 //! 1. Paused objects get `Synced=False/ReconcilePaused` and nothing else happens.
-//! 2. The finalizer is added before anything touches the external system.
+//! 2. The finalizer is added before anything changes the external system: with the
+//!    `external-create-pending` annotation (one patch) when the pass creates, else on its
+//!    own before any other change and before the status is written.
 //! 3. The provider connects (ProviderConfig + credentials) and observes. Every external
 //!    call runs under `external_timeout`; a call past it is a transient error.
 //! 4. Present but not this object's own (see `machine::claim`): nothing is changed, and
@@ -31,6 +33,7 @@
 //!   only when their content changes; events are published on transitions only.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -215,28 +218,126 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
+/// The cluster writes of one reconcile of one object: the [`Effects`] of the state
+/// machine. A live object without the finalizer gets it with the pass's first annotation
+/// patch (see [`Effects::annotate`]), or on its own before anything else is changed.
+struct Pass<'a, M, C> {
+    ctx: &'a Ctx<M, C>,
+    /// Whether the object still lacks the finalizer.
+    needs_finalizer: AtomicBool,
+}
+
+impl<'a, M: Managed, C: Connector<M>> Pass<'a, M, C> {
+    fn new(ctx: &'a Ctx<M, C>, obj: &M) -> Self {
+        let needs_finalizer = obj.meta().deletion_timestamp.is_none()
+            && !obj.finalizers().iter().any(|f| f == FINALIZER);
+        Pass {
+            ctx,
+            needs_finalizer: AtomicBool::new(needs_finalizer),
+        }
+    }
+}
+
+/// A JSON patch that adds the managed finalizer to `obj` (testing the list as read, so a
+/// finalizer someone else added meanwhile is never dropped) and sets `values` as
+/// annotations (keeping the others).
+fn finalizer_and_annotations<M: kube::Resource>(
+    obj: &M,
+    values: &[(&str, String)],
+) -> serde_json::Value {
+    let mut ops = if obj.finalizers().is_empty() {
+        vec![
+            json!({ "op": "test", "path": "/metadata/finalizers", "value": null }),
+            json!({ "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] }),
+        ]
+    } else {
+        vec![
+            json!({ "op": "test", "path": "/metadata/finalizers", "value": obj.finalizers() }),
+            json!({ "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER }),
+        ]
+    };
+    if values.is_empty() {
+        return json!(ops);
+    }
+    let has_annotations = obj
+        .meta()
+        .annotations
+        .as_ref()
+        .is_some_and(|a| !a.is_empty());
+    if has_annotations {
+        for (k, v) in values {
+            let key = k.replace('~', "~0").replace('/', "~1");
+            ops.push(
+                json!({ "op": "add", "path": format!("/metadata/annotations/{key}"), "value": v }),
+            );
+        }
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        ops.push(json!({ "op": "test", "path": "/metadata/annotations", "value": null }));
+        ops.push(json!({ "op": "add", "path": "/metadata/annotations", "value": map }));
+    }
+    json!(ops)
+}
+
+impl<M: Managed, C: Connector<M>> Pass<'_, M, C> {
+    /// Adds the finalizer together with `values` (annotations) in one JSON patch.
+    async fn add_finalizer_with(&self, obj: &M, values: &[(&str, String)]) -> Result<(), Error> {
+        let ops = finalizer_and_annotations(obj, values);
+        let patch: json_patch::Patch =
+            serde_json::from_value(ops).map_err(|e| Error::Serialize(obj.name_any(), e))?;
+        let written = self
+            .ctx
+            .api()
+            .patch(
+                &obj.name_any(),
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+            .map_err(|e| Error::Finalizer(obj.name_any(), e))?;
+        self.needs_finalizer.store(false, Ordering::SeqCst);
+        self.ctx.record_write(obj, &written);
+        Ok(())
+    }
+}
+
 #[async_trait]
-impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
+impl<M: Managed, C: Connector<M>> Effects<M> for Pass<'_, M, C> {
     async fn annotate(&self, obj: &M, values: &[(&str, String)]) -> Result<(), Error> {
+        if self.needs_finalizer.load(Ordering::SeqCst) {
+            return self.add_finalizer_with(obj, values).await;
+        }
         let annotations: serde_json::Map<String, serde_json::Value> = values
             .iter()
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
         let patch = json!({ "metadata": { "annotations": annotations } });
-        self.merge_patch(obj, &patch)
+        self.ctx
+            .merge_patch(obj, &patch)
             .await
             .map_err(|e| Error::WriteAnnotations(obj.name_any(), e))
     }
 
+    async fn ensure_finalizer(&self, obj: &M) -> Result<(), Error> {
+        if self.needs_finalizer.load(Ordering::SeqCst) {
+            self.add_finalizer_with(obj, &[]).await?;
+        }
+        Ok(())
+    }
+
     async fn remove_finalizer(&self, obj: &M) -> Result<(), Error> {
-        scaffold::remove_finalizer(&self.api(), obj, FINALIZER)
+        scaffold::remove_finalizer(&self.ctx.api(), obj, FINALIZER)
             .await
             .map_err(|e| Error::Finalizer(obj.name_any(), e))
     }
 
     async fn late_initialize(&self, obj: &M, for_provider: serde_json::Value) -> Result<(), Error> {
         let patch = json!({ "spec": { "forProvider": for_provider } });
-        self.merge_patch(obj, &patch)
+        self.ctx
+            .merge_patch(obj, &patch)
             .await
             .map_err(|e| Error::WriteSpec(obj.name_any(), e))
     }
@@ -249,8 +350,8 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
         details: &ConnectionDetails,
     ) -> Result<(), Error> {
         secret::publish(
-            &self.client,
-            &self.opts.field_manager,
+            &self.ctx.client,
+            &self.ctx.opts.field_manager,
             obj,
             target,
             secret_type,
@@ -261,15 +362,18 @@ impl<M: Managed, C: Connector<M>> Effects<M> for Ctx<M, C> {
     }
 
     async fn event(&self, obj: &M, reason: &str, note: String) {
-        self.publish(obj, EventType::Normal, reason, note).await;
+        self.ctx.publish(obj, EventType::Normal, reason, note).await;
     }
 
     async fn warning(&self, obj: &M, reason: &str, note: String) {
-        self.publish(obj, EventType::Warning, reason, note).await;
+        self.ctx
+            .publish(obj, EventType::Warning, reason, note)
+            .await;
     }
 
     fn after_external_create(&self, name: &str) {
         if self
+            .ctx
             .opts
             .exit_after_external_create
             .as_deref()
@@ -301,6 +405,11 @@ async fn reconcile<M: Managed, C: Connector<M>>(
         };
         ctx.write_status(&obj, (*obj).clone(), outcome).await?;
         return Ok(Action::await_change());
+    }
+    if !deleting && !has_finalizer {
+        // The pass adds the finalizer with its first write (see `Pass`), before anything
+        // external is changed: a create costs one patch less.
+        return sync(obj, &ctx).await;
     }
     scaffold::finalizer(&ctx.api(), FINALIZER, obj, |event| async {
         // Apply and Cleanup take the same path: the machine decides what deletion means
@@ -340,6 +449,7 @@ async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Resu
         system: ctx.connector.external_system().to_string(),
         provider_config: provider_config.to_string(),
     };
+    let pass = Pass::new(ctx, &obj);
     let connected = deadline
         .run("connect", ctx.connector.connect(&ctx.client, &obj))
         .await;
@@ -351,13 +461,14 @@ async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Resu
             let limit = ctx.limit(provider_config);
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = limit.acquire_owned().await.ok();
-            machine::drive(ctx, &external, &mut mr, poll).await
+            machine::drive(&pass, &external, &mut mr, poll).await
         }
-        Err(e) => Err(machine::release_uncreated(ctx, &obj, e).await),
+        Err(e) => Err(machine::release_uncreated(&pass, &obj, e).await),
     };
     match result {
         Ok(Step::Done { outcome, requeue }) => {
             ctx.failures.reset(obj.as_ref());
+            pass.ensure_finalizer(&obj).await?;
             ctx.write_status(&obj, mr, *outcome).await?;
             Ok(requeue.map_or_else(Action::await_change, Action::requeue))
         }
@@ -386,6 +497,9 @@ async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Resu
                 ctx.publish(&obj, EventType::Warning, e.category(), message.clone())
                     .await;
             }
+            // Added even when nothing could be done: deletion then still goes through
+            // this controller (which releases what it never created).
+            pass.ensure_finalizer(&obj).await?;
             let outcome = Outcome {
                 ready: deleting.then(Condition::deleting),
                 synced: Condition::reconcile_error(message),

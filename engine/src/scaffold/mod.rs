@@ -17,6 +17,7 @@
 //! The architecture is described in `docs/architecture.md`.
 
 mod backoff;
+pub mod coalesce;
 mod events;
 mod finalizer;
 mod panics;
