@@ -43,8 +43,10 @@ pub struct CrashRun {
     pub kill_after: std::ops::Range<Duration>,
     /// The seed of every random choice.
     pub seed: u64,
-    /// How long the last controller may take to make everything Ready, and to remove
-    /// everything after the deletes.
+    /// How long the last controller (started after the last kill, with every object
+    /// applied) may take to make everything Ready, and to remove everything after the
+    /// deletes. It does all the work the killed ones left: on a loaded machine that is
+    /// about a second per claim.
     pub converge_timeout: Duration,
 }
 
@@ -65,6 +67,11 @@ pub struct CrashReport {
     pub controllers_ended: usize,
     /// From the first controller until every object was Ready.
     pub until_ready: Duration,
+    /// From the start of the last controller (the one left running) until every object
+    /// was Ready.
+    pub last_controller_until_ready: Duration,
+    /// Objects that had to become Ready: claims and the other providers' objects.
+    pub objects: usize,
     /// From the deletes until nothing was left.
     pub until_clean: Duration,
 }
@@ -240,6 +247,7 @@ pub async fn run(env: &TestEnv, cfg: &CrashRun) -> CrashReport {
 
     // A controller left running makes everything Ready, with no human action.
     let controller = ControllerProcess::spawn(env, &[]).expect("start a controller");
+    let last_started = Instant::now();
     let log = controller.log().display().to_string();
     let want = [
         (CLAIM_API, "PostgresDatabase", Some(ns.as_str()), cfg.claims),
@@ -247,18 +255,38 @@ pub async fn run(env: &TestEnv, cfg: &CrashRun) -> CrashReport {
         (RDS_API, "DBInstance", None, cfg.others),
         (HARBOR_API, "Project", None, cfg.others),
     ];
-    for (api_version, kind, namespace, n) in want {
-        let got = wait_for(cfg.converge_timeout, || async {
+    // One deadline for all kinds, from the start of the last controller: it works on all
+    // of them at once.
+    let progress = async || {
+        let mut counts = Vec::new();
+        for (api_version, kind, namespace, n) in want {
             let (all, ready) = ready_count(&client, api_version, kind, namespace, &prefix).await;
-            (all == n && ready == n).then_some(())
-        })
-        .await;
-        if got.is_err() {
-            let (all, ready) = ready_count(&client, api_version, kind, namespace, &prefix).await;
-            panic!("seed {seed}: {ready} of {all} {kind}s Ready (want {n}); controller log: {log}");
+            counts.push((kind, n, all, ready));
         }
+        counts
+    };
+    let converged = wait_for(cfg.converge_timeout, || async {
+        let counts = progress().await;
+        counts
+            .iter()
+            .all(|&(_, n, all, ready)| all == n && ready == n)
+            .then_some(())
+    })
+    .await;
+    if converged.is_err() {
+        let counts: Vec<String> = progress()
+            .await
+            .iter()
+            .map(|(kind, n, all, ready)| format!("{ready} of {all} {kind}s Ready (want {n})"))
+            .collect();
+        panic!(
+            "seed {seed}: not Ready within {:?} of the last controller's start: {}; controller log: {log}",
+            cfg.converge_timeout,
+            counts.join(", ")
+        );
     }
     let until_ready = started.elapsed();
+    let last_controller_until_ready = last_started.elapsed();
 
     // Exactly one role and one database per claim, named after its composite.
     assert_eq!(
@@ -375,6 +403,8 @@ pub async fn run(env: &TestEnv, cfg: &CrashRun) -> CrashReport {
     CrashReport {
         controllers_ended: ended,
         until_ready,
+        last_controller_until_ready,
+        objects: cfg.claims + 3 * cfg.others,
         until_clean: deleting.elapsed(),
     }
 }

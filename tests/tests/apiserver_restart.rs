@@ -70,7 +70,6 @@ async fn databases(pg: &tokio_postgres::Client, name: &str) -> i64 {
 }
 
 #[tokio::test]
-#[ignore = "not yet passing on the loaded 2-core machine it was written on (claims not Ready within the convergence timeout); run with --ignored"]
 async fn the_controller_resumes_its_watches_after_an_api_server_restart_and_converges() {
     let env = TestEnv::load();
     let client = env.kube().await;

@@ -314,7 +314,6 @@ async fn killing_the_controller_at_many_points_leaves_every_pair_ready_once_with
 /// one database, nothing left anywhere after the deletes. The long run is
 /// `cargo run -p tessera-tests --example crash_long -- --kills 500`.
 #[tokio::test]
-#[ignore = "not yet passing on the loaded 2-core machine it was written on (claims not Ready within the convergence timeout); run with --ignored"]
 async fn killing_the_controller_30_times_while_100_claims_are_created_duplicates_and_leaks_nothing()
 {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -326,9 +325,21 @@ async fn killing_the_controller_30_times_while_100_claims_are_created_duplicates
         others: 4,
         kill_after: Duration::from_millis(300)..Duration::from_millis(2500),
         seed: CrashRun::seed_from_env(),
-        converge_timeout: Duration::from_secs(120),
+        // Generous: the last controller does the work of all 100 claims (about 300
+        // PostgreSQL objects and their Secrets); the figure it took is printed.
+        converge_timeout: Duration::from_secs(300),
     };
     let report = tessera_tests::crash::run(&env, &cfg).await;
     assert_eq!(report.controllers_ended, 33);
-    eprintln!("{report:?}");
+    eprintln!(
+        "crash run: {} controllers ended ({} by the create hook, {} SIGKILLs); {} objects Ready \
+         {:?} after the first controller, {:?} after the last one started; clean {:?} after the deletes",
+        report.controllers_ended,
+        cfg.hook_exits,
+        cfg.kills,
+        report.objects,
+        report.until_ready,
+        report.last_controller_until_ready,
+        report.until_clean
+    );
 }

@@ -112,6 +112,13 @@ pub enum ProviderError {
     /// retried with exponential backoff.
     #[error("{0}")]
     Transient(String),
+    /// The external system did not answer (the call timed out, or the connection was lost
+    /// after the request was sent): the call may or may not have taken effect. Retried with
+    /// backoff like a transient failure; a create that ends this way is not recorded as
+    /// failed, so the next pass looks for what it may have made (see
+    /// [`crate::managed::machine::drive`]) instead of taking it for someone else's.
+    #[error("{0}")]
+    Unanswered(String),
     /// The spec cannot be satisfied as written (bad identifier, unknown privilege,
     /// change of an immutable field): reported, then retried only after a spec change.
     #[error("{0}")]
@@ -127,7 +134,7 @@ impl ProviderError {
     /// A short PascalCase name of the class, for event reasons and metric labels.
     pub fn category(&self) -> &'static str {
         match self {
-            ProviderError::Transient(_) => "TransientError",
+            ProviderError::Transient(_) | ProviderError::Unanswered(_) => "TransientError",
             ProviderError::InvalidSpec(_) => "InvalidSpec",
             ProviderError::Config(_) => "ProviderConfigError",
         }

@@ -585,6 +585,11 @@ async fn create<M: Managed>(
                 .await;
             Ok(details)
         }
+        // No answer: the create may have made the resource (its reply was lost). The
+        // create stays pending, so the next pass takes what observe finds under the
+        // persisted name for this object's own (adopts it), or, when nothing is there,
+        // creates again (a deterministic identity) or stops for a person.
+        Err(e @ ProviderError::Unanswered(_)) => Err(Failure::Provider(e)),
         Err(e) => {
             effects
                 .annotate(obj, &[(annotations::EXTERNAL_CREATE_FAILED, now())])

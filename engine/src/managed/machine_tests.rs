@@ -407,6 +407,49 @@ async fn state_machine_table() {
             },
         },
         Case {
+            reason: "a create the external system never answered (a lost reply, a timeout) is not \
+                     recorded as failed: it stays pending, so the next pass takes what it made for \
+                     this object's own",
+            obj: widget(),
+            client: ExternalClientFns {
+                create_identity: CreateIdentity::Deterministic,
+                create: Box::new(|| {
+                    Err(ProviderError::Unanswered(
+                        "cannot create database: the connection was closed".into(),
+                    ))
+                }),
+                ..ExternalClientFns::new(always(Observation::absent()))
+            },
+            want: Want {
+                calls: &["observe", "create"],
+                writes: &["annotate tessera.dev/external-name,tessera.dev/external-create-pending"],
+                provider_error: true,
+                ..NONE
+            },
+        },
+        Case {
+            reason: "after an unanswered create, the unmarked resource it made is marked and \
+                     managed, not refused as someone else's",
+            obj: interrupted_create(),
+            client: ExternalClientFns {
+                create_identity: CreateIdentity::Deterministic,
+                marks_ownership: true,
+                ..ExternalClientFns::new(always(
+                    Observation::up_to_date().with_ownership(Ownership::Unmarked),
+                ))
+            },
+            want: Want {
+                calls: &["observe", "mark"],
+                writes: &[
+                    "event Marked",
+                    "annotate tessera.dev/external-create-succeeded",
+                ],
+                ready: Some(("True", "Available")),
+                synced: Some(("True", "ReconcileSuccess")),
+                ..NONE
+            },
+        },
+        Case {
             reason: "an unrecorded create of a deterministic kind whose resource exists is adopted, \
                      not created again",
             obj: interrupted_create(),

@@ -484,9 +484,9 @@ async fn sync<M: Managed, C: Connector<M>>(obj: Arc<M>, ctx: &Ctx<M, C>) -> Resu
             crate::metrics::reconcile_error(&scaffold::controller_name::<M>(&()), e.category());
             let requeue = match e {
                 ProviderError::InvalidSpec(_) => poll,
-                ProviderError::Transient(_) | ProviderError::Config(_) => {
-                    ctx.failures.next(obj.as_ref())
-                }
+                ProviderError::Transient(_)
+                | ProviderError::Unanswered(_)
+                | ProviderError::Config(_) => ctx.failures.next(obj.as_ref()),
             };
             let message = capitalize(&e.to_string());
             let previous = obj

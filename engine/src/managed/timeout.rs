@@ -24,8 +24,8 @@ pub struct Deadline {
 
 impl Deadline {
     /// Runs `call` (the operation `operation`, e.g. "observe"); past the timeout it is
-    /// dropped and the result is a transient error naming the operation, the external
-    /// system and the ProviderConfig.
+    /// dropped and the result is a [`ProviderError::Unanswered`] (it may have taken effect)
+    /// naming the operation, the external system and the ProviderConfig.
     pub async fn run<T>(
         &self,
         operation: &str,
@@ -40,7 +40,7 @@ impl Deadline {
                 (result, outcome)
             }
             Err(_) => (
-                Err(ProviderError::Transient(format!(
+                Err(ProviderError::Unanswered(format!(
                     "{operation} timed out after {:?}: {} (ProviderConfig {:?}) did not answer",
                     self.timeout, self.system, self.provider_config
                 ))),
@@ -127,13 +127,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_call_that_never_answers_becomes_a_transient_error_naming_operation_and_system() {
+    async fn a_call_that_never_answers_becomes_an_unanswered_error_naming_operation_and_system() {
         match timed().observe(&mut ()).await {
-            Err(ProviderError::Transient(msg)) => assert_eq!(
+            Err(ProviderError::Unanswered(msg)) => assert_eq!(
                 msg,
                 "observe timed out after 20ms: PostgreSQL (ProviderConfig \"default\") did not answer"
             ),
-            other => panic!("want Transient, got {other:?}"),
+            other => panic!("want Unanswered, got {other:?}"),
         }
         for (operation, result) in [
             ("create", timed().create(&mut ()).await.map(|_| ())),

@@ -22,7 +22,10 @@ impl Origin {
     pub(crate) fn error(&self, action: &str, err: &tokio_postgres::Error) -> ProviderError {
         match err.as_db_error() {
             Some(db) => self.db_error(action, db),
-            None if err.is_closed() => ProviderError::Transient(format!(
+            // No answer from the server (the connection was lost, or broke in the middle of
+            // a statement): the statement may have run, so a create that ends here is
+            // looked for again rather than recorded as failed.
+            None if err.is_closed() => ProviderError::Unanswered(format!(
                 "cannot {action}: the connection to PostgreSQL was closed"
             )),
             // The client could not complete authentication (e.g. the server asked for a
@@ -33,7 +36,7 @@ impl Origin {
                 self.username,
                 error_text(err)
             )),
-            None => ProviderError::Transient(format!("cannot {action}: {}", error_text(err))),
+            None => ProviderError::Unanswered(format!("cannot {action}: {}", error_text(err))),
         }
     }
 

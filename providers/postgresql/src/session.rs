@@ -260,7 +260,7 @@ impl Drop for Answer<'_> {
 }
 
 fn timed_out(action: &str) -> ProviderError {
-    ProviderError::Transient(format!(
+    ProviderError::Unanswered(format!(
         "cannot {action}: PostgreSQL did not answer within {}s",
         STATEMENT_TIMEOUT.as_secs()
     ))
