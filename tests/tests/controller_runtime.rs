@@ -492,7 +492,7 @@ async fn sigterm_on_a_leader_that_took_over_after_a_failover_drains_and_releases
     // A shutdown timeout far beyond the waits below: a replica that waited for it instead
     // of draining would still hold the Lease when they give up.
     let slow_stop = [("TESSERA_SHUTDOWN_TIMEOUT", "300")];
-    let mut replicas: Vec<ControllerProcess> = (0..4)
+    let mut replicas: Vec<ControllerProcess> = (0..5)
         .map(|_| controller_with(&env, &shard, &metrics_addr(), Some(&ns), &slow_stop))
         .collect();
     claim_kind_established(&client).await;
@@ -506,6 +506,34 @@ async fn sigterm_on_a_leader_that_took_over_after_a_failover_drains_and_releases
     let names: Vec<String> = (0..2).map(|i| format!("db{i}-{shard_value}")).collect();
     apply(&client, claim(&ns, &names[0], Some(&shard_value))).await;
     wait_claim_ready(&client, &ns, &names[0], Duration::from_secs(90)).await;
+
+    // 0. A standby that is stopped leaves the leader's Lease alone.
+    let spare = (0..5).find(|i| *i != first).unwrap();
+    let mut spare = replicas.remove(spare);
+    let first = holder_index(&lease, &replicas).expect("the leader is still listed");
+    spare.terminate();
+    assert_eq!(
+        spare
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .expect("exits"),
+        Some(0),
+        "a SIGTERM'd standby exits 0; log: {}",
+        spare.log().display()
+    );
+    let spare_log = spare.log_text();
+    assert!(
+        spare_log.contains("stopping while on standby"),
+        "{spare_log}"
+    );
+    assert!(
+        !spare_log.contains("released the leader Lease"),
+        "{spare_log}"
+    );
+    let still = lease_holder(&client, &ns, &lease_name)
+        .await
+        .expect("the Lease is held");
+    assert_eq!(holder(&still), holder(&lease), "the leader keeps its Lease");
 
     // 1. SIGKILL the leader with a claim in flight: a standby takes the Lease once it
     // expires, within the Lease's bound.
