@@ -97,7 +97,9 @@ async fn the_controller_resumes_its_watches_after_an_api_server_restart_and_conv
     pg.batch_execute(&format!("DROP DATABASE \"{before_db}\""))
         .await
         .expect("drop the database behind the controller's back");
+    let stopped = std::time::Instant::now();
     drop(restart); // starts the API server again
+    let restarted = stopped.elapsed();
 
     // A claim created right after the API server is back is seen through the resumed
     // watches and converges, and the dropped database is created again by the same
@@ -116,6 +118,11 @@ async fn the_controller_resumes_its_watches_after_an_api_server_restart_and_conv
     assert!(
         controller.running(),
         "the same controller process did all this; log: {log}"
+    );
+    eprintln!(
+        "apiserver restart: the API server was back {restarted:?} after the stop; the new claim \
+         and the repaired one Ready {:?} after the stop",
+        stopped.elapsed()
     );
 
     for name in [before, after] {

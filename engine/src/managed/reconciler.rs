@@ -12,7 +12,8 @@
 //!    object's own create records let the provider mark it first.
 //!    Absent: the external name and the `external-create-pending` annotation are
 //!    persisted, then `create` runs, then `external-create-succeeded` (or `-failed`) is
-//!    persisted. Drifted: `update`. Deleting: `delete` until observe says absent, then the
+//!    persisted; a create that got no answer (`ProviderError::Unanswered`) records
+//!    neither and stays pending, as if the process had died. Drifted: `update`. Deleting: `delete` until observe says absent, then the
 //!    finalizer goes.
 //! 5. Connection details go to the connection Secret (only when a value changed), the
 //!    status is written (only when it changed), and the object is polled again after a
