@@ -65,7 +65,7 @@ struct Ctx {
 /// # Expected flow
 /// 1. The claim gets [`FINALIZER`].
 /// 2. Its composite, named [`claim_composite_name`], is server-side applied (field manager
-///    `<opts.field_manager>/claim`) with the composite controller's finalizer, the claim's spec, `spec.claimRef`, the claim labels
+///    `<opts.field_manager>/claim`) with the claim's spec, `spec.claimRef`, the claim labels
 ///    and a `writeConnectionSecretToRef` pointing into the claim's namespace. A composite of
 ///    that name that belongs to something else is never touched.
 /// 3. The claim's status gets `resourceRef`, the composite's Ready and Synced conditions
@@ -194,14 +194,7 @@ impl Ctx {
         }
 
         let desired = match bind::desired_composite(claim, &ctx.xrd.spec, &xr_name) {
-            Ok(mut desired) => {
-                // The composite is created with its controller's finalizer (the same
-                // name), saving the composite controller a write. Only the composite's
-                // controller removes it, when its resources are gone; the claim no longer
-                // applies once it is being deleted itself.
-                desired["metadata"]["finalizers"] = json!([FINALIZER]);
-                desired
-            }
+            Ok(desired) => desired,
             Err(e) => {
                 let message = capitalize(&e.to_string());
                 let ready = Condition::creating().with_message(&message);
