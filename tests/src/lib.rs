@@ -27,7 +27,8 @@ pub use controllers::{
     wait_all_reconciled, wait_reconciled,
 };
 pub use rds::{
-    RDS_API, moto_ec2, moto_subnets, rds_provider_config, rds_sdk, start_rds_controller_in_process,
+    RDS_API, http_forward, http_header, http_read_message, moto_ec2, moto_subnets,
+    rds_provider_config, rds_sdk, start_rds_controller_in_process,
 };
 
 /// The values `testenv/up` wrote into its env file.

@@ -1,10 +1,13 @@
 //! RDS helpers: the provider's controllers in-process, ProviderConfigs on the testenv's
 //! moto_server, an SDK client for acting behind Tessera's back, and subnets in moto's EC2
-//! (DBSubnetGroups need real ones).
+//! (DBSubnetGroups need real ones), and a plain HTTP/1.1 relay to moto for tests that put a
+//! recording or fault-injecting proxy between the provider and moto.
 
 use std::sync::OnceLock;
 
 use kube::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::{TEST_NAMESPACE, TestEnv, apply, namespace, start_provider_once};
 
@@ -134,4 +137,78 @@ pub fn moto_subnets(env: &TestEnv, octet: u8, zones: &[&str]) -> (String, Vec<St
         })
         .collect();
     (vpc, subnets)
+}
+
+/// The value of header `name` (case-insensitive) in an HTTP message head.
+pub fn http_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// One HTTP/1.1 message from `conn`: head and body (by Content-Length); `None` at EOF.
+pub async fn http_read_message(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(String, Vec<u8>)> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len = http_header(&head, "content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let mut chunk = [0u8; 8192];
+                let n = conn.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..end + 4 + len].to_vec();
+            buf.drain(..end + 4 + len);
+            return Some((head, body));
+        }
+        let mut chunk = [0u8; 8192];
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Sends the request to moto on a fresh connection; returns status line, content type and body.
+pub async fn http_forward(upstream: &str, head: &str, body: &[u8]) -> (String, String, Vec<u8>) {
+    let mut out = String::new();
+    for (i, line) in head.lines().enumerate() {
+        if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut up = TcpStream::connect(upstream).await.expect("connect to moto");
+    up.write_all(out.as_bytes()).await.unwrap();
+    up.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    up.read_to_end(&mut raw).await.unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "moto answered chunked"
+    );
+    let status = head.lines().next().unwrap_or_default().to_string();
+    let content_type = http_header(&head, "content-type")
+        .unwrap_or("text/xml")
+        .to_string();
+    (status, content_type, raw[end + 4..].to_vec())
 }

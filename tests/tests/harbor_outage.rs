@@ -8,26 +8,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use tessera_tests::{
-    HARBOR_API, HarborTarget, TEST_NAMESPACE, TestEnv, apply, delete, harbor_provider_config,
-    install_crds, repo_root, secret_data, start_harbor_controller_in_process, unique, wait_for,
-    wait_gone, wait_ready, wait_sync_error,
+    HARBOR_API, HarborTarget, TEST_NAMESPACE, TestEnv, apply, delete, harbor_authenticates,
+    harbor_provider_config, install_crds, repo_root, secret_data,
+    start_harbor_controller_in_process, unique, wait_for, wait_gone, wait_ready, wait_sync_error,
 };
-
-/// Whether Harbor's token service accepts these credentials.
-async fn authenticates(target: &HarborTarget, username: &str, password: &str) -> bool {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-        .get(format!(
-            "{}/service/token?service=harbor-registry",
-            target.url
-        ))
-        .basic_auth(username, Some(password))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-}
 
 /// The role id of the member `entity` of `project`, as Harbor lists it.
 async fn member_role(target: &HarborTarget, project: &str, user: &str) -> Option<i64> {
@@ -94,7 +78,7 @@ async fn harbor_restarted_empty_is_reported_then_everything_is_recreated() {
     let old = secret_data(&client, TEST_NAMESPACE, &robot_secret)
         .await
         .expect("robot Secret");
-    assert!(authenticates(&target, &old["username"], &old["password"]).await);
+    assert!(harbor_authenticates(&target, &old["username"], &old["password"]).await);
     // A group member: the simulator creates the group named in a membership, so it can be
     // recreated after the restart (a user would be lost with the simulator's state).
     let member = unique("outage-member");
@@ -157,7 +141,7 @@ async fn harbor_restarted_empty_is_reported_then_everything_is_recreated() {
     })
     .await
     .expect("the robot's Secret holds the recreated robot's secret");
-    assert!(authenticates(&target, &new["username"], &new["password"]).await);
+    assert!(harbor_authenticates(&target, &new["username"], &new["password"]).await);
     wait_for(Duration::from_secs(60), || async {
         (member_role(&target, &before, &group).await? == 4).then_some(())
     })

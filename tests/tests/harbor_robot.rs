@@ -11,9 +11,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::{Value, json};
 use tessera_tests::{
-    HARBOR_API, HarborTarget, TEST_NAMESPACE, TestEnv, apply, delete, harbor_provider_config,
-    install_crds, secret_data, start_harbor_controller_in_process, unique, wait_for, wait_gone,
-    wait_ready, wait_sync_error,
+    HARBOR_API, HarborTarget, TEST_NAMESPACE, TestEnv, apply, delete, harbor_authenticates,
+    harbor_provider_config, install_crds, secret_data, start_harbor_controller_in_process, unique,
+    wait_for, wait_gone, wait_ready, wait_sync_error,
 };
 
 async fn setup() -> (kube::Client, HarborTarget, String) {
@@ -81,23 +81,6 @@ fn robot(name: &str, pc: &str, project: &str, extra: Value) -> Value {
     })
 }
 
-/// Whether Harbor's token service accepts these credentials, as `docker login` would ask.
-async fn authenticates(target: &HarborTarget, username: &str, password: &str) -> bool {
-    let resp = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-        .get(format!(
-            "{}/service/token?service=harbor-registry",
-            target.url
-        ))
-        .basic_auth(username, Some(password))
-        .send()
-        .await
-        .expect("token service answers");
-    resp.status().is_success()
-}
-
 /// The robot of `project` named `robot$<project>+<name>`, as Harbor lists it.
 async fn harbor_robot(target: &HarborTarget, project: &str, name: &str) -> Option<Value> {
     let p = target.get(&format!("/projects/{project}")).await?;
@@ -162,7 +145,7 @@ async fn robot_account_secret_lives_in_a_dockerconfigjson_secret_drift_loss_and_
         .unwrap();
     assert_eq!(config["auths"][host]["username"], full.as_str());
     assert_eq!(config["auths"][host]["password"], data["password"].as_str());
-    assert!(authenticates(&target, &full, &data["password"]).await);
+    assert!(harbor_authenticates(&target, &full, &data["password"]).await);
     let first = data["password"].clone();
 
     // Drift behind Tessera's back: the push permission removed, the description changed.
@@ -204,9 +187,9 @@ async fn robot_account_secret_lives_in_a_dockerconfigjson_secret_drift_loss_and_
     let data = new_password(&client, &secret_name, &first).await;
     let (kind, _) = secret(&client, &secret_name).await.expect("restored");
     assert_eq!(kind, "kubernetes.io/dockerconfigjson");
-    assert!(authenticates(&target, &full, &data["password"]).await);
+    assert!(harbor_authenticates(&target, &full, &data["password"]).await);
     assert!(
-        !authenticates(&target, &full, &first).await,
+        !harbor_authenticates(&target, &full, &first).await,
         "the lost secret no longer works"
     );
     let second = data["password"].clone();
@@ -228,8 +211,8 @@ async fn robot_account_secret_lives_in_a_dockerconfigjson_secret_drift_loss_and_
     .await
     .expect("annotate");
     let data = new_password(&client, &secret_name, &second).await;
-    assert!(authenticates(&target, &full, &data["password"]).await);
-    assert!(!authenticates(&target, &full, &second).await);
+    assert!(harbor_authenticates(&target, &full, &data["password"]).await);
+    assert!(!harbor_authenticates(&target, &full, &second).await);
 
     delete(&client, HARBOR_API, "RobotAccount", &name).await;
     wait_gone(&client, HARBOR_API, "RobotAccount", &name).await;
@@ -295,7 +278,7 @@ async fn a_duplicate_robot_is_refused_with_a_clear_message_and_left_alone() {
         synced.message
     );
     assert!(
-        authenticates(&target, &full, &theirs).await,
+        harbor_authenticates(&target, &full, &theirs).await,
         "the existing robot's secret is not refreshed"
     );
     let r = harbor_robot(&target, &project, "ci")

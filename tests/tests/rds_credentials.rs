@@ -17,10 +17,10 @@ use std::time::Duration;
 use serde_json::json;
 use tessera_tests::{
     ControllerProcess, RDS_API, TEST_NAMESPACE, TestEnv, apply, audit, condition, delete,
-    install_crds, moto_subnets, namespace, unique, wait_for, wait_gone, wait_ready,
-    wait_sync_error,
+    http_forward, http_header, http_read_message, install_crds, moto_subnets, namespace, unique,
+    wait_for, wait_gone, wait_ready, wait_sync_error,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const SHARD_LABEL: &str = "shard.tessera.dev/key";
@@ -106,82 +106,12 @@ fn field(form: &str, key: &str) -> Option<String> {
         .map(percent_decode)
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 /// The text of the first `<tag>` of `xml`.
 fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find('<')? + start;
     Some(&xml[start..end])
-}
-
-/// One HTTP/1.1 message from `conn`: head and body (by Content-Length); `None` at EOF.
-async fn read_message(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let len = header(&head, "content-length")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let mut chunk = [0u8; 8192];
-                let n = conn.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let body = buf[end + 4..end + 4 + len].to_vec();
-            buf.drain(..end + 4 + len);
-            return Some((head, body));
-        }
-        let mut chunk = [0u8; 8192];
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Sends the request to moto on a fresh connection; returns status line, content type and body.
-async fn forward(upstream: &str, head: &str, body: &[u8]) -> (String, String, Vec<u8>) {
-    let mut out = String::new();
-    for (i, line) in head.lines().enumerate() {
-        if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
-            continue;
-        }
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    let mut up = TcpStream::connect(upstream).await.expect("connect to moto");
-    up.write_all(out.as_bytes()).await.unwrap();
-    up.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    up.read_to_end(&mut raw).await.unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "moto answered chunked"
-    );
-    let status = head.lines().next().unwrap_or_default().to_string();
-    let content_type = header(&head, "content-type")
-        .unwrap_or("text/xml")
-        .to_string();
-    (status, content_type, raw[end + 4..].to_vec())
 }
 
 /// STS's answer to an AssumeRole the role's trust policy does not allow.
@@ -201,11 +131,11 @@ fn access_denied(role: &str) -> (String, String, Vec<u8>) {
 
 async fn serve(mut conn: TcpStream, upstream: String, recorded: Arc<Mutex<Recorded>>) {
     let mut buf = Vec::new();
-    while let Some((head, body)) = read_message(&mut conn, &mut buf).await {
+    while let Some((head, body)) = http_read_message(&mut conn, &mut buf).await {
         let form = String::from_utf8_lossy(&body).into_owned();
         let action = field(&form, "Action").unwrap_or_default();
         // Credential=<key>/<date>/<region>/<service>/aws4_request
-        let scope: Vec<String> = header(&head, "authorization")
+        let scope: Vec<String> = http_header(&head, "authorization")
             .and_then(|a| a.split("Credential=").nth(1))
             .and_then(|c| c.split([',', ' ']).next())
             .map(|c| c.split('/').map(str::to_string).collect())
@@ -222,7 +152,7 @@ async fn serve(mut conn: TcpStream, upstream: String, recorded: Arc<Mutex<Record
             if action == "AssumeRole" && role.contains(":role/denied-") {
                 access_denied(&role)
             } else {
-                let answer = forward(&upstream, &head, &body).await;
+                let answer = http_forward(&upstream, &head, &body).await;
                 if action.starts_with("AssumeRole") {
                     let text = String::from_utf8_lossy(&answer.2);
                     if let Some(key) = xml_value(&text, "AccessKeyId") {

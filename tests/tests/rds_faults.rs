@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tessera_tests::{
     RDS_API, TEST_NAMESPACE, TestEnv, apply, condition, delete, delete_in, events_about, get,
-    install_crds, install_postgres_platform, kubectl, moto_subnets, namespace, rds_provider_config,
-    start_composition_controllers_in_process, start_rds_controller_in_process, unique,
-    wait_crd_established, wait_gone, wait_gone_in, wait_object, wait_object_in, wait_ready,
-    wait_reconciled, wait_sync_error, yaml_docs,
+    http_forward, http_read_message, install_crds, install_postgres_platform, kubectl,
+    moto_subnets, namespace, rds_provider_config, start_composition_controllers_in_process,
+    start_rds_controller_in_process, unique, wait_crd_established, wait_gone, wait_gone_in,
+    wait_object, wait_object_in, wait_ready, wait_reconciled, wait_sync_error, yaml_docs,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// How many answers to DescribeDBInstances say `creating` instead of `available`.
@@ -55,80 +55,6 @@ impl Proxy {
 fn field<'a>(form: &'a str, key: &str) -> Option<&'a str> {
     form.split('&')
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// One HTTP/1.1 message from `conn`: head and body (by Content-Length); `None` at EOF.
-async fn read_message(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let mut chunk = [0u8; 8192];
-                let n = conn.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let body = buf[end + 4..end + 4 + len].to_vec();
-            buf.drain(..end + 4 + len);
-            return Some((head, body));
-        }
-        let mut chunk = [0u8; 8192];
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Sends the request to moto on a fresh connection and returns status line, content type
-/// and body.
-async fn forward(upstream: &str, head: &str, body: &[u8]) -> (String, String, Vec<u8>) {
-    let mut out = String::new();
-    for (i, line) in head.lines().enumerate() {
-        if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
-            continue;
-        }
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    let mut up = TcpStream::connect(upstream).await.expect("connect to moto");
-    up.write_all(out.as_bytes()).await.unwrap();
-    up.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    up.read_to_end(&mut raw).await.unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "moto answered chunked"
-    );
-    let status = head.lines().next().unwrap_or_default().to_string();
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type")
-                .then(|| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "text/xml".into());
-    (status, content_type, raw[end + 4..].to_vec())
 }
 
 fn aws_error(status: &str, code: &str) -> (String, String, Vec<u8>) {
@@ -195,7 +121,7 @@ fn refused_as_aws_does(form: &str) -> Option<(String, String, Vec<u8>)> {
 
 async fn serve(mut conn: TcpStream, upstream: String, id: String, proxy: Arc<Proxy>) {
     let mut buf = Vec::new();
-    while let Some((head, body)) = read_message(&mut conn, &mut buf).await {
+    while let Some((head, body)) = http_read_message(&mut conn, &mut buf).await {
         let form = String::from_utf8_lossy(&body).into_owned();
         let action = field(&form, "Action").unwrap_or("?").to_string();
         let ours = field(&form, "DBInstanceIdentifier") == Some(id.as_str());
@@ -225,7 +151,7 @@ async fn serve(mut conn: TcpStream, upstream: String, id: String, proxy: Arc<Pro
         {
             aws_error("500 Internal Server Error", "InternalFailure")
         } else {
-            let (status, content_type, mut body) = forward(&upstream, &head, &body).await;
+            let (status, content_type, mut body) = http_forward(&upstream, &head, &body).await;
             if action == "DescribeDBInstances" && ours {
                 let text = String::from_utf8_lossy(&body).into_owned();
                 let available = "<DBInstanceStatus>available</DBInstanceStatus>";

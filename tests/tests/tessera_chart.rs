@@ -1094,7 +1094,11 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         other => panic!("deleting a Secret it does not own was not refused: {other:?}"),
     }
 
-    // Deleting the claim works through the same account.
+    // Deleting the claim works through the same account. The Secrets of the claim's tree
+    // go with it (the garbage collector deletes them after their owners): waited for, so
+    // their deletions do not land in a later test's count of the cluster's writes.
+    let owned = owned_secrets(&admin, &[claim_ns, "tessera-system"]).await;
+    assert!(!owned.is_empty(), "the claim's tree owns Secrets");
     delete_in(&admin, CLAIM_API, CLAIM_KIND, claim_ns, name).await;
     wait_for(Duration::from_secs(90), || async {
         get_in(&admin, CLAIM_API, CLAIM_KIND, claim_ns, name)
@@ -1107,6 +1111,12 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
         let log_text = std::fs::read_to_string(&controller.1).unwrap_or_default();
         panic!("the claim was not deleted: {e}; controller log:\n{log_text}")
     });
+    wait_for(Duration::from_secs(90), || async {
+        let left = owned_secrets(&admin, &[claim_ns, "tessera-system"]).await;
+        owned.iter().all(|o| !left.contains(o)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the claim's Secrets {owned:?} were not deleted: {e}"));
     delete(&admin, VAULT_API, "Policy", &policy).await;
     wait_gone(&admin, VAULT_API, "Policy", &policy).await;
     delete(&admin, VAULT_API, "ProviderConfig", &pc).await;
@@ -1146,4 +1156,24 @@ async fn the_charts_service_account_runs_a_postgresql_claim_and_may_do_nothing_m
     );
     drop(installed);
     let _ = std::fs::remove_file(Path::new(&kubeconfig));
+}
+
+/// The Secrets of `namespaces` owned by one of the claim's tree (the claim, its composite
+/// or a managed resource), as `namespace/name`.
+async fn owned_secrets(admin: &Client, namespaces: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for ns in namespaces {
+        let api: Api<Secret> = Api::namespaced(admin.clone(), ns);
+        let list = api.list(&Default::default()).await.expect("list Secrets");
+        for s in list.items {
+            let ours = s.metadata.owner_references.iter().flatten().any(|o| {
+                o.api_version.starts_with("platform.tessera.dev/")
+                    || o.api_version.starts_with("postgresql.sql.tessera.dev/")
+            });
+            if ours {
+                found.push(format!("{ns}/{}", s.metadata.name.unwrap_or_default()));
+            }
+        }
+    }
+    found
 }

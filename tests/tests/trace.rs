@@ -280,6 +280,18 @@ async fn trace_shows_ready_waiting_and_failing_claims_and_never_a_secret_value()
     })
     .await
     .expect("a warning event about the refused role");
+    // The Role's failure has reached the composite's and the claim's Ready messages (a
+    // change that keeps them Creating is written at most every few seconds).
+    wait_object_in(
+        &client,
+        CLAIM_API,
+        "PostgresDatabase",
+        &ns,
+        "blocked-db",
+        "the Role's failure quoted in Ready",
+        |o| condition(o, "Ready").is_some_and(|c| c.message.contains("ExternalResourceNotOwned")),
+    )
+    .await;
 
     // The generated names, longest first (composed names may start with the composite's).
     let mut names: Vec<(String, String)> = Vec::new();
