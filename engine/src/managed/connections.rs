@@ -164,22 +164,10 @@ async fn ready<K: Resource<DynamicType = ()> + Clone + 'static>(
     store: &Store<K>,
     what: &str,
 ) -> Result<(), ProviderError> {
-    // A store's `wait_until_ready` wakes only the last of several concurrent waiters (the
-    // first reconciles of every kind wait on the same ProviderConfig store): the others
-    // would sleep until something else polled them. Ask again until it answers.
-    loop {
-        match tokio::time::timeout(READY_RECHECK, store.wait_until_ready()).await {
-            Ok(result) => {
-                return result
-                    .map_err(|_| ProviderError::Transient(format!("the watch of {what} stopped")));
-            }
-            Err(_) => continue,
-        }
-    }
+    crate::scaffold::store_ready(store)
+        .await
+        .map_err(|_| ProviderError::Transient(format!("the watch of {what} stopped")))
 }
-
-/// How often a reconcile waiting for a watch's first list checks again.
-const READY_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl<C: Connect> CachedConnector<C> {
     /// A connector that connects with `connect`.

@@ -241,18 +241,8 @@ pub async fn run<K, C, E, F, Fut>(
     tokio::spawn({
         let (store, synced) = (store.clone(), synced.clone());
         async move {
-            // A store's `wait_until_ready` wakes only one of several waiters (the
-            // controller waits too): ask again until it answers.
-            loop {
-                let wait = store.wait_until_ready();
-                match tokio::time::timeout(std::time::Duration::from_millis(250), wait).await {
-                    Ok(Ok(())) => {
-                        synced.store(true, std::sync::atomic::Ordering::Relaxed);
-                        break;
-                    }
-                    Ok(Err(_)) => break,
-                    Err(_) => {}
-                }
+            if store_ready(&store).await.is_ok() {
+                synced.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
     });
@@ -341,6 +331,26 @@ fn error_policy<K: Resource, C: Context, E: std::fmt::Display>(
 /// create annotations, whose order must be decidable by comparing the strings.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Waits until `store` has its watch's first list, like `Store::wait_until_ready`, which
+/// wakes only the last of several concurrent waiters (every controller's first reconciles
+/// wait on the same stores): this asks again every 100 ms until it answers. Errs when the
+/// store's writer is gone (its watch stopped).
+pub async fn store_ready<K>(
+    store: &kube::runtime::reflector::Store<K>,
+) -> Result<(), kube::runtime::reflector::store::WriterDropped>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        let wait = store.wait_until_ready();
+        if let Ok(result) = tokio::time::timeout(std::time::Duration::from_millis(100), wait).await
+        {
+            return result;
+        }
+    }
 }
 
 #[cfg(test)]
