@@ -19,7 +19,7 @@ use crate::api::common::{Condition, capitalize};
 use crate::api::xrd::CompositeResourceDefinition;
 use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::naming::{claim_composite_name, legacy_claim_composite_name};
-use crate::scaffold::coalesce::{self, StatusWrites};
+use crate::scaffold::coalesce::StatusWrites;
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next};
 
 /// Kubernetes failures of the claim controller. Problems a person has to fix become
@@ -73,7 +73,7 @@ struct Ctx {
 ///    engine's bookkeeping, [`bind::ENGINE_STATUS_FIELDS`]), so the XRD's printer columns
 ///    show on the claim; written only when something changed, and a field removed from
 ///    the composite is removed from the claim. A change that only moves a `Creating`
-///    status forward waits while the last write is recent ([`coalesce`]).
+///    status forward waits while the last write is recent ([`crate::scaffold::coalesce`]).
 /// 4. On deletion the composite is deleted and the finalizer stays until it is gone: the
 ///    composite deletes its composed resources (in dependsOn-reverse order) and, through
 ///    its owner reference, the connection Secret.
@@ -356,8 +356,8 @@ impl Ctx {
     /// Writes the claim's status (Ready, Synced, `resourceRef`, `observedGeneration` and
     /// the composite's status fields) with server-side apply, only when something changed,
     /// and publishes the events of the transitions. A change that only moves a `Creating`
-    /// status forward waits while the last write is recent ([`coalesce`]): returns how
-    /// long it waits.
+    /// status forward waits while the last write is recent
+    /// ([`crate::scaffold::coalesce`]): returns how long it waits.
     async fn write_status(
         &self,
         claim: &DynamicObject,
@@ -369,13 +369,13 @@ impl Ctx {
             return Ok(None);
         };
         let live_status = claim.data.get("status").cloned().unwrap_or(Value::Null);
-        let progress = coalesce::progress_only(&live_status, &write.status, &["resourceRef"]);
         let id = claim.uid().unwrap_or_else(|| key(claim));
-        let at = std::time::Instant::now();
-        if let Some(wait) = self.status_writes.hold_back(&id, progress, at) {
+        if let Some(wait) =
+            self.status_writes
+                .admit(&id, &live_status, &write.status, &["resourceRef"])
+        {
             return Ok(Some(wait));
         }
-        self.status_writes.wrote(&id, at);
         let old: Vec<Condition> = claim
             .data
             .pointer("/status/conditions")

@@ -77,7 +77,7 @@ use crate::api::common::Condition;
 use crate::api::composition::{Composition, CompositionRevision, LABEL_COMPOSITION_NAME};
 use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
 use crate::composition_options::{CompositionOptions, FINALIZER};
-use crate::scaffold::coalesce::{self, StatusWrites};
+use crate::scaffold::coalesce::StatusWrites;
 use crate::scaffold::{self, Backoff, FinalizerError, Next, jitter, now};
 
 /// How soon a composite being deleted is looked at again while its resources go (their
@@ -382,8 +382,9 @@ impl Ctx {
     /// Folds `update` into the composite's status and writes it (server-side apply) when
     /// it changed; publishes the events of condition transitions (a `Synced` failure
     /// described by `error`) and `extra`. A change that only moves a `Creating` status
-    /// forward is held back while the last write is recent ([`coalesce`]): returns how
-    /// long it waits, and its transition events wait with it.
+    /// forward is held back while the last write is recent
+    /// ([`crate::scaffold::coalesce`]): returns how long it waits, and its transition events
+    /// wait with it.
     async fn write_status(
         &self,
         xr: &DynamicObject,
@@ -394,23 +395,18 @@ impl Ctx {
     ) -> Result<Option<Duration>, Error> {
         let old = xr_json.get("status").cloned().unwrap_or(Value::Null);
         let new = next_status(&old, update, &now());
-        let key = xr.uid().unwrap_or_else(|| xr.name_any());
-        let at = std::time::Instant::now();
-        // `connectionDetails` records a Secret write that will not be repeated.
-        let progress = coalesce::progress_only(&old, &new, &["connectionDetails"]);
-        let held_back = if new == old {
-            None
-        } else {
-            self.status_writes.hold_back(&key, progress, at)
-        };
-        if held_back.is_some() {
-            for e in extra {
-                self.publish(xr, e).await;
-            }
-            return Ok(held_back);
-        }
         if new != old {
-            self.status_writes.wrote(&key, at);
+            let key = xr.uid().unwrap_or_else(|| xr.name_any());
+            // `connectionDetails` records a Secret write that will not be repeated.
+            let held_back = self
+                .status_writes
+                .admit(&key, &old, &new, &["connectionDetails"]);
+            if held_back.is_some() {
+                for e in extra {
+                    self.publish(xr, e).await;
+                }
+                return Ok(held_back);
+            }
             let body = json!({
                 "apiVersion": self.xr.api_version,
                 "kind": self.xr.kind,

@@ -86,6 +86,18 @@ impl StatusWrites {
         (since < self.interval).then(|| self.interval - since)
     }
 
+    /// The decision for a status change of object `key` from `old` to `new` (`kept`: as in
+    /// [`progress_only`]): `Some(wait)` holds it back for `wait`; `None` means write it now,
+    /// and the write is recorded.
+    pub fn admit(&self, key: &str, old: &Value, new: &Value, kept: &[&str]) -> Option<Duration> {
+        let now = Instant::now();
+        let wait = self.hold_back(key, progress_only(old, new, kept), now);
+        if wait.is_none() {
+            self.wrote(key, now);
+        }
+        wait
+    }
+
     /// Records a write of object `key`'s status at `now`; forgets writes older than the
     /// interval, which hold nothing back any more.
     pub fn wrote(&self, key: &str, now: Instant) {
