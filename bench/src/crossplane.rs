@@ -1,5 +1,6 @@
-//! Crossplane v1.20 core + provider-nop, as processes against the same cluster, with the
-//! same claim counts as Tessera (bench/crossplane/build makes the binaries).
+//! Crossplane v1.20 core + provider-nop, and core + provider-sql, as processes against the
+//! same cluster, with the same claim counts as Tessera (bench/crossplane/build makes the
+//! binaries).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,10 +10,22 @@ use futures::StreamExt;
 use serde_json::json;
 
 use crate::procs::{Procs, Spec};
-use crate::{Scale, cluster};
+use crate::{Comp, Scale, cluster, count_all};
 
 const CLAIM_API: &str = "xp.bench.tessera.dev/v1alpha1";
 const NOP_API: &str = "nop.crossplane.io/v1alpha1";
+const SQL_API: &str = "postgresql.sql.crossplane.io/v1alpha1";
+
+/// The claim kind of a composition and the kinds it composes, on Crossplane's side.
+fn kinds(comp: Comp) -> (&'static str, &'static [(&'static str, &'static str)]) {
+    match comp {
+        Comp::Nop => ("NopBench", &[(NOP_API, "ClusterNopResource")]),
+        Comp::Pg => (
+            "PgBench",
+            &[(SQL_API, "Role"), (SQL_API, "Database"), (SQL_API, "Grant")],
+        ),
+    }
+}
 
 /// Throwaway client TLS files, which Crossplane's core insists on loading (for functions
 /// and external secret stores, neither used here).
@@ -47,104 +60,186 @@ fn tls_files(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs Crossplane's and provider-nop's CRDs and the benchmark's XRD and Composition.
-async fn install(client: &kube::Client, dir: &Path) -> anyhow::Result<()> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("crds"))?
+/// Applies every YAML file of `dir`, in name order.
+async fn apply_dir(client: &kube::Client, dir: &Path) -> anyhow::Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     files.sort();
     for f in files {
         cluster::apply_yaml(client, &std::fs::read_to_string(&f)?).await?;
     }
-    cluster::namespace(client, "crossplane-system").await?;
     Ok(())
 }
 
-/// Starts core + provider, runs each claim count, stops them. The XRD and Composition are
-/// applied once the core runs (it serves the claim kind).
+/// provider-sql's connection to testenv's PostgreSQL: the admin credentials Secret and the
+/// ProviderConfig `default` (TLS verified against testenv's CA, given to the provider as
+/// PGSSLROOTCERT).
+async fn sql_provider_config(client: &kube::Client, env: &cluster::TestEnv) -> anyhow::Result<()> {
+    cluster::apply(
+        client,
+        &json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "postgres-admin", "namespace": "crossplane-system" },
+            "stringData": {
+                "endpoint": env.get("POSTGRES_HOST")?, "port": env.get("POSTGRES_PORT")?,
+                "username": env.get("POSTGRES_USER")?, "password": env.get("POSTGRES_PASSWORD")?,
+            }
+        }),
+    )
+    .await?;
+    cluster::apply(
+        client,
+        &json!({
+            "apiVersion": SQL_API, "kind": "ProviderConfig",
+            "metadata": { "name": "default" },
+            "spec": {
+                "sslMode": "verify-full",
+                "credentials": {
+                    "source": "PostgreSQLConnectionSecret",
+                    "connectionSecretRef": { "namespace": "crossplane-system", "name": "postgres-admin" }
+                }
+            }
+        }),
+    )
+    .await
+}
+
+/// Starts core + the composition's provider for each claim count, runs it, stops them.
+/// The XRDs and Compositions are applied once the core runs (it serves the claim kinds).
 pub async fn run(
     client: &kube::Client,
     env: &cluster::TestEnv,
     dir: &Path,
-    counts: &[usize],
+    runs: &[(Comp, &Vec<usize>)],
+    poll_interval: u64,
     logs: &Path,
 ) -> anyhow::Result<Vec<Scale>> {
-    install(client, dir).await?;
+    apply_dir(client, &dir.join("crds")).await?;
+    cluster::namespace(client, "crossplane-system").await?;
     let tls = logs.join("crossplane-tls");
     tls_files(&tls)?;
     let cache = logs.join("crossplane-cache");
     std::fs::create_dir_all(&cache)?;
     let kubeconfig = env.get("KUBECONFIG")?.to_string();
-    // Ports next to testenv's, shifted with them.
+    // Ports of their own (testenv's end in 00, 32, 43, 57 and 80), shifted with testenv's.
     let offset: u16 = std::env::var("TESSERA_TESTENV_PORT_OFFSET")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let poll = format!("{poll_interval}s");
     let mut out = Vec::new();
-    let mut first = true;
-    for &n in counts {
-        let procs = Procs::start(&[
-            Spec {
-                program: dir.join("crossplane"),
-                args: vec![
-                    "core".into(),
-                    "start".into(),
-                    format!("--cache-dir={}", cache.display()),
-                    format!("--metrics-port={}", 19080 + offset),
-                    format!("--health-probe-port={}", 19081 + offset),
-                    format!("--webhook-port={}", 19443 + offset),
-                    "--poll-interval=60s".into(),
-                ],
-                env: vec![
-                    ("KUBECONFIG".into(), kubeconfig.clone()),
-                    ("ENABLE_WEBHOOKS".into(), "false".into()),
-                    ("TLS_CLIENT_CERTS_DIR".into(), tls.display().to_string()),
-                    ("TLS_SERVER_CERTS_DIR".into(), tls.display().to_string()),
-                    ("POD_NAMESPACE".into(), "crossplane-system".into()),
-                ],
-                log: logs.join(format!("crossplane-{n}.log")),
-            },
-            Spec {
-                program: dir.join("provider-nop"),
-                args: vec!["--poll=60s".into(), "--max-reconcile-rate=100".into()],
-                env: vec![
-                    ("KUBECONFIG".into(), kubeconfig.clone()),
-                    ("TLS_SERVER_CERTS_DIR".into(), tls.display().to_string()),
-                ],
-                log: logs.join(format!("provider-nop-{n}.log")),
-            },
-        ])?;
-        if first {
-            let yaml = std::fs::read_to_string("bench/crossplane/nop-composition.yaml").context(
-                "read bench/crossplane/nop-composition.yaml (run from the repository root)",
-            )?;
-            cluster::apply_yaml(client, &yaml).await?;
-            first = false;
+    for &(comp, counts) in runs {
+        let mut first = true;
+        if comp == Comp::Pg && counts.iter().any(|n| *n > 0) {
+            // provider-sql starts controllers for all its kinds: all its CRDs must exist.
+            apply_dir(client, &dir.join("sql-crds")).await?;
+            sql_provider_config(client, env).await?;
         }
-        let result = scale(client, n, procs).await;
-        out.push(result?);
+        for &n in counts.iter().filter(|n| **n > 0) {
+            let provider = match comp {
+                Comp::Nop => Spec {
+                    program: dir.join("provider-nop"),
+                    args: vec![format!("--poll={poll}"), "--max-reconcile-rate=100".into()],
+                    env: vec![
+                        ("KUBECONFIG".into(), kubeconfig.clone()),
+                        ("TLS_SERVER_CERTS_DIR".into(), tls.display().to_string()),
+                    ],
+                    log: logs.join(format!("provider-nop-{n}.log")),
+                },
+                Comp::Pg => Spec {
+                    program: dir.join("provider-sql"),
+                    args: vec![
+                        format!("--poll={poll}"),
+                        "--max-reconcile-rate=100".into(),
+                        format!("--metrics-bind-address=127.0.0.1:{}", 24082 + offset),
+                    ],
+                    env: vec![
+                        ("KUBECONFIG".into(), kubeconfig.clone()),
+                        (
+                            "PGSSLROOTCERT".into(),
+                            env.get("POSTGRES_CA_FILE")?.to_string(),
+                        ),
+                    ],
+                    log: logs.join(format!("provider-sql-{n}.log")),
+                },
+            };
+            let procs = Procs::start(&[
+                Spec {
+                    program: dir.join("crossplane"),
+                    args: vec![
+                        "core".into(),
+                        "start".into(),
+                        format!("--cache-dir={}", cache.display()),
+                        format!("--metrics-port={}", 24080 + offset),
+                        format!("--health-probe-port={}", 24081 + offset),
+                        format!("--webhook-port={}", 24083 + offset),
+                        format!("--poll-interval={poll}"),
+                    ],
+                    env: vec![
+                        ("KUBECONFIG".into(), kubeconfig.clone()),
+                        ("ENABLE_WEBHOOKS".into(), "false".into()),
+                        ("TLS_CLIENT_CERTS_DIR".into(), tls.display().to_string()),
+                        ("TLS_SERVER_CERTS_DIR".into(), tls.display().to_string()),
+                        ("POD_NAMESPACE".into(), "crossplane-system".into()),
+                    ],
+                    log: logs.join(format!("crossplane-{}-{n}.log", comp_key(comp))),
+                },
+                provider,
+            ])?;
+            if first {
+                let file = match comp {
+                    Comp::Nop => "bench/crossplane/nop-composition.yaml",
+                    Comp::Pg => "bench/crossplane/pg-composition.yaml",
+                };
+                let yaml = std::fs::read_to_string(file)
+                    .with_context(|| format!("read {file} (run from the repository root)"))?;
+                cluster::apply_yaml(client, &yaml).await?;
+                first = false;
+            }
+            let result = scale(client, comp, n, procs).await;
+            out.push(result?);
+        }
     }
     Ok(out)
 }
 
-async fn scale(client: &kube::Client, n: usize, mut procs: Procs) -> anyhow::Result<Scale> {
-    let ns = format!("bench-xp-{n}");
+fn comp_key(comp: Comp) -> &'static str {
+    match comp {
+        Comp::Nop => "nop",
+        Comp::Pg => "pg",
+    }
+}
+
+async fn scale(
+    client: &kube::Client,
+    comp: Comp,
+    n: usize,
+    mut procs: Procs,
+) -> anyhow::Result<Scale> {
+    let (kind, managed) = kinds(comp);
+    let ns = format!("bench-xp-{}-{n}", comp_key(comp));
     cluster::namespace(client, &ns).await?;
     // The claim kind is served once the core has established the XRD.
     let deadline = Instant::now() + Duration::from_secs(180);
-    let probe = json!({"apiVersion": CLAIM_API, "kind": "NopBench",
-        "metadata": {"name": "probe", "namespace": ns}, "spec": {}});
+    let claim = |name: &str| {
+        json!({"apiVersion": CLAIM_API, "kind": kind,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"writeConnectionSecretToRef": {"name": name}}})
+    };
+    let probe = claim("probe");
     while cluster::apply(client, &probe).await.is_err() {
         anyhow::ensure!(procs.alive(), "Crossplane exited (see its log)");
         anyhow::ensure!(
             Instant::now() < deadline,
-            "Crossplane never served the NopBench claim kind"
+            "Crossplane never served the {kind} claim kind"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let ready = cluster::ReadyClock::watch(client, CLAIM_API, "NopBench", &ns);
+    let ready = cluster::ReadyClock::watch(client, CLAIM_API, kind, &ns);
     ready
-        .wait(1, Duration::from_secs(180))
+        .wait(1, Duration::from_secs(300))
         .await
         .context("the probe claim never became Ready")?;
     let before = cluster::requests(client).await?;
@@ -152,10 +247,8 @@ async fn scale(client: &kube::Client, n: usize, mut procs: Procs) -> anyhow::Res
     let start = Instant::now();
     let applies = futures::stream::iter(0..n)
         .map(|i| {
-            let claim = json!({"apiVersion": CLAIM_API, "kind": "NopBench",
-                "metadata": {"name": format!("c{i}"), "namespace": ns},
-                "spec": {"writeConnectionSecretToRef": {"name": format!("c{i}")}}});
-            async move { cluster::apply(client, &claim).await }
+            let c = claim(&format!("c{i}"));
+            async move { cluster::apply(client, &c).await }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
@@ -164,7 +257,7 @@ async fn scale(client: &kube::Client, n: usize, mut procs: Procs) -> anyhow::Res
         a?;
     }
     let apply_s = start.elapsed().as_secs_f64();
-    ready.wait(n + 1, Duration::from_secs(1800)).await?;
+    ready.wait(n + 1, Duration::from_secs(3600)).await?;
     let all_ready_s = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = cluster::requests(client).await?;
@@ -179,9 +272,9 @@ async fn scale(client: &kube::Client, n: usize, mut procs: Procs) -> anyhow::Res
         .map(|(_, t)| t.duration_since(start).as_secs_f64())
         .collect();
     ready_curve.sort_by(f64::total_cmp);
-    let managed = cluster::count(client, NOP_API, "ClusterNopResource").await?;
     let result = Scale {
         system: "Crossplane".into(),
+        comp,
         claims: n,
         apply_s,
         all_ready_s,
@@ -190,16 +283,19 @@ async fn scale(client: &kube::Client, n: usize, mut procs: Procs) -> anyhow::Res
         requests: cluster::delta(&before, &after),
         ready_curve,
         external_calls: 0,
-        managed,
+        // Without the probe claim's resources.
+        managed: count_all(client, managed)
+            .await?
+            .saturating_sub(managed.len()),
     };
     eprintln!("{result:?}");
     let took = cluster::delete_all_and_wait(
         client,
         CLAIM_API,
-        "NopBench",
+        kind,
         &ns,
-        &[(NOP_API, "ClusterNopResource")],
-        Duration::from_secs(1800),
+        managed,
+        Duration::from_secs(3600),
     )
     .await?;
     eprintln!("Crossplane: deleted {n} claims in {took:?}");

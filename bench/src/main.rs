@@ -7,8 +7,11 @@
 //! 2. N nop claims (3 NopResources each) applied at once: time until all are Ready,
 //!    controller peak RSS and CPU seconds, API server requests per claim by verb and
 //!    resource, external calls per managed resource;
-//! 3. steady state with the largest N: writes, reads, external calls per poll, CPU;
-//! 4. the same N with Crossplane + provider-nop (bench/crossplane/build), when given.
+//! 3. steady state with `--steady-claims` N (1,000): writes, reads, external calls per poll, CPU;
+//! 4. N PostgresDatabase claims (Role, Database, Grant on testenv's PostgreSQL) applied at
+//!    once, the same figures;
+//! 5. the same runs with Crossplane + provider-nop and Crossplane + provider-sql
+//!    (bench/crossplane/build), when given.
 #![forbid(unsafe_code)]
 
 mod cluster;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use cluster::{Requests, TestEnv};
@@ -37,9 +41,16 @@ struct Args {
     /// Claims per scale run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     claims: Vec<usize>,
+    /// PostgresDatabase claims per PostgreSQL scale run, comma-separated (0: none).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pg_claims: Vec<usize>,
     /// Claims of each latency run.
     #[arg(long, default_value_t = 200)]
     latency_claims: usize,
+    /// The nop scale run followed by the steady-state window (the largest when it is not
+    /// one of `--claims`).
+    #[arg(long, default_value_t = 1000)]
+    steady_claims: usize,
     /// Length of the steady-state window, in seconds.
     #[arg(long, default_value_t = 120)]
     steady_seconds: u64,
@@ -59,12 +70,20 @@ struct Args {
     /// Skip the latency runs.
     #[arg(long)]
     no_latency: bool,
+    /// The systems to measure: `tessera`, `crossplane` (needs `--crossplane`), or both.
+    #[arg(long, value_delimiter = ',', default_value = "tessera,crossplane")]
+    systems: Vec<String>,
+    /// Start from the figures of earlier runs (OUT/results.json) and replace only what this
+    /// run measures: e.g. Crossplane in one run and Tessera in another, one report.
+    #[arg(long)]
+    add: bool,
 }
 
 /// One scale run's figures.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Scale {
     pub system: String,
+    pub comp: Comp,
     pub claims: usize,
     pub apply_s: f64,
     pub all_ready_s: f64,
@@ -77,15 +96,68 @@ pub struct Scale {
     pub managed: usize,
 }
 
+/// The compositions of the scale runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Comp {
+    /// Three nop resources (NopResource; Crossplane: ClusterNopResource).
+    #[default]
+    Nop,
+    /// A role, a database it owns and a grant on testenv's PostgreSQL.
+    Pg,
+}
+
+impl Comp {
+    pub fn title(self) -> &'static str {
+        match self {
+            Comp::Nop => "nop (3 nop resources)",
+            Comp::Pg => "PostgreSQL (Role, Database, Grant)",
+        }
+    }
+
+    /// Tessera's claim kind and the kinds it composes.
+    fn tessera_kinds(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    ) {
+        match self {
+            Comp::Nop => (NOP_CLAIM_API, "NopBench", &[(NOP_API, "NopResource")]),
+            Comp::Pg => (
+                PG_CLAIM_API,
+                "PostgresDatabase",
+                &[(PG_API, "Role"), (PG_API, "Database"), (PG_API, "Grant")],
+            ),
+        }
+    }
+
+    fn claim(self, ns: &str, name: &str) -> serde_json::Value {
+        match self {
+            Comp::Nop => nop_claim(ns, name),
+            Comp::Pg => pg_claim(ns, name),
+        }
+    }
+}
+
+/// How many objects of these kinds exist.
+pub async fn count_all(client: &kube::Client, kinds: &[(&str, &str)]) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for (api, kind) in kinds {
+        n += cluster::count(client, api, kind).await?;
+    }
+    Ok(n)
+}
+
 /// Latencies of one composition, in milliseconds, sorted.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Latency {
     pub composition: String,
     pub ms: Vec<f64>,
 }
 
 /// The steady state window's figures.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Steady {
     pub claims: usize,
     pub managed: usize,
@@ -98,13 +170,26 @@ pub struct Steady {
 }
 
 /// Everything measured, for the report.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Results {
+    /// The command lines whose figures these are, with their settings.
+    pub commands: Vec<(String, String)>,
     pub latency: Vec<Latency>,
     pub scale: Vec<Scale>,
     pub steady: Option<Steady>,
     pub crossplane_error: Option<String>,
     pub pg_writes_per_claim: Option<Requests>,
+}
+
+impl Results {
+    /// Adds a scale run, replacing an earlier one of the same system, composition and N.
+    fn push_scale(&mut self, s: Scale) {
+        self.scale
+            .retain(|o| (&o.system, o.comp, o.claims) != (&s.system, s.comp, s.claims));
+        self.scale.push(s);
+        self.scale
+            .sort_by(|a, b| (a.comp, a.claims, &a.system).cmp(&(b.comp, b.claims, &b.system)));
+    }
 }
 
 const NOP_CLAIM_API: &str = "bench.tessera.dev/v1alpha1";
@@ -121,12 +206,26 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let logs = PathBuf::from(&env.dir).join("bench-logs");
     std::fs::create_dir_all(&logs)?;
-    let mut results = Results::default();
+    let results_file = args.out.join("results.json");
+    let mut results = if args.add && results_file.exists() {
+        serde_json::from_slice(&std::fs::read(&results_file)?)
+            .with_context(|| format!("read {}", results_file.display()))?
+    } else {
+        Results::default()
+    };
+    results.commands.push((
+        args.command
+            .clone()
+            .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
+        args_summary(&args),
+    ));
+    let tessera_runs = args.systems.iter().any(|s| s == "tessera");
 
     install(&args, &env, &client).await?;
 
-    if !args.no_latency {
+    if tessera_runs && !args.no_latency {
         let mut tessera = start_tessera(&args, &env, &logs.join("tessera-latency.log"))?;
+        results.latency.clear();
         results
             .latency
             .push(latency_run(&client, &args, "pg").await?);
@@ -141,29 +240,54 @@ async fn main() -> anyhow::Result<()> {
         tessera.stop().await;
     }
 
-    let largest = args.claims.iter().copied().max().unwrap_or(0);
-    for &n in &args.claims {
+    let steady_n = if args.claims.contains(&args.steady_claims) {
+        args.steady_claims
+    } else {
+        args.claims.iter().copied().max().unwrap_or(0)
+    };
+    for &n in args.pg_claims.iter().filter(|n| **n > 0 && tessera_runs) {
+        let log = logs.join(format!("tessera-pg-{n}.log"));
+        let mut tessera = start_tessera(&args, &env, &log)?;
+        let scale = scale_run(&client, Comp::Pg, n, &tessera).await?;
+        ensure_alive(&mut tessera)?;
+        eprintln!("{scale:?}");
+        results.push_scale(scale);
+        save(&args, &results)?;
+        cleanup(&client, Comp::Pg, n).await?;
+        tessera.stop().await;
+    }
+    for &n in args.claims.iter().filter(|_| tessera_runs) {
         let log = logs.join(format!("tessera-scale-{n}.log"));
         let mut tessera = start_tessera(&args, &env, &log)?;
-        let mut scale = scale_run(&client, "Tessera", n, &tessera).await?;
+        let mut scale = scale_run(&client, Comp::Nop, n, &tessera).await?;
         scale.external_calls = procs::count_lines(&log, &["nop call"]);
         ensure_alive(&mut tessera)?;
         eprintln!("{scale:?}");
-        if n == largest && args.steady_seconds > 0 {
+        if n == steady_n && args.steady_seconds > 0 {
             let steady = steady_run(&client, &args, n, &tessera, &log).await?;
             eprintln!("{steady:?}");
             results.steady = Some(steady);
         }
         ensure_alive(&mut tessera)?;
-        results.scale.push(scale);
+        results.push_scale(scale);
         save(&args, &results)?;
-        cleanup_nop(&client, n).await?;
+        cleanup(&client, Comp::Nop, n).await?;
         tessera.stop().await;
     }
 
-    if let Some(dir) = &args.crossplane {
-        match crossplane::run(&client, &env, dir, &args.claims, &logs).await {
-            Ok(mut runs) => results.scale.append(&mut runs),
+    if let Some(dir) = args
+        .crossplane
+        .as_ref()
+        .filter(|_| args.systems.iter().any(|s| s == "crossplane"))
+    {
+        let runs = [(Comp::Pg, &args.pg_claims), (Comp::Nop, &args.claims)];
+        match crossplane::run(&client, &env, dir, &runs, args.poll_interval, &logs).await {
+            Ok(runs) => {
+                results.crossplane_error = None;
+                for r in runs {
+                    results.push_scale(r);
+                }
+            }
             Err(e) => {
                 eprintln!("Crossplane: {e:#}");
                 results.crossplane_error = Some(format!("{e:#}"));
@@ -180,22 +304,17 @@ async fn main() -> anyhow::Result<()> {
 /// that a run cut short still leaves its figures).
 fn save(args: &Args, results: &Results) -> anyhow::Result<()> {
     plot::all(&args.out, results)?;
-    let command = args
-        .command
-        .clone()
-        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
-    report::write(
-        &args.out.join("BENCHMARKS.md"),
-        results,
-        &command,
-        &args_summary(args),
-    )
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_vec_pretty(results)?,
+    )?;
+    report::write(&args.out.join("BENCHMARKS.md"), results)
 }
 
 fn args_summary(args: &Args) -> String {
     format!(
-        "poll interval {} s, latency claims {}, scale {:?}, steady window {} s",
-        args.poll_interval, args.latency_claims, args.claims, args.steady_seconds
+        "poll interval {} s, latency claims {}, scale (nop) {:?}, scale (PostgreSQL) {:?}, steady window {} s",
+        args.poll_interval, args.latency_claims, args.claims, args.pg_claims, args.steady_seconds
     )
 }
 
@@ -351,17 +470,25 @@ async fn pg_one_claim(client: &kube::Client) -> anyhow::Result<Requests> {
     Ok(cluster::delta(&before, &after))
 }
 
-/// Applies `n` nop claims at once and waits until all are Ready.
+fn scale_namespace(comp: Comp, n: usize) -> String {
+    match comp {
+        Comp::Nop => format!("bench-scale-{n}"),
+        Comp::Pg => format!("bench-pg-{n}"),
+    }
+}
+
+/// Applies `n` claims of `comp` at once and waits until all are Ready.
 async fn scale_run(
     client: &kube::Client,
-    system: &str,
+    comp: Comp,
     n: usize,
     procs: &Procs,
 ) -> anyhow::Result<Scale> {
-    let ns = format!("bench-scale-{n}");
+    let (claim_api, claim_kind, managed) = comp.tessera_kinds();
+    let ns = scale_namespace(comp, n);
     cluster::namespace(client, &ns).await?;
-    cluster::wait_served(client, NOP_CLAIM_API, "NopBench", Duration::from_secs(120)).await?;
-    let ready = cluster::ReadyClock::watch(client, NOP_CLAIM_API, "NopBench", &ns);
+    cluster::wait_served(client, claim_api, claim_kind, Duration::from_secs(120)).await?;
+    let ready = cluster::ReadyClock::watch(client, claim_api, claim_kind, &ns);
     // Let the controller start its watches before the clock starts.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = cluster::requests(client).await?;
@@ -369,7 +496,7 @@ async fn scale_run(
     let start = Instant::now();
     let applies = futures::stream::iter(0..n)
         .map(|i| {
-            let claim = nop_claim(&ns, &format!("c{i}"));
+            let claim = comp.claim(&ns, &format!("c{i}"));
             async move { cluster::apply(client, &claim).await }
         })
         .buffer_unordered(16)
@@ -391,7 +518,8 @@ async fn scale_run(
         .collect();
     ready_curve.sort_by(f64::total_cmp);
     Ok(Scale {
-        system: system.into(),
+        system: "Tessera".into(),
+        comp,
         claims: n,
         apply_s,
         all_ready_s,
@@ -400,7 +528,7 @@ async fn scale_run(
         requests: cluster::delta(&before, &after),
         ready_curve,
         external_calls: 0,
-        managed: cluster::count(client, NOP_API, "NopResource").await?,
+        managed: count_all(client, managed).await?,
     })
 }
 
@@ -433,13 +561,14 @@ async fn steady_run(
     })
 }
 
-async fn cleanup_nop(client: &kube::Client, n: usize) -> anyhow::Result<()> {
+async fn cleanup(client: &kube::Client, comp: Comp, n: usize) -> anyhow::Result<()> {
+    let (claim_api, claim_kind, managed) = comp.tessera_kinds();
     let took = cluster::delete_all_and_wait(
         client,
-        NOP_CLAIM_API,
-        "NopBench",
-        &format!("bench-scale-{n}"),
-        &[(NOP_API, "NopResource")],
+        claim_api,
+        claim_kind,
+        &scale_namespace(comp, n),
+        managed,
         Duration::from_secs(1800),
     )
     .await?;

@@ -4,15 +4,18 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::{Results, percentile};
+use crate::{Comp, Results, Scale, percentile};
 
 /// Writes every plot the results allow.
 pub fn all(dir: &Path, r: &Results) -> anyhow::Result<()> {
     if !r.latency.is_empty() {
         latency(&dir.join("latency.svg"), r)?;
     }
-    if !r.scale.is_empty() {
-        ready_curves(&dir.join("ready.svg"), r)?;
+    for (comp, file) in [(Comp::Nop, "ready.svg"), (Comp::Pg, "ready-pg.svg")] {
+        let runs: Vec<&Scale> = r.scale.iter().filter(|s| s.comp == comp).collect();
+        if !runs.is_empty() {
+            ready_curves(&dir.join(file), comp, &runs)?;
+        }
     }
     Ok(())
 }
@@ -67,18 +70,20 @@ fn latency(path: &Path, r: &Results) -> anyhow::Result<()> {
 }
 
 /// Claims Ready over time after applying N at once, per system and N.
-fn ready_curves(path: &Path, r: &Results) -> anyhow::Result<()> {
+fn ready_curves(path: &Path, comp: Comp, runs: &[&Scale]) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (800, 450)).into_drawing_area();
     root.fill(&WHITE)?;
-    let max_t = r
-        .scale
+    let max_t = runs
         .iter()
         .filter_map(|s| s.ready_curve.last().copied())
         .fold(1.0_f64, f64::max)
         * 1.05;
-    let max_n = r.scale.iter().map(|s| s.claims).max().unwrap_or(1) as f64 * 1.05;
+    let max_n = runs.iter().map(|s| s.claims).max().unwrap_or(1) as f64 * 1.05;
     let mut chart = ChartBuilder::on(&root)
-        .caption("claims Ready after applying N at once", ("sans-serif", 20))
+        .caption(
+            format!("claims Ready after applying N at once: {}", comp.title()),
+            ("sans-serif", 20),
+        )
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -88,7 +93,7 @@ fn ready_curves(path: &Path, r: &Results) -> anyhow::Result<()> {
         .x_desc("seconds since the first apply")
         .y_desc("claims Ready")
         .draw()?;
-    for (i, s) in r.scale.iter().enumerate() {
+    for (i, s) in runs.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
             .draw_series(LineSeries::new(
