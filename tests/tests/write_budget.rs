@@ -315,12 +315,23 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
     }
     // Which events those are (events of cluster-scoped objects live in `default`).
     for (kind, namespace, object) in &objects {
-        for (type_, reason, note) in
-            events_about(&client, namespace.unwrap_or("default"), object).await
-        {
+        let events = events_about(&client, namespace.unwrap_or("default"), object).await;
+        for (type_, reason, note) in &events {
             println!("  event on {kind} {object}: {type_} {reason}: {note}");
         }
+        if *kind == "XPostgresDatabase" {
+            // Its composed resources are in its resourceRefs, and each managed resource
+            // has its own event: no event per composed resource on the composite.
+            let reasons: Vec<&str> = events.iter().map(|(_, r, _)| r.as_str()).collect();
+            assert_eq!(reasons, ["Available"], "the composite's events");
+        }
     }
+    // The claim controller creates the composite with its finalizer: the composite
+    // controller has none to patch in.
+    assert!(
+        !create.contains_key("PATCH platform.tessera.dev/xpostgresdatabases"),
+        "no finalizer patch of the composite: {create:?}"
+    );
     assert!(
         total(&create) <= WRITES_PER_CLAIM,
         "at most {WRITES_PER_CLAIM} writes per claim to Ready, {} made: {create:?}",
