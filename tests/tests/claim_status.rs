@@ -11,6 +11,7 @@ use kube::discovery::ApiResource;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tessera_engine::api::xrd::CompositeResourceDefinition;
+use tessera_engine::composition_controllers::FINALIZER;
 use tessera_engine::naming::{claim_composite_name, legacy_claim_composite_name};
 use tessera_engine::xrd::{claim_crd, composite_crd};
 use tessera_engine::xrd::{claim_resource, composite_resource};
@@ -31,6 +32,34 @@ struct Isolated {
     kinds: TestKinds,
     xr: ApiResource,
     claim: ApiResource,
+}
+
+/// Stands in for the composite controller's finalizer: the claim controller creates its
+/// composite with that finalizer, and with no composite controller running, a deleted
+/// composite would keep it forever. Removes it from composites of kind `xr` being deleted.
+async fn release_deleted_composites(client: Client, xr: ApiResource) {
+    let api: Api<DynamicObject> = Api::all_with(client, &xr);
+    loop {
+        if let Ok(list) = api.list(&Default::default()).await {
+            for o in list.items {
+                let finalizers = o.finalizers();
+                if o.metadata.deletion_timestamp.is_none()
+                    || !finalizers.iter().any(|f| f == FINALIZER)
+                {
+                    continue;
+                }
+                let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+                let _ = api
+                    .patch(
+                        &o.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "metadata": { "finalizers": rest } })),
+                    )
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 impl Isolated {
@@ -70,6 +99,7 @@ impl Isolated {
                 ..composition_test_options()
             },
         ));
+        tokio::spawn(release_deleted_composites(client.clone(), xr.clone()));
         Isolated {
             client,
             kinds,

@@ -14,6 +14,7 @@ use crate::api::common::{
 };
 use crate::api::xrd::CompositeResourceDefinitionSpec;
 use crate::compose::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE};
+use crate::composition_options::FINALIZER;
 use crate::objects::needs_apply;
 
 /// Event reasons of claims. PascalCase and stable.
@@ -66,6 +67,34 @@ pub fn desired_composite(
         meta.remove("labels");
     }
     Ok(xr)
+}
+
+/// The body of the claim's apply of its composite: `desired` with the composite
+/// controller's [`FINALIZER`], so that a claim's composite has it from its first version and
+/// the composite controller need not add it with a patch of its own. The claim's field
+/// manager then owns that entry of the list: every apply lists it, as an apply without it
+/// would remove it.
+pub fn with_finalizer(mut desired: Value) -> Value {
+    if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("finalizers".into(), json!([FINALIZER]));
+    }
+    desired
+}
+
+/// Whether the claim's existing composite `live` must be applied with `body` (from
+/// [`with_finalizer`]): not when it holds what `body` asks for (finalizers others added are
+/// theirs and call for no apply), nor while it is being deleted (the claim gets a new one
+/// once it is gone; an apply could not add a finalizer back anyway).
+pub fn composite_needs_apply(body: &Value, live: &DynamicObject, manager: &str) -> bool {
+    if live.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let mut compared = body.clone();
+    if live.finalizers().iter().any(|f| f == FINALIZER) {
+        compared["metadata"]["finalizers"] = json!(live.finalizers());
+    }
+    let live = serde_json::to_value(live).unwrap_or_default();
+    needs_apply(&compared, Some(&live), manager)
 }
 
 /// The claim (namespace, name) a composite was created for, from `spec.claimRef` or else

@@ -66,8 +66,10 @@ struct Ctx {
 /// 1. The claim gets [`FINALIZER`].
 /// 2. Its composite, named [`claim_composite_name`], is server-side applied (field manager
 ///    `<opts.field_manager>/claim`) with the claim's spec, `spec.claimRef`, the claim labels
-///    and a `writeConnectionSecretToRef` pointing into the claim's namespace. A composite of
-///    that name that belongs to something else is never touched.
+///    and a `writeConnectionSecretToRef` pointing into the claim's namespace, and with the
+///    composite controller's finalizer (so that the composite controller does not patch
+///    it in). A composite of that name that belongs to something else is never touched,
+///    nor is one being deleted.
 /// 3. The claim's status gets `resourceRef`, the composite's Ready and Synced conditions
 ///    (with the composite's messages) and the composite's own status fields (all but the
 ///    engine's bookkeeping, [`bind::ENGINE_STATUS_FIELDS`]), so the XRD's printer columns
@@ -209,17 +211,13 @@ impl Ctx {
         };
         // Skip the apply when the composite already holds exactly what this claim asks for:
         // a no-op apply changes nothing but is still a write request, every poll, per claim.
-        let live = existing
-            .as_ref()
-            .and_then(|xr| serde_json::to_value(xr).ok());
-        let unchanged = existing.is_some()
-            && !crate::objects::needs_apply(&desired, live.as_ref(), &ctx.manager);
+        let body = bind::with_finalizer(desired);
         let params = PatchParams::apply(&ctx.manager).force();
         let result = match existing.clone() {
-            Some(xr) if unchanged => Ok(xr),
+            Some(xr) if !bind::composite_needs_apply(&body, &xr, &ctx.manager) => Ok(xr),
             _ => {
                 ctx.xr_api()
-                    .patch(&xr_name, &params, &Patch::Apply(&desired))
+                    .patch(&xr_name, &params, &Patch::Apply(&body))
                     .await
             }
         };

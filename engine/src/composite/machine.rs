@@ -139,7 +139,7 @@ pub struct Report {
     pub status: StatusUpdate,
     /// Everything that went wrong; the first one is the `Synced` message.
     pub errors: Vec<Error>,
-    /// Composed resources created or deleted.
+    /// Composed resources deleted (their creation is recorded in `spec.resourceRefs`).
     pub events: Vec<EventSpec>,
     /// The composite's generation after this reconcile recorded its references, when
     /// nothing else changed its spec (see [`Effects::write_refs`]).
@@ -288,16 +288,16 @@ async fn apply_one(
     let name = &d.template.name;
     match fx.apply(d.object).await {
         Ok(applied) => {
+            // No event: the composite records what it composed in `spec.resourceRefs`, and
+            // a managed resource records the creation of its external resource on itself.
+            // An event here would repeat those at the cost of a write per resource.
             if create {
-                report.events.push(EventSpec::about(
-                    "CreatedResource",
-                    "CreateResource",
-                    super::children::reference(&applied),
-                    format!(
-                        "Created {} {:?} (resource '{name}')",
-                        d.key.kind, d.key.name
-                    ),
-                ));
+                tracing::info!(
+                    kind = %d.key.kind,
+                    name = %d.key.name,
+                    resource = %name,
+                    "created composed resource"
+                );
             }
             observed.record(d, applied)?;
         }

@@ -239,7 +239,6 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
                     "write-refs 3",
                 ],
                 ready: Some(WAITING_FOR_ALL),
-                events: &["CreatedResource"],
                 ..NONE
             },
         },
@@ -260,7 +259,6 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
                     "read-secret tessera-system/orders-role",
                     "publish shop/orders-conn",
                 ],
-                events: &["CreatedResource", "CreatedResource", "CreatedResource"],
                 published: &["password", "port", "url", "username"],
                 published_now: true,
                 ..NONE
@@ -279,7 +277,6 @@ async fn a_reconcile_makes_exactly_the_requests_its_observations_call_for() {
                     "publish-waits shop/orders-conn",
                 ],
                 ready: Some(("False", "Waiting for resources: database, grant")),
-                events: &["CreatedResource"],
                 ..NONE
             },
         },

@@ -88,6 +88,52 @@ fn claims_with_names_too_long_for_labels_are_bound_by_claim_ref_only() {
 }
 
 #[test]
+fn the_composite_apply_carries_its_finalizer_and_is_skipped_when_nothing_changed() {
+    const MANAGER: &str = "tessera/claim";
+    let c = claim(json!({ "parameters": { "size": "small" } }));
+    let name = crate::naming::claim_composite_name("team-a", "orders-db");
+    let body = with_finalizer(desired_composite(&c, &xrd(), &name).expect("a claim of the XRD"));
+    assert_eq!(body["metadata"]["finalizers"], json!([FINALIZER]));
+
+    // The composite as the API server keeps it after the claim's apply, and another
+    // finalizer someone added later.
+    let mut applied = body.clone();
+    applied["metadata"]["finalizers"] = json!([FINALIZER, "example.org/keep"]);
+    applied["metadata"]["managedFields"] = json!([{
+        "manager": MANAGER,
+        "operation": "Apply",
+        "fieldsV1": { "f:metadata": { "f:finalizers": { "v:\"finalizer.apiextensions.tessera.dev\"": {} },
+                                      "f:labels": {} },
+                      "f:spec": { "f:parameters": {}, "f:claimRef": {} } },
+    }]);
+    let live = obj(applied.clone());
+    assert!(
+        !composite_needs_apply(&body, &live, MANAGER),
+        "the composite holds the body: another finalizer asks for no apply"
+    );
+
+    let mut without = applied.clone();
+    without["metadata"]["finalizers"] = json!(["example.org/keep"]);
+    assert!(
+        composite_needs_apply(&body, &obj(without), MANAGER),
+        "a composite without the finalizer gets it back"
+    );
+
+    let mut changed = applied.clone();
+    changed["spec"]["parameters"]["size"] = json!("large");
+    assert!(
+        composite_needs_apply(&body, &obj(changed.clone()), MANAGER),
+        "a spec that differs is applied"
+    );
+
+    changed["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    assert!(
+        !composite_needs_apply(&body, &obj(changed), MANAGER),
+        "a composite being deleted is left alone"
+    );
+}
+
+#[test]
 fn an_existing_composite_is_used_only_when_it_belongs_to_the_claim() {
     let ours = xr(1, json!([]));
     let mut other = ours.clone();
