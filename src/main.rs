@@ -111,7 +111,12 @@ struct ControllerArgs {
     /// not read them cluster-wide (the chart's `rbac.secretNamespaces`). Connection Secrets
     /// are then watched in these namespaces only (one watch each, of the Secrets Tessera
     /// wrote) and read with a GET elsewhere. Default: one watch over every namespace.
-    #[arg(long, value_delimiter = ',', env = "TESSERA_SECRET_NAMESPACES", value_name = "LIST")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "TESSERA_SECRET_NAMESPACES",
+        value_name = "LIST"
+    )]
     secret_namespaces: Option<Vec<String>>,
     /// On SIGTERM, how long reconciles in flight may take to finish, in seconds, before
     /// the Lease is released and the process exits.

@@ -91,7 +91,11 @@ pub async fn lookup(
 }
 
 /// The Secret `namespace/name` read from the API server.
-pub async fn get(client: &kube::Client, namespace: &str, name: &str) -> Result<Lookup, kube::Error> {
+pub async fn get(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Lookup, kube::Error> {
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get_opt(name)
         .await?;

@@ -85,7 +85,11 @@ async fn tessera_secrets_are_served_from_the_store_and_others_from_the_api_serve
     .expect("the published Secret reaches the store")
     .expect("a Secret");
     assert_eq!(
-        stored.data.as_ref().and_then(|d| d.get("user")).map(|v| v.0.clone()),
+        stored
+            .data
+            .as_ref()
+            .and_then(|d| d.get("user"))
+            .map(|v| v.0.clone()),
         Some(b"a".to_vec())
     );
     assert!(
@@ -97,7 +101,10 @@ async fn tessera_secrets_are_served_from_the_store_and_others_from_the_api_serve
     let found = secret_store::lookup(&client, &ns, &theirs)
         .await
         .expect("lookup");
-    assert!(!found.cached, "a Secret without Tessera's label is not stored");
+    assert!(
+        !found.cached,
+        "a Secret without Tessera's label is not stored"
+    );
     assert!(found.secret.is_some(), "it is read from the API server");
     let missing = secret_store::lookup(&client, &ns, "does-not-exist")
         .await
