@@ -107,6 +107,17 @@ struct ControllerArgs {
     /// Objects Tessera creates carry the shard label of their claim or managed resource.
     #[arg(long, env = "TESSERA_SHARD", value_name = "SELECTOR", value_parser = shard_syntax)]
     shard: Option<String>,
+    /// The namespaces where the controller may read Secrets, comma-separated, when it may
+    /// not read them cluster-wide (the chart's `rbac.secretNamespaces`). Connection Secrets
+    /// are then watched in these namespaces only (one watch each, of the Secrets Tessera
+    /// wrote) and read with a GET elsewhere. Default: one watch over every namespace.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "TESSERA_SECRET_NAMESPACES",
+        value_name = "LIST"
+    )]
+    secret_namespaces: Option<Vec<String>>,
     /// On SIGTERM, how long reconciles in flight may take to finish, in seconds, before
     /// the Lease is released and the process exits.
     #[arg(long, default_value_t = 20, env = "TESSERA_SHUTDOWN_TIMEOUT")]
@@ -162,6 +173,16 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     // SDKs may bring a second provider and rustls then refuses to guess.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default().await?;
+    tessera_engine::secret_store::set_scope(match &args.secret_namespaces {
+        Some(namespaces) => tessera_engine::secret_store::Scope::Namespaces(
+            namespaces
+                .iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        ),
+        None => tessera_engine::secret_store::Scope::Cluster,
+    });
     let opts = ControllerOptions {
         poll_interval: Duration::from_secs(args.poll_interval.max(1)),
         max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),

@@ -146,7 +146,10 @@ pub struct SecretOwner<'a> {
 /// The data of the Secret `target` when `owner_uid` is its controller; `None` when it does
 /// not exist or belongs to someone else. A provider whose external system returns a secret
 /// only once (a Harbor robot's) reads it back here: the managed resource's own connection
-/// Secret is then the only copy, and a Secret it does not control is never trusted.
+/// Secret is then the only copy, and a Secret it does not control is never trusted. It is
+/// read from the API server, not from the store of Tessera's Secrets: a copy lagging
+/// behind a write the provider just made would look like a lost secret and have it made
+/// again.
 pub async fn read_controlled(
     client: &kube::Client,
     target: &SecretReference,
@@ -187,6 +190,15 @@ pub async fn read_controlled(
 /// server, whose refusal then becomes the write's error. The Secret carries the owner's
 /// shard label, if any. With [`Publish::IfExists`], a Secret that does not exist is not
 /// created.
+///
+/// The Secret is read from the store of Tessera's Secrets ([`crate::secret_store`]) when it
+/// is there, else from the API server. A stored copy may lag behind the API server, so a
+/// write decided from it is conditional: the apply names the copy's `resourceVersion`, and
+/// the type replacement's delete its uid; when the API server refuses either (the Secret
+/// changed, was deleted, or was created again by someone else in between), the decision is
+/// made again from a GET. A stale copy can thus cost a refused request and a GET, but never
+/// overwrite a Secret the copy did not describe. Only Secrets with Tessera's label are in
+/// the store: someone else's is always read from the API server, as before.
 pub async fn publish_owned(
     client: &kube::Client,
     field_manager: &str,
@@ -196,90 +208,144 @@ pub async fn publish_owned(
     details: &ConnectionDetails,
     when: Publish,
 ) -> Result<bool, kube::Error> {
-    let SecretOwner {
-        reference: owner,
-        name: owner_name,
-        shard,
-    } = owner;
-    let secret_type = secret_type.unwrap_or(DEFAULT_TYPE);
-    let api: Api<Secret> = Api::namespaced(client.clone(), &target.namespace);
-    let existing = api.get_opt(&target.name).await?;
-    if let Some(existing) = &existing
-        && type_of(existing) == secret_type
-        && holds(existing, details)
-        && shard.is_none_or(|s| crate::shard::of(existing.labels()) == Some(s))
-    {
-        return Ok(false);
-    }
-    if existing.is_none() && when == Publish::IfExists {
-        tracing::debug!(owner = %owner_name, secret = %target.name, "connection secret waits for complete details");
-        return Ok(false);
-    }
-    let missing = missing_keys(secret_type, |k| details.0.contains_key(k));
-    if !missing.is_empty() {
-        tracing::debug!(owner = %owner_name, secret = %target.name, %secret_type, ?missing, "connection secret waits for the keys its type requires");
-        return Ok(false);
-    }
-    if let Some(existing) = &existing
-        && type_of(existing) != secret_type
-        && existing
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(MANAGED_BY_LABEL.0))
-            .is_some_and(|v| v == MANAGED_BY_LABEL.1)
-    {
-        // Kubernetes forbids changing a Secret's type: replace this one (only this copy,
-        // by uid, so a Secret written meanwhile by someone else is not deleted).
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: existing.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&target.name, &params).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-            Err(e) => return Err(e),
+    let write = Write {
+        client,
+        field_manager,
+        owner: &owner,
+        target,
+        secret_type: secret_type.unwrap_or(DEFAULT_TYPE),
+        details,
+        when,
+    };
+    let found = crate::secret_store::lookup(client, &target.namespace, &target.name).await?;
+    match write.run(found.secret.as_deref(), found.cached).await {
+        Err(kube::Error::Api(e)) if found.cached => {
+            tracing::debug!(owner = %owner.name, secret = %target.name, code = e.code, "stored copy of the connection secret was out of date; reading it again");
+            let fresh = crate::secret_store::get(client, &target.namespace, &target.name).await?;
+            write.run(fresh.secret.as_deref(), false).await
         }
-        tracing::info!(owner = %owner_name, secret = %target.name, from = %type_of(existing), to = %secret_type, "replacing connection secret of another type");
+        done => done,
     }
-    let data: std::collections::BTreeMap<String, ByteString> = details
-        .0
-        .iter()
-        .map(|(k, v)| (k.clone(), ByteString(v.clone())))
-        .collect();
-    let owner_ref = owner.map(|mut r| {
-        // The owner may be cluster-scoped and the Secret namespaced: a controller
-        // reference is fine; blocking deletion is not needed.
-        r.block_owner_deletion = None;
-        r
-    });
-    let mut labels = json!({ MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1 });
-    if let Some(shard) = shard {
-        labels[crate::shard::LABEL_SHARD] = shard.into();
+}
+
+/// One decision of [`publish_owned`].
+struct Write<'a> {
+    client: &'a kube::Client,
+    field_manager: &'a str,
+    owner: &'a SecretOwner<'a>,
+    target: &'a SecretReference,
+    secret_type: &'a str,
+    details: &'a ConnectionDetails,
+    when: Publish,
+}
+
+impl Write<'_> {
+    /// Writes the Secret if `existing` (the Secret as last read; `cached`: from the store)
+    /// does not hold the details yet. With `cached`, the writes are conditional on
+    /// `existing` still being the Secret on the API server.
+    async fn run(&self, existing: Option<&Secret>, cached: bool) -> Result<bool, kube::Error> {
+        let Write {
+            client,
+            field_manager,
+            owner,
+            target,
+            secret_type,
+            details,
+            when,
+        } = self;
+        let (owner_name, shard) = (owner.name, owner.shard);
+        let api: Api<Secret> = Api::namespaced((*client).clone(), &target.namespace);
+        if let Some(existing) = existing
+            && type_of(existing) == *secret_type
+            && holds(existing, details)
+            && shard.is_none_or(|s| crate::shard::of(existing.labels()) == Some(s))
+        {
+            return Ok(false);
+        }
+        if existing.is_none() && *when == Publish::IfExists {
+            tracing::debug!(owner = %owner_name, secret = %target.name, "connection secret waits for complete details");
+            return Ok(false);
+        }
+        let missing = missing_keys(secret_type, |k| details.0.contains_key(k));
+        if !missing.is_empty() {
+            tracing::debug!(owner = %owner_name, secret = %target.name, %secret_type, ?missing, "connection secret waits for the keys its type requires");
+            return Ok(false);
+        }
+        // The resourceVersion the apply is conditional on: the stored copy's, unless the
+        // copy is deleted below.
+        let mut expected_version = existing
+            .filter(|_| cached)
+            .and_then(|e| e.metadata.resource_version.clone());
+        if let Some(existing) = existing
+            && type_of(existing) != *secret_type
+            && existing
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY_LABEL.0))
+                .is_some_and(|v| v == MANAGED_BY_LABEL.1)
+        {
+            // Kubernetes forbids changing a Secret's type: replace this one (only this copy,
+            // by uid, so a Secret written meanwhile by someone else is not deleted).
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: existing.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&target.name, &params).await {
+                Ok(_) => {}
+                // A stored copy that is out of date: decide again from a GET.
+                Err(kube::Error::Api(e)) if cached && e.code == 409 => {
+                    return Err(kube::Error::Api(e));
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+            expected_version = None;
+            tracing::info!(owner = %owner_name, secret = %target.name, from = %type_of(existing), to = %secret_type, "replacing connection secret of another type");
+        }
+        let data: std::collections::BTreeMap<String, ByteString> = details
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+            .collect();
+        let owner_ref = owner.reference.clone().map(|mut r| {
+            // The owner may be cluster-scoped and the Secret namespaced: a controller
+            // reference is fine; blocking deletion is not needed.
+            r.block_owner_deletion = None;
+            r
+        });
+        let mut labels = json!({ MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1 });
+        if let Some(shard) = shard {
+            labels[crate::shard::LABEL_SHARD] = shard.into();
+        }
+        let mut secret = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": target.name,
+                "namespace": target.namespace,
+                "labels": labels,
+                "ownerReferences": owner_ref.into_iter().collect::<Vec<_>>(),
+            },
+            "type": secret_type,
+            "data": data,
+        });
+        if let Some(version) = expected_version {
+            // The API server refuses the apply (409) when the Secret is no longer this one.
+            secret["metadata"]["resourceVersion"] = version.into();
+        }
+        api.patch(
+            &target.name,
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(&secret),
+        )
+        .await?;
+        tracing::debug!(owner = %owner_name, secret = %target.name, keys = ?details.keys().collect::<Vec<_>>(), "published connection secret");
+        Ok(true)
     }
-    let secret = json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": target.name,
-            "namespace": target.namespace,
-            "labels": labels,
-            "ownerReferences": owner_ref.into_iter().collect::<Vec<_>>(),
-        },
-        "type": secret_type,
-        "data": data,
-    });
-    api.patch(
-        &target.name,
-        &PatchParams::apply(field_manager).force(),
-        &Patch::Apply(&secret),
-    )
-    .await?;
-    tracing::debug!(owner = %owner_name, secret = %target.name, keys = ?details.keys().collect::<Vec<_>>(), "published connection secret");
-    Ok(true)
 }
 
 #[cfg(test)]

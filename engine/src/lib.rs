@@ -28,6 +28,7 @@ pub mod offline;
 pub mod provider;
 pub mod revisions;
 pub mod scaffold;
+pub mod secret_store;
 pub mod shard;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -262,6 +262,7 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
     wait_for_no_deletions(&client).await;
     wait_for_quiet(&client).await;
     let before_claim = tessera_write_requests(&client).await;
+    let reads_before_claim = tessera_reads(&client).await;
     apply(&client, claim).await;
     let name = "orders-db";
     let ready = wait_object_in(
@@ -337,23 +338,43 @@ async fn a_ready_claim_in_steady_state_makes_no_kubernetes_writes() {
         "at most {WRITES_PER_CLAIM} writes per claim to Ready, {} made: {create:?}",
         total(&create)
     );
+    let reads = delta(&reads_before_claim, &tessera_reads(&client).await);
+    println!(
+        "reads (GET, LIST) from applying a claim to all Ready (incl. the test's waits): {}",
+        total(&reads)
+    );
+    for (request, n) in &reads {
+        println!("  {n:>3}  {request}");
+    }
 
     // Claims, composites and managed resources are all polled every 5 s in tests: two
     // polls of each, and nothing may be written.
     let before = all_tessera_writes(&client).await;
     let lists_before = composed_lists(&client).await;
     let window = Instant::now();
-    two_polls_of(&objects).await;
+    // Secret reads are counted over the second poll: a Secret written by the last
+    // reconciles before Ready may reach the store after the first poll read it.
+    wait_all_reconciled(&objects, Instant::now(), POLL_WAIT).await;
+    let secret_gets_before = secret_gets(&client).await;
+    wait_all_reconciled(&objects, Instant::now(), POLL_WAIT).await;
+    let gets = secret_gets(&client).await - secret_gets_before;
     let steady = delta(&before, &all_tessera_writes(&client).await);
     let lists = delta(&lists_before, &composed_lists(&client).await);
     println!(
         "writes during {:?} of steady state with a Ready claim (two polls of each): {steady:?}; \
-         lists of composed kinds: {lists:?}",
+         lists of composed kinds: {lists:?}; GET /secrets in the second poll: {gets}",
         window.elapsed()
     );
     assert!(
         steady.is_empty(),
         "steady state must not write to Kubernetes: {steady:?}"
+    );
+    // Connection Secrets (managed resources', the composite's, the claim's) and the
+    // generated password are read from the store of Tessera's Secrets.
+    assert_eq!(
+        gets, 0,
+        "a poll must not read Tessera's Secrets from the API server ({gets} GET /secrets \
+         during a poll of the claim, its composite and its 3 composed resources)"
     );
     // The composite reads its composed resources from its watches' stores.
     assert!(
@@ -402,6 +423,27 @@ async fn composed_lists(client: &kube::Client) -> BTreeMap<String, u64> {
         .into_iter()
         .filter(|((_, k), _)| k.starts_with("postgresql.sql.tessera.dev/"))
         .map(|((_, k), n)| (k, n))
+        .collect()
+}
+
+/// GET requests of Secrets so far (the test itself reads none while it counts).
+async fn secret_gets(client: &kube::Client) -> u64 {
+    apiserver_requests(client, &["GET"])
+        .await
+        .into_iter()
+        .filter(|((_, k), _)| k == "/secrets")
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// GET and LIST requests of Tessera kinds, CRDs and Secrets ([`tessera_resource`]), keyed
+/// `VERB group/resource[/subresource]`.
+async fn tessera_reads(client: &kube::Client) -> BTreeMap<String, u64> {
+    apiserver_requests(client, &["GET", "LIST"])
+        .await
+        .into_iter()
+        .filter(|((_, k), _)| tessera_resource(k))
+        .map(|((verb, k), n)| (format!("{verb} {k}"), n))
         .collect()
 }
 

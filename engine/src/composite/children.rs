@@ -139,15 +139,18 @@ pub async fn delete(
     }
 }
 
-/// Secret `namespace/name`, `None` when it does not exist (yet).
+/// Secret `namespace/name`, `None` when it does not exist (yet): from the store of
+/// Tessera's Secrets when it is there ([`crate::secret_store`]), else from the API server.
+/// A stored copy may lag behind a change by the watch's delay; the composite's next
+/// reconcile then reads the change.
 pub async fn read_secret(
     client: &kube::Client,
     namespace: &str,
     name: &str,
-) -> Result<Option<Secret>, kube::Error> {
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
+) -> Result<Option<Arc<Secret>>, kube::Error> {
+    Ok(crate::secret_store::lookup(client, namespace, name)
+        .await?
+        .secret)
 }
 
 /// A reference to a composed resource given as JSON, for events.

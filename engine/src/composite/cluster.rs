@@ -128,15 +128,15 @@ impl Effects for Cluster<'_> {
             controller_uid: s
                 .metadata
                 .owner_references
-                .unwrap_or_default()
-                .into_iter()
+                .iter()
+                .flatten()
                 .find(|o| o.controller == Some(true))
-                .map(|o| o.uid),
+                .map(|o| o.uid.clone()),
             details: ConnectionDetails(
                 s.data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
                     .collect(),
             ),
         }))

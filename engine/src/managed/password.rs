@@ -139,22 +139,44 @@ impl Source {
     /// Reads the password and the Secret's version; `None` when the Secret or the key does
     /// not exist. A password must be UTF-8 text of 1 to [`MAX_LENGTH`] bytes without NUL
     /// characters.
+    ///
+    /// For observing: the Secret comes from the store of Tessera's Secrets
+    /// ([`crate::secret_store`]) when it holds it (a generated password's Secret, or
+    /// another resource's connection Secret), else from the API server. A stored copy may
+    /// lag a change by the watch's delay, which the next observation sees; a decision to
+    /// set a password uses [`Source::read_fresh`], so an old copy is never set.
     pub async fn read(&self, kube: &kube::Client) -> Result<Option<Sourced>, ProviderError> {
+        let (namespace, name, _) = self.location();
+        let found = crate::secret_store::lookup(kube, namespace, name).await;
+        self.sourced(found)
+    }
+
+    /// [`Source::read`] from the API server: for create and update, which set the
+    /// password they read.
+    pub async fn read_fresh(&self, kube: &kube::Client) -> Result<Option<Sourced>, ProviderError> {
+        let (namespace, name, _) = self.location();
+        let found = crate::secret_store::get(kube, namespace, name).await;
+        self.sourced(found)
+    }
+
+    fn sourced(
+        &self,
+        found: Result<crate::secret_store::Lookup, kube::Error>,
+    ) -> Result<Option<Sourced>, ProviderError> {
         let (namespace, name, key) = self.location();
-        let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-        let secret = secrets.get_opt(name).await.map_err(|e| {
+        let found = found.map_err(|e| {
             ProviderError::Transient(format!(
                 "cannot read password Secret {namespace}/{name}: {e}"
             ))
         })?;
-        let Some(secret) = secret else {
+        let Some(secret) = found.secret else {
             return Ok(None);
         };
         let version = version(&secret.metadata);
-        let Some(bytes) = secret.data.and_then(|mut d| d.remove(key)) else {
+        let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) else {
             return Ok(None);
         };
-        let password = self.check(bytes.0)?;
+        let password = self.check(bytes.0.clone())?;
         Ok(Some(Sourced { password, version }))
     }
 

@@ -100,7 +100,7 @@ impl PostgresClient {
         role: &Role,
         source: &Source,
     ) -> Result<Sourced, ProviderError> {
-        if let Some(p) = source.read(&self.kube).await? {
+        if let Some(p) = source.read_fresh(&self.kube).await? {
             return Ok(p);
         }
         match source {
@@ -299,7 +299,7 @@ impl ExternalClient<Role> for PostgresClient {
         if let Some(source) = source_for_role(mr, &self.password_namespace) {
             let token = rotation_token(mr);
             let rotate = token.is_some() && token != previous.password_rotation_token;
-            let current = source.read(&self.kube).await?;
+            let current = source.read_fresh(&self.kube).await?;
             let p = match (&source, current) {
                 (Source::Reference(_), None) => return Err(missing_reference(&source)),
                 (Source::Generated { .. }, Some(p)) if !rotate => p,

@@ -206,7 +206,7 @@ impl RdsClient {
         mr: &DBInstance,
         source: &Source,
     ) -> Result<Sourced, ProviderError> {
-        if let Some(p) = source.read(&self.kube).await? {
+        if let Some(p) = source.read_fresh(&self.kube).await? {
             return Ok(p);
         }
         match source {
@@ -401,7 +401,7 @@ impl ExternalClient<DBInstance> for RdsClient {
         let (m, _) = plan::plan_modify(&want, &have);
 
         let source = source_for_instance(mr, &self.password_namespace);
-        let mut password = source.read(&self.kube).await?;
+        let mut password = source.read_fresh(&self.kube).await?;
         let remembered = remembered(mr);
         let set_password = match (&password, &source) {
             (None, Source::Reference(_)) => {
