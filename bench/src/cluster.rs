@@ -173,6 +173,33 @@ pub async fn delete_all_and_wait(
     }
 }
 
+/// Removes the finalizers of every object of a cluster-scoped kind (objects a controller
+/// cannot delete), then waits until they are gone; returns how many there were.
+pub async fn release_all(client: &Client, api_version: &str, kind: &str) -> anyhow::Result<usize> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(api_version, kind));
+    let left = api.list_metadata(&ListParams::default()).await?.items;
+    for o in &left {
+        let name = o.metadata.name.clone().unwrap_or_default();
+        let patch = serde_json::json!({"metadata": {"finalizers": null}});
+        match api
+            .patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    while count(client, api_version, kind).await? > 0 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(left.len())
+}
+
 /// `apiserver_request_total` by `verb group/resource[/subresource]`.
 pub type Requests = BTreeMap<String, f64>;
 

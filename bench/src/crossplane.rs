@@ -115,7 +115,8 @@ pub async fn run(
     runs: &[(Comp, &Vec<usize>)],
     poll_interval: u64,
     logs: &Path,
-) -> anyhow::Result<Vec<Scale>> {
+    on_result: &mut dyn FnMut(&Scale) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     apply_dir(client, &dir.join("crds")).await?;
     cluster::namespace(client, "crossplane-system").await?;
     let tls = logs.join("crossplane-tls");
@@ -129,7 +130,6 @@ pub async fn run(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let poll = format!("{poll_interval}s");
-    let mut out = Vec::new();
     for &(comp, counts) in runs {
         let mut first = true;
         if comp == Comp::Pg && counts.iter().any(|n| *n > 0) {
@@ -198,11 +198,11 @@ pub async fn run(
                 cluster::apply_yaml(client, &yaml).await?;
                 first = false;
             }
-            let result = scale(client, comp, n, procs).await;
-            out.push(result?);
+            let result = scale(client, comp, n, procs, on_result).await;
+            result?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn comp_key(comp: Comp) -> &'static str {
@@ -217,7 +217,8 @@ async fn scale(
     comp: Comp,
     n: usize,
     mut procs: Procs,
-) -> anyhow::Result<Scale> {
+    on_result: &mut dyn FnMut(&Scale) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let (kind, managed) = kinds(comp);
     let ns = format!("bench-xp-{}-{n}", comp_key(comp));
     cluster::namespace(client, &ns).await?;
@@ -283,22 +284,58 @@ async fn scale(
         requests: cluster::delta(&before, &after),
         ready_curve,
         external_calls: 0,
-        // Without the probe claim's resources.
-        managed: count_all(client, managed)
-            .await?
-            .saturating_sub(managed.len()),
+        // Without the probe claim's three resources.
+        managed: count_all(client, managed).await?.saturating_sub(3),
+        stuck_deletes: 0,
     };
     eprintln!("{result:?}");
+    // Saved before the deletes, which may take long, and again with what they left.
+    on_result(&result)?;
+    let mut result = result;
+    result.stuck_deletes = delete(client, comp, kind, &ns, managed).await?;
+    procs.stop().await;
+    on_result(&result)
+}
+
+/// Deletes the run's claims and waits until their resources are gone. provider-sql cannot
+/// delete a Grant whose database Crossplane dropped first (it connects to that database
+/// to revoke: `database ... does not exist`), and Crossplane v1 deletes a composite's
+/// resources all at once, so such Grants stay forever: once the roles and databases are
+/// gone, Grants left after a minute are counted and released (finalizers removed; their
+/// privileges went with the database). Returns how many were released.
+async fn delete(
+    client: &kube::Client,
+    comp: Comp,
+    kind: &str,
+    ns: &str,
+    managed: &[(&str, &str)],
+) -> anyhow::Result<usize> {
+    let (must_go, grants): (Vec<_>, Vec<_>) = managed
+        .iter()
+        .copied()
+        .partition(|(_, k)| comp != Comp::Pg || *k != "Grant");
     let took = cluster::delete_all_and_wait(
         client,
         CLAIM_API,
         kind,
-        &ns,
-        managed,
+        ns,
+        &must_go,
         Duration::from_secs(3600),
     )
     .await?;
-    eprintln!("Crossplane: deleted {n} claims in {took:?}");
-    procs.stop().await;
-    Ok(result)
+    eprintln!("Crossplane: deleted the {kind} claims of {ns} in {took:?}");
+    let mut released = 0;
+    for (api, k) in grants {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while cluster::count(client, api, k).await? > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        released += cluster::release_all(client, api, k).await?;
+    }
+    if released > 0 {
+        eprintln!(
+            "Crossplane: {released} Grants could not be deleted (database dropped first); released them"
+        );
+    }
+    Ok(released)
 }

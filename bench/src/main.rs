@@ -73,6 +73,9 @@ struct Args {
     /// The systems to measure: `tessera`, `crossplane` (needs `--crossplane`), or both.
     #[arg(long, value_delimiter = ',', default_value = "tessera,crossplane")]
     systems: Vec<String>,
+    /// Only write BENCHMARKS.md and the plots again from OUT/results.json (no cluster).
+    #[arg(long)]
+    report_only: bool,
     /// Start from the figures of earlier runs (OUT/results.json) and replace only what this
     /// run measures: e.g. Crossplane in one run and Tessera in another, one report.
     #[arg(long)]
@@ -94,6 +97,10 @@ pub struct Scale {
     pub ready_curve: Vec<f64>,
     pub external_calls: usize,
     pub managed: usize,
+    /// Composed resources the system could not delete after the run (released by the
+    /// bench).
+    #[serde(default)]
+    pub stuck_deletes: usize,
 }
 
 /// The compositions of the scale runs.
@@ -201,6 +208,12 @@ const PG_API: &str = "postgresql.sql.tessera.dev/v1alpha1";
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    if args.report_only {
+        let file = args.out.join("results.json");
+        let results: Results = serde_json::from_slice(&std::fs::read(&file)?)
+            .with_context(|| format!("read {}", file.display()))?;
+        return save(&args, &results);
+    }
     let env = TestEnv::load()?;
     let client = env.kube().await?;
     std::fs::create_dir_all(&args.out)?;
@@ -281,12 +294,23 @@ async fn main() -> anyhow::Result<()> {
         .filter(|_| args.systems.iter().any(|s| s == "crossplane"))
     {
         let runs = [(Comp::Pg, &args.pg_claims), (Comp::Nop, &args.claims)];
-        match crossplane::run(&client, &env, dir, &runs, args.poll_interval, &logs).await {
-            Ok(runs) => {
+        let mut save_each = |s: &Scale| {
+            results.push_scale(s.clone());
+            save(&args, &results)
+        };
+        let outcome = crossplane::run(
+            &client,
+            &env,
+            dir,
+            &runs,
+            args.poll_interval,
+            &logs,
+            &mut save_each,
+        )
+        .await;
+        match outcome {
+            Ok(()) => {
                 results.crossplane_error = None;
-                for r in runs {
-                    results.push_scale(r);
-                }
             }
             Err(e) => {
                 eprintln!("Crossplane: {e:#}");
@@ -529,6 +553,7 @@ async fn scale_run(
         ready_curve,
         external_calls: 0,
         managed: count_all(client, managed).await?,
+        stuck_deletes: 0,
     })
 }
 
