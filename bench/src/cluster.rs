@@ -173,6 +173,29 @@ pub async fn delete_all_and_wait(
     }
 }
 
+/// The Secret `postgres-admin` in `namespace` with testenv's PostgreSQL admin credentials
+/// and CA (`endpoint`, `port`, `username`, `password`, `ca.crt`), as both systems'
+/// ProviderConfigs read it.
+pub async fn postgres_admin_secret(
+    client: &Client,
+    env: &TestEnv,
+    namespace: &str,
+) -> anyhow::Result<()> {
+    apply(
+        client,
+        &serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "postgres-admin", "namespace": namespace },
+            "stringData": {
+                "endpoint": env.get("POSTGRES_HOST")?, "port": env.get("POSTGRES_PORT")?,
+                "username": env.get("POSTGRES_USER")?, "password": env.get("POSTGRES_PASSWORD")?,
+                "ca.crt": std::fs::read_to_string(env.get("POSTGRES_CA_FILE")?)?,
+            }
+        }),
+    )
+    .await
+}
+
 /// Removes the finalizers of every object of a cluster-scoped kind (objects a controller
 /// cannot delete), then waits until they are gone; returns how many there were.
 pub async fn release_all(client: &Client, api_version: &str, kind: &str) -> anyhow::Result<usize> {

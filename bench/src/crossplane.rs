@@ -77,18 +77,7 @@ async fn apply_dir(client: &kube::Client, dir: &Path) -> anyhow::Result<()> {
 /// ProviderConfig `default` (TLS verified against testenv's CA, given to the provider as
 /// PGSSLROOTCERT).
 async fn sql_provider_config(client: &kube::Client, env: &cluster::TestEnv) -> anyhow::Result<()> {
-    cluster::apply(
-        client,
-        &json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": "postgres-admin", "namespace": "crossplane-system" },
-            "stringData": {
-                "endpoint": env.get("POSTGRES_HOST")?, "port": env.get("POSTGRES_PORT")?,
-                "username": env.get("POSTGRES_USER")?, "password": env.get("POSTGRES_PASSWORD")?,
-            }
-        }),
-    )
-    .await?;
+    cluster::postgres_admin_secret(client, env, "crossplane-system").await?;
     cluster::apply(
         client,
         &json!({

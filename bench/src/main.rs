@@ -364,19 +364,7 @@ async fn install(args: &Args, env: &TestEnv, client: &kube::Client) -> anyhow::R
     );
     cluster::apply_yaml(client, &String::from_utf8(out.stdout)?).await?;
     cluster::namespace(client, "tessera-system").await?;
-    cluster::apply(
-        client,
-        &json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": "postgres-admin", "namespace": "tessera-system" },
-            "stringData": {
-                "endpoint": env.get("POSTGRES_HOST")?, "port": env.get("POSTGRES_PORT")?,
-                "username": env.get("POSTGRES_USER")?, "password": env.get("POSTGRES_PASSWORD")?,
-                "ca.crt": std::fs::read_to_string(env.get("POSTGRES_CA_FILE")?)?,
-            }
-        }),
-    )
-    .await?;
+    cluster::postgres_admin_secret(client, env, "tessera-system").await?;
     for file in [
         "compositions/postgres/providerconfig.yaml",
         "compositions/postgres/xrd.yaml",

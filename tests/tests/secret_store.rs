@@ -46,6 +46,19 @@ async fn publish(
 }
 
 /// The value of `key` in the Secret `namespace/name`, read from the API server.
+/// The store's copy of Tessera's Secret `namespace/name`, once the watch has delivered it.
+async fn stored_copy(client: &kube::Client, namespace: &str, name: &str) -> std::sync::Arc<Secret> {
+    wait_for(Duration::from_secs(60), || async {
+        let found = secret_store::lookup(client, namespace, name)
+            .await
+            .expect("lookup");
+        found.cached.then_some(found.secret)
+    })
+    .await
+    .expect("the published Secret reaches the store")
+    .expect("a Secret")
+}
+
 async fn value(client: &kube::Client, namespace: &str, name: &str, key: &str) -> Option<String> {
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get_opt(name)
@@ -75,15 +88,7 @@ async fn tessera_secrets_are_served_from_the_store_and_others_from_the_api_serve
     assert!(publish(&client, &target, &details(&[("user", "a")])).await);
 
     // Once the watch has delivered it, Tessera's Secret is read from the store.
-    let stored = wait_for(Duration::from_secs(60), || async {
-        let found = secret_store::lookup(&client, &ns, &target.name)
-            .await
-            .expect("lookup");
-        found.cached.then_some(found.secret)
-    })
-    .await
-    .expect("the published Secret reaches the store")
-    .expect("a Secret");
+    let stored = stored_copy(&client, &ns, &target.name).await;
     assert_eq!(
         stored
             .data
@@ -141,15 +146,7 @@ async fn a_secret_changed_behind_the_stored_copy_is_written_from_a_fresh_read() 
         namespace: ns.clone(),
     };
     assert!(publish(&client, &target, &details(&[("user", "a")])).await);
-    let stored = wait_for(Duration::from_secs(60), || async {
-        let found = secret_store::lookup(&client, &ns, &target.name)
-            .await
-            .expect("lookup");
-        found.cached.then_some(found.secret)
-    })
-    .await
-    .expect("the published Secret reaches the store")
-    .expect("a Secret");
+    let stored = stored_copy(&client, &ns, &target.name).await;
     let old_version = stored.metadata.resource_version.clone().expect("version");
 
     // Someone changes the Secret: an apply naming the version the stored copy had is
