@@ -173,7 +173,7 @@ pub async fn run(
                         ("TLS_SERVER_CERTS_DIR".into(), tls.display().to_string()),
                         ("POD_NAMESPACE".into(), "crossplane-system".into()),
                     ],
-                    log: logs.join(format!("crossplane-{}-{n}.log", comp_key(comp))),
+                    log: logs.join(format!("crossplane-{}-{n}.log", comp.key())),
                 },
                 provider,
             ])?;
@@ -194,13 +194,6 @@ pub async fn run(
     Ok(())
 }
 
-fn comp_key(comp: Comp) -> &'static str {
-    match comp {
-        Comp::Nop => "nop",
-        Comp::Pg => "pg",
-    }
-}
-
 async fn scale(
     client: &kube::Client,
     comp: Comp,
@@ -209,7 +202,7 @@ async fn scale(
     on_result: &mut dyn FnMut(&Scale) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let (kind, managed) = kinds(comp);
-    let ns = format!("bench-xp-{}-{n}", comp_key(comp));
+    let ns = format!("bench-xp-{}-{n}", comp.key());
     cluster::namespace(client, &ns).await?;
     // The claim kind is served once the core has established the XRD.
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -262,7 +255,7 @@ async fn scale(
         .map(|(_, t)| t.duration_since(start).as_secs_f64())
         .collect();
     ready_curve.sort_by(f64::total_cmp);
-    let result = Scale {
+    let mut result = Scale {
         system: "Crossplane".into(),
         comp,
         claims: n,
@@ -280,7 +273,6 @@ async fn scale(
     eprintln!("{result:?}");
     // Saved before the deletes, which may take long, and again with what they left.
     on_result(&result)?;
-    let mut result = result;
     result.stuck_deletes = delete(client, comp, kind, &ns, managed).await?;
     procs.stop().await;
     on_result(&result)

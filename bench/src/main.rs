@@ -114,6 +114,14 @@ pub enum Comp {
 }
 
 impl Comp {
+    /// Short name, for namespaces and log files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Comp::Nop => "nop",
+            Comp::Pg => "pg",
+        }
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Comp::Nop => "nop (3 nop resources)",
@@ -483,10 +491,7 @@ async fn pg_one_claim(client: &kube::Client) -> anyhow::Result<Requests> {
 }
 
 fn scale_namespace(comp: Comp, n: usize) -> String {
-    match comp {
-        Comp::Nop => format!("bench-scale-{n}"),
-        Comp::Pg => format!("bench-pg-{n}"),
-    }
+    format!("bench-{}-{n}", comp.key())
 }
 
 /// Applies `n` claims of `comp` at once and waits until all are Ready.
