@@ -1,8 +1,29 @@
 //! Identity of Kubernetes objects given as JSON, and whether a server-side apply would
 //! change one: shared by the controllers that apply objects they render (composite, claim,
-//! XRD).
+//! XRD); and what of an object the watch stores keep.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
+
+/// The annotation `kubectl apply` (and Argo CD's default sync) writes: a copy of the whole
+/// applied object, which no controller reads.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Trims `meta` of an object about to be kept in a watch store to what Tessera reads:
+/// of `managedFields`, only the `Apply` entries of the field managers `keep` accepts (what
+/// [`needs_apply`] and the panic report read); every other entry, often most of a small
+/// object's size, is dropped. `managedFields` is never written back from a store (writes
+/// are server-side applies and patches), so a trimmed copy loses nothing on the server.
+pub fn trim_for_store(meta: &mut ObjectMeta, keep: impl Fn(&str) -> bool) {
+    if let Some(fields) = &mut meta.managed_fields {
+        fields.retain(|e| {
+            e.operation.as_deref() == Some("Apply") && e.manager.as_deref().is_some_and(&keep)
+        });
+        if fields.is_empty() {
+            meta.managed_fields = None;
+        }
+    }
+}
 
 /// Identity of a composed resource across versions of its kind.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -178,3 +178,60 @@ fn object_keys_ignore_the_version() {
     );
     assert_eq!(ObjectKey::of(&json!({"kind": "K"})), None);
 }
+
+#[test]
+fn stores_keep_only_the_apply_entries_of_their_managers() {
+    let entry = |manager: &str, operation: &str| {
+        json!({"manager": manager, "operation": operation, "fieldsType": "FieldsV1",
+               "fieldsV1": {"f:spec": {"f:size": {}}}})
+    };
+    let mut meta: ObjectMeta = serde_json::from_value(json!({
+        "name": "orders",
+        "managedFields": [
+            entry(MANAGER, "Apply"),
+            entry(MANAGER, "Update"),
+            entry("kubectl-client-side-apply", "Update"),
+            entry("argocd-controller", "Apply"),
+            entry("tessera-panic-guard", "Apply"),
+        ],
+    }))
+    .unwrap();
+    let keep = [MANAGER.to_string(), "tessera-panic-guard".to_string()];
+    trim_for_store(&mut meta, |m| keep.iter().any(|k| k == m));
+    let kept: Vec<_> = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|e| (e.manager.as_deref(), e.operation.as_deref()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (Some(MANAGER), Some("Apply")),
+            (Some("tessera-panic-guard"), Some("Apply"))
+        ]
+    );
+    // What is kept still drives the apply decision: a field this manager owns that is
+    // no longer rendered is removed by an apply.
+    let spec = json!({"forProvider": {"privileges": {"login": true}, "connectionLimit": 10}});
+    let mut obj = live(
+        spec,
+        owned(json!({"f:forProvider": {"f:connectionLimit": {}, "f:gone": {}}})),
+    );
+    let mut meta: ObjectMeta = serde_json::from_value(obj["metadata"].clone()).unwrap();
+    trim_for_store(&mut meta, |m| keep.iter().any(|k| k == m));
+    assert_eq!(meta.managed_fields.as_ref().map(Vec::len), Some(1));
+    obj["metadata"] = serde_json::to_value(&meta).unwrap();
+    assert!(needs_apply(&rendered(), Some(&obj), MANAGER));
+
+    let mut other: ObjectMeta = serde_json::from_value(json!({
+        "name": "orders",
+        "managedFields": [entry("kube-controller-manager", "Update")],
+    }))
+    .unwrap();
+    trim_for_store(&mut other, |m| keep.iter().any(|k| k == m));
+    assert_eq!(
+        other.managed_fields, None,
+        "nothing kept leaves no empty list"
+    );
+}

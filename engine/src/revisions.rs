@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ use crate::api::composition::{
     LABEL_COMPOSITION_NAME,
 };
 use crate::composition_options::CompositionOptions;
-use crate::scaffold::{self, Backoff};
+use crate::scaffold::{self, Backoff, Recorder};
 
 /// Hex digits of the spec hash used in revision names and labels.
 const HASH_LEN: usize = 7;

@@ -231,6 +231,35 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
     )
     .await;
 
+    // A field no longer rendered (the patch's source is gone) is removed from the
+    // composed resource: the composite's apply decision reads which fields its field
+    // manager owns on the live object, kept in the store of composed resources.
+    apply(
+        &client,
+        xr(
+            &name,
+            json!({
+                "compositionRef": {"name": comp},
+                "writeConnectionSecretToRef": {"name": conn, "namespace": TEST_NAMESPACE},
+            }),
+        ),
+    )
+    .await;
+    wait_object(
+        &client,
+        PG_API,
+        "Role",
+        &format!("{name}-role"),
+        Duration::from_secs(30),
+        "connectionLimit no longer set",
+        |o| {
+            o.data["spec"]["forProvider"]
+                .get("connectionLimit")
+                .is_none()
+        },
+    )
+    .await;
+
     delete(&client, XR_API, XR_KIND, &name).await;
     wait_gone(&client, XR_API, XR_KIND, &name).await;
 }

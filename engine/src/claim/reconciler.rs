@@ -7,7 +7,6 @@ use std::time::Duration;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
@@ -20,7 +19,7 @@ use crate::api::xrd::CompositeResourceDefinition;
 use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::naming::{claim_composite_name, legacy_claim_composite_name};
 use crate::scaffold::coalesce::StatusWrites;
-use crate::scaffold::{self, Backoff, Event, FinalizerError, Next};
+use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Recorder};
 
 /// Kubernetes failures of the claim controller. Problems a person has to fix become
 /// conditions and events instead.
@@ -97,6 +96,10 @@ pub async fn run(
         Api::<DynamicObject>::all_with(client.clone(), &claim),
         claim.clone(),
         opts.shard.as_deref(),
+        scaffold::Keep {
+            managers: vec![manager.clone()],
+            drop_last_applied: true,
+        },
     );
 
     let xr_writer = reflector::store::Writer::new(xr.clone());
@@ -110,6 +113,13 @@ pub async fn run(
         xr_config,
     )
     .default_backoff()
+    .modify({
+        // The composites' own apply decision reads this manager's entries only.
+        let keep = manager.clone();
+        move |xr: &mut DynamicObject| {
+            crate::objects::trim_for_store(&mut xr.metadata, |m| m == keep)
+        }
+    })
     .reflect(xr_writer)
     .touched_objects();
     let claim_ar = claim.clone();

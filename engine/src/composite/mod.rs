@@ -59,7 +59,7 @@ use futures::{StreamExt, stream};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
@@ -78,7 +78,7 @@ use crate::api::composition::{Composition, CompositionRevision, LABEL_COMPOSITIO
 use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
 use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::scaffold::coalesce::StatusWrites;
-use crate::scaffold::{self, Backoff, FinalizerError, Next, jitter, now};
+use crate::scaffold::{self, Backoff, FinalizerError, Next, Recorder, jitter, now};
 
 /// How soon a composite being deleted is looked at again while its resources go (their
 /// deletion events usually re-queue it sooner).
@@ -153,10 +153,16 @@ pub async fn run(
         Api::all_with(client.clone(), &xr),
         xr.clone(),
         opts.shard.as_deref(),
+        scaffold::Keep::default(),
     );
     let xrs = controller.store();
 
-    let (watches, child_events) = ChildWatches::new(client.clone(), xr.clone(), opts.shard.clone());
+    let (watches, child_events) = ChildWatches::new(
+        client.clone(),
+        xr.clone(),
+        opts.shard.clone(),
+        format!("{}/", cluster::composites_manager(&opts.field_manager)),
+    );
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
         recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::compose::LABEL_COMPOSITE;
+use crate::objects::trim_for_store;
 
 /// The watch of one composed kind: its task, its store, and whether the store holds the
 /// first full list.
@@ -42,17 +43,21 @@ pub struct ChildWatches {
     client: kube::Client,
     xr: ApiResource,
     shard: Option<String>,
+    composed_managers: String,
     tx: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
     started: Mutex<HashMap<(String, String), KindWatch>>,
 }
 
 impl ChildWatches {
     /// A registry for composites of kind `xr` (of the shard with the label selector
-    /// `shard`), and the stream of composites to re-queue.
+    /// `shard`), and the stream of composites to re-queue. The stores keep, of each
+    /// object's `managedFields`, only the `Apply` entries of managers starting with
+    /// `composed_managers` (the composites' own, which their apply decision reads).
     pub fn new(
         client: kube::Client,
         xr: ApiResource,
         shard: Option<String>,
+        composed_managers: String,
     ) -> (
         Self,
         impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
@@ -62,6 +67,7 @@ impl ChildWatches {
             client,
             xr,
             shard,
+            composed_managers,
             tx,
             started: Mutex::new(HashMap::new()),
         };
@@ -82,6 +88,7 @@ impl ChildWatches {
         let tx = self.tx.clone();
         let selector = crate::shard::selector(Some(LABEL_COMPOSITE), self.shard.as_deref())
             .unwrap_or_else(|| LABEL_COMPOSITE.to_string());
+        let prefix = self.composed_managers.clone();
         let writer = reflector::store::Writer::new(child.clone());
         let store = writer.as_reader();
         let (ready_tx, ready) = tokio::sync::watch::channel(false);
@@ -90,6 +97,9 @@ impl ChildWatches {
             // it starts reads the change that started it.
             let events = watcher(api, watcher::Config::default().labels(&selector))
                 .default_backoff()
+                .modify(move |obj: &mut DynamicObject| {
+                    trim_for_store(&mut obj.metadata, |m| m.starts_with(prefix.as_str()))
+                })
                 .reflect(writer)
                 .inspect(move |e| {
                     if matches!(e, Ok(watcher::Event::InitDone)) {

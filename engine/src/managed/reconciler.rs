@@ -41,7 +41,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -56,7 +56,7 @@ use crate::managed::machine::{self, Effects, Error, Failure, Outcome, Step};
 use crate::managed::own_writes::OwnWrites;
 use crate::managed::timeout::{Deadline, TimedClient};
 use crate::managed::{Connector, Managed, ProviderError};
-use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, jitter};
+use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Recorder, jitter};
 
 /// The finalizer every managed resource carries while its external resource may exist.
 pub const FINALIZER: &str = "finalizer.managed.tessera.dev";
@@ -132,8 +132,12 @@ where
     M: Managed,
     C: Connector<M>,
 {
-    let controller =
-        scaffold::controller_selected(Api::<M>::all(client.clone()), (), opts.shard.as_deref());
+    let controller = scaffold::controller_selected(
+        Api::<M>::all(client.clone()),
+        (),
+        opts.shard.as_deref(),
+        scaffold::Keep::default(),
+    );
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
         recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),

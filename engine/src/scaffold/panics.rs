@@ -14,7 +14,9 @@
 use std::any::Any;
 
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
+
+use super::Recorder;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
@@ -28,7 +30,7 @@ use crate::api::common::{
 pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
 
 /// The field manager of the `Synced` condition written after a panic.
-const FIELD_MANAGER: &str = "tessera-panic-guard";
+pub(super) const FIELD_MANAGER: &str = "tessera-panic-guard";
 
 /// What a panic payload may say in conditions, events and logs: only a literal of the
 /// source (`panic!("...")` without arguments, `Option::unwrap` on `None`).

@@ -12,7 +12,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -28,7 +28,7 @@ use super::resources::{claim_resource, composite_resource};
 use crate::api::common::capitalize;
 use crate::api::xrd::CompositeResourceDefinition;
 use crate::composition_options::{CompositionOptions, FINALIZER};
-use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Supervised};
+use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Recorder, Supervised};
 
 /// Kubernetes failures of the XRD controller. Problems with the XRD itself are not
 /// errors here: they become conditions and events.
