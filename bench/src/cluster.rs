@@ -129,10 +129,31 @@ pub async fn namespace(client: &Client, name: &str) -> anyhow::Result<()> {
 /// How many objects of a kind exist (all namespaces).
 pub async fn count(client: &Client, api_version: &str, kind: &str) -> anyhow::Result<usize> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(api_version, kind));
-    match api.list_metadata(&ListParams::default()).await {
+    let all = ListParams::default();
+    match retried(|| api.list_metadata(&all)).await {
         Ok(l) => Ok(l.items.len()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(0),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `request`, tried again (up to 5 times, 2 s apart) when it failed before an answer came
+/// (a connection the API server closed under load): a long run must not end on one.
+async fn retried<T, F, Fut>(mut request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(e @ (kube::Error::Service(_) | kube::Error::HyperError(_))) if attempt < 5 => {
+                eprintln!("request failed ({e}), trying again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            result => return result,
+        }
     }
 }
 
@@ -149,10 +170,8 @@ pub async fn delete_all_and_wait(
     let start = Instant::now();
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), ns, &resource(api_version, kind));
-    match api
-        .delete_collection(&Default::default(), &ListParams::default())
-        .await
-    {
+    let (delete, all) = (Default::default(), ListParams::default());
+    match retried(|| api.delete_collection(&delete, &all)).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => return Err(e.into()),
