@@ -231,6 +231,17 @@ pub fn tessera_bin() -> PathBuf {
     bin
 }
 
+/// The log filter of the `tessera controller` processes the tests start:
+/// `TESSERA_TEST_CONTROLLER_LOG` when set (for example
+/// `info,tessera_engine=debug,tessera_engine::managed=trace` to follow a long crash run's
+/// reconciles), else `info,tessera_engine=debug`.
+pub fn controller_log_filter() -> String {
+    std::env::var("TESSERA_TEST_CONTROLLER_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "info,tessera_engine=debug".to_string())
+}
+
 /// A `tessera controller` process against the test cluster, killed when dropped.
 pub struct ControllerProcess {
     child: std::process::Child,
@@ -248,7 +259,7 @@ impl ControllerProcess {
         cmd.arg("controller")
             .args(["--poll-interval", "5", "--max-backoff", "5"])
             .env("KUBECONFIG", env.get("KUBECONFIG"))
-            .env("RUST_LOG", "info,tessera_engine=debug")
+            .env("RUST_LOG", controller_log_filter())
             .stdout(out.try_clone()?)
             .stderr(out);
         for (k, v) in extra_env {

@@ -41,6 +41,7 @@ use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 use tracing::{debug, trace, warn};
 
 use crate::metrics;
@@ -246,9 +247,13 @@ where
 }
 
 /// Runs `controller` (of the kind `dyntype`) with at most `concurrency` reconciles at
-/// once until the process is asked to stop (SIGTERM or Ctrl-C, noted by one handler for
-/// all controllers: reconciles in flight finish first) or the future is dropped. Errors are retried after the object's next
-/// [`Backoff`] delay.
+/// once (`0`: no limit) until the process is asked to stop (SIGTERM or Ctrl-C, noted by
+/// one handler for all controllers: reconciles in flight finish first) or the future is
+/// dropped. Errors are retried after the object's next [`Backoff`] delay.
+///
+/// Objects that fall due while `concurrency` reconciles run wait in the order they fell
+/// due, so every object gets its turn however far the controller is behind; each is
+/// reconciled as the cache holds it when its turn comes.
 ///
 /// A reconcile that panics is an error of its object only: the object gets
 /// `Synced=False` with reason [`RECONCILE_PANICKED`] (and a Warning event), is retried
@@ -257,14 +262,14 @@ pub async fn run<K, C, E, F, Fut>(
     controller: Controller<K>,
     dyntype: K::DynamicType,
     concurrency: u16,
-    mut reconcile: F,
+    reconcile: F,
     ctx: Arc<C>,
 ) where
     K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Debug + Unpin + Send + Sync,
     C: Context,
     E: std::error::Error + ErrorReason + Send + 'static,
-    F: FnMut(Arc<K>, Arc<C>) -> Fut,
+    F: Fn(Arc<K>, Arc<C>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
 {
     supervise::watch_for_stop();
@@ -282,11 +287,40 @@ pub async fn run<K, C, E, F, Fut>(
         }
     });
     let _cache = metrics::register_cache(&name, synced, move || count_ready(&store));
+    // kube's runner, once `concurrency` reconciles run, parks the objects that fall due in
+    // a hash set and starts the next one in the set's hash order, not in the order they
+    // fell due: on a saturated controller (objects polled again sooner than the reconciles
+    // get through them) the objects early in that order are reconciled over and over and
+    // the others never, for as long as the load lasts. So the runner has no limit of its
+    // own: every object that falls due waits for one of `concurrency` permits, first come,
+    // first served, and is then reconciled as the cache holds it at that moment.
+    let permits = (concurrency > 0).then(|| Arc::new(Semaphore::new(concurrency.into())));
+    let reconcile = Arc::new(reconcile);
+    let latest = cache.clone();
     let contained = move |obj: Arc<K>, ctx: Arc<C>| {
-        let running = metrics::reconcile_started(&name);
-        let reconciling = reconcile(obj.clone(), ctx.clone());
-        let dyntype = dyntype.clone();
+        let (name, permits, reconcile) = (name.clone(), permits.clone(), reconcile.clone());
+        let (latest, dyntype) = (latest.clone(), dyntype.clone());
         async move {
+            let _permit = match &permits {
+                // The semaphore is never closed.
+                Some(p) => p.clone().acquire_owned().await.ok(),
+                None => None,
+            };
+            // A stop lets the reconciles in flight finish; those still waiting do not start.
+            if supervise::stopping() {
+                return Ok(Action::await_change());
+            }
+            let Some(obj) = latest.get(&reflector::ObjectRef::from_obj_with(
+                obj.as_ref(),
+                dyntype.clone(),
+            )) else {
+                // Deleted while it waited.
+                return Ok(Action::await_change());
+            };
+            let running = metrics::reconcile_started(&name);
+            // Boxed, so that an object waiting for its turn holds a pointer, not the
+            // reconcile's whole state.
+            let reconciling = reconcile(obj.clone(), ctx.clone()).boxed();
             // Without the test faults the block only awaits the reconcile.
             #[cfg_attr(
                 not(any(test, feature = "testing")),
@@ -323,7 +357,7 @@ pub async fn run<K, C, E, F, Fut>(
         }
     };
     let running = controller
-        .with_config(Config::default().concurrency(concurrency))
+        .with_config(Config::default().concurrency(0))
         .graceful_shutdown_on(supervise::stopped())
         .run(contained, error_policy::<K, C, ReconcileError<E>>, ctx)
         .for_each(|res| async move {
@@ -449,3 +483,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod run_tests;
