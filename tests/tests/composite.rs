@@ -40,18 +40,18 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
     let name = unique("xfull");
     let conn = format!("{name}-conn");
     let composed = watch_composed(&client, &name).await;
-    apply(
-        &client,
-        xr(
-            &name,
-            json!({
-                "compositionRef": {"name": comp},
-                "parameters": {"connectionLimit": 5},
-                "writeConnectionSecretToRef": {"name": conn, "namespace": TEST_NAMESPACE},
-            }),
-        ),
-    )
-    .await;
+    // The composite's spec, with `connectionLimit` among its parameters or not.
+    let spec = |connection_limit: Option<i64>| {
+        let mut spec = json!({
+            "compositionRef": {"name": comp},
+            "writeConnectionSecretToRef": {"name": conn, "namespace": TEST_NAMESPACE},
+        });
+        if let Some(limit) = connection_limit {
+            spec["parameters"] = json!({ "connectionLimit": limit });
+        }
+        spec
+    };
+    apply(&client, xr(&name, spec(Some(5)))).await;
 
     let ready = wait_ready(&client, XR_API, XR_KIND, &name).await;
     let composite = get_xr(&client, &name).await;
@@ -198,18 +198,7 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
     );
 
     // A spec change reaches the composed resource and comes back through the status patch.
-    apply(
-        &client,
-        xr(
-            &name,
-            json!({
-                "compositionRef": {"name": comp},
-                "parameters": {"connectionLimit": 8},
-                "writeConnectionSecretToRef": {"name": conn, "namespace": TEST_NAMESPACE},
-            }),
-        ),
-    )
-    .await;
+    apply(&client, xr(&name, spec(Some(8)))).await;
     wait_object(
         &client,
         PG_API,
@@ -234,17 +223,7 @@ async fn composite_composes_in_dependency_order_publishes_a_usable_url_and_follo
     // A field no longer rendered (the patch's source is gone) is removed from the
     // composed resource: the composite's apply decision reads which fields its field
     // manager owns on the live object, kept in the store of composed resources.
-    apply(
-        &client,
-        xr(
-            &name,
-            json!({
-                "compositionRef": {"name": comp},
-                "writeConnectionSecretToRef": {"name": conn, "namespace": TEST_NAMESPACE},
-            }),
-        ),
-    )
-    .await;
+    apply(&client, xr(&name, spec(None))).await;
     wait_object(
         &client,
         PG_API,

@@ -75,24 +75,24 @@ async fn warnings_are_counted_on_one_event_and_transitions_are_not_kept() {
         .await;
     }
 
-    let timeout = Duration::from_secs(30);
-    let warnings = wait_for(timeout, || async {
-        let seen = events(&client, &ns, name, "Failing").await;
-        (seen.1 == 2).then_some(seen)
-    })
-    .await
-    .expect("both warnings are recorded");
+    // Both of each reason are recorded: as (Event objects, events counted).
+    let recorded = |reason: &'static str| {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move {
+            wait_for(Duration::from_secs(30), || async {
+                let seen = events(&client, &ns, name, reason).await;
+                (seen.1 == 2).then_some(seen)
+            })
+            .await
+            .unwrap_or_else(|_| panic!("both {reason} events are recorded"))
+        }
+    };
     assert_eq!(
-        warnings,
+        recorded("Failing").await,
         (1, 2),
         "a repeated warning is one Event counted twice"
     );
-    let normal = wait_for(timeout, || async {
-        let seen = events(&client, &ns, name, "Ready").await;
-        (seen.1 == 2).then_some(seen)
-    })
-    .await
-    .expect("both transition events are recorded");
+    let normal = recorded("Ready").await;
     assert_eq!(
         normal,
         (2, 2),
