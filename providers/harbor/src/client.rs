@@ -176,24 +176,33 @@ impl Harbor {
             .header("Accept", "application/json")
     }
 
-    /// Sends `req` and reads the answer (at most [`MAX_BODY`] bytes). Network failures are
-    /// transient; 401 and 403 are ProviderConfig errors.
+    /// Sends `req` and reads the answer (at most [`MAX_BODY`] bytes). A connection that
+    /// could not be made is transient (the request never reached Harbor); a request sent
+    /// without a whole answer back (the connection lost or timed out after sending, the
+    /// body cut off) is unanswered, since Harbor may have carried it out: a create that
+    /// ends so is looked for, not taken for someone else's project. 401 and 403 are
+    /// ProviderConfig errors.
     pub(crate) async fn send(
         &self,
         action: &str,
         req: RequestBuilder,
     ) -> Result<Answer, ProviderError> {
         let mut resp = req.send().await.map_err(|e| {
-            ProviderError::Transient(format!(
+            let message = format!(
                 "cannot {action}: Harbor at {} did not answer: {}",
                 self.api,
                 without_url(&e)
-            ))
+            );
+            if e.is_connect() {
+                ProviderError::Transient(message)
+            } else {
+                ProviderError::Unanswered(message)
+            }
         })?;
         let status = resp.status();
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            ProviderError::Transient(format!(
+            ProviderError::Unanswered(format!(
                 "cannot {action}: reading Harbor's answer failed: {}",
                 without_url(&e)
             ))
@@ -277,4 +286,61 @@ pub(crate) fn encode(segment: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(port: u16) -> Harbor {
+        // As the controller does at start.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Harbor {
+            http: reqwest::Client::new(),
+            api: format!("http://127.0.0.1:{port}/api/v2.0"),
+            username: "admin".into(),
+            password: "secret".into(),
+            provider_config: "harbor".into(),
+            kube: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_sent_without_an_answer_is_unanswered_and_a_refused_connection_transient() {
+        use tokio::io::AsyncReadExt;
+        // A server that reads the request and closes the connection without answering,
+        // as a reset or a stall cut off by a proxy does after Harbor carried it out.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+        });
+        let harbor = client(port);
+        let sent = harbor
+            .send(
+                "create project p",
+                harbor.request(Method::POST, "/projects"),
+            )
+            .await;
+        assert!(
+            matches!(sent, Err(ProviderError::Unanswered(_))),
+            "a request Harbor may have carried out is unanswered: {:?}",
+            sent.err()
+        );
+
+        // Nothing listens on the port any more: the request never left.
+        let refused = harbor
+            .send(
+                "create project p",
+                harbor.request(Method::POST, "/projects"),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(ProviderError::Transient(_))),
+            "a connection that could not be made is transient: {:?}",
+            refused.err()
+        );
+    }
 }
