@@ -254,9 +254,11 @@ async fn latency_resets_and_stalls_never_hang_a_reconcile_duplicate_or_leak() {
         stats.iter().all(|s| s.connections > 0),
         "every proxy was used: {stats:?}"
     );
+    // Each connection draws its faults by chance, so a short run may see resets but no
+    // stall (about one run in six with some 35 connections): at least one fault must have
+    // been injected. A hung upstream (every connection stalled) is tested above.
     assert!(
-        stats.iter().map(|s| s.resets).sum::<u64>() > 0
-            && stats.iter().map(|s| s.stalls).sum::<u64>() > 0,
+        stats.iter().map(|s| s.resets + s.stalls).sum::<u64>() > 0,
         "faults were injected: {stats:?}"
     );
 
