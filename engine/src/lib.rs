@@ -30,6 +30,7 @@ pub mod revisions;
 pub mod scaffold;
 pub mod secret_store;
 pub mod shard;
+pub mod stored;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod xrd;

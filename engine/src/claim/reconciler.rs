@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
@@ -20,6 +21,7 @@ use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::naming::{claim_composite_name, legacy_claim_composite_name};
 use crate::scaffold::coalesce::StatusWrites;
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Recorder};
+use crate::stored::{self, ExpandError, StoredObject};
 
 /// Kubernetes failures of the claim controller. Problems a person has to fix become
 /// conditions and events instead.
@@ -34,6 +36,9 @@ pub enum Error {
     /// Writing the claim's status failed.
     #[error("failed to write status of claim {0}: {1}")]
     WriteStatus(String, #[source] kube::Error),
+    /// The watch cache's copy of the claim could not be read.
+    #[error(transparent)]
+    Cached(#[from] ExpandError),
 }
 
 impl scaffold::ErrorReason for Error {
@@ -42,6 +47,7 @@ impl scaffold::ErrorReason for Error {
             Error::Finalizer(..) => "UpdateFinalizer",
             Error::Composite(..) => "ApplyComposite",
             Error::WriteStatus(..) => "WriteStatus",
+            Error::Cached(..) => "ReadCache",
         }
     }
 }
@@ -54,7 +60,7 @@ struct Ctx {
     xrd: Arc<CompositeResourceDefinition>,
     claim: ApiResource,
     xr: ApiResource,
-    composites: Store<DynamicObject>,
+    composites: Store<StoredObject>,
     backoff: Backoff,
     status_writes: StatusWrites,
 }
@@ -92,8 +98,8 @@ pub async fn run(
     opts: CompositionOptions,
 ) {
     let manager = format!("{}/claim", opts.field_manager);
-    let controller = scaffold::controller_selected(
-        Api::<DynamicObject>::all_with(client.clone(), &claim),
+    let controller = scaffold::controller_stored(
+        client.clone(),
         claim.clone(),
         opts.shard.as_deref(),
         scaffold::Keep {
@@ -108,22 +114,24 @@ pub async fn run(
     if let Some(shard) = &opts.shard {
         xr_config = xr_config.labels(shard);
     }
+    // The composites' own apply decision reads this manager's entries only.
+    let mut trim = {
+        let keep = manager.clone();
+        move |xr: &mut DynamicObject| {
+            crate::objects::trim_for_store(&mut xr.metadata, |m| m == keep)
+        }
+    };
     let xr_events = watcher(
         Api::<DynamicObject>::all_with(client.clone(), &xr),
         xr_config,
     )
     .default_backoff()
-    .modify({
-        // The composites' own apply decision reads this manager's entries only.
-        let keep = manager.clone();
-        move |xr: &mut DynamicObject| {
-            crate::objects::trim_for_store(&mut xr.metadata, |m| m == keep)
-        }
-    })
+    .map(move |event| event.and_then(|e| stored::event(e, &mut trim)))
     .reflect(xr_writer)
     .touched_objects();
     let claim_ar = claim.clone();
-    let to_claim = move |x: DynamicObject| {
+    let to_claim = move |x: StoredObject| {
+        let x = x.expand().ok()?;
         bind::claim_of(&x)
             .map(|(ns, name)| ObjectRef::new_with(&name, claim_ar.clone()).within(&ns))
     };
@@ -144,7 +152,14 @@ pub async fn run(
         backoff: Backoff::default(),
         status_writes: StatusWrites::default(),
     });
-    scaffold::run(controller, dyntype, concurrency, reconcile, ctx).await;
+    scaffold::run(
+        controller,
+        dyntype,
+        concurrency,
+        stored::expanding(reconcile),
+        ctx,
+    )
+    .await;
 }
 
 impl scaffold::Context for Ctx {
@@ -311,8 +326,9 @@ impl Ctx {
             && let Some(xr) = self
                 .composites
                 .get(&ObjectRef::new_with(name, self.xr.clone()))
+            && let Ok(xr) = xr.expand()
         {
-            return Ok(Some((*xr).clone()));
+            return Ok(Some(xr));
         }
         self.xr_api()
             .get_opt(name)

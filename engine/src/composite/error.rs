@@ -17,6 +17,10 @@ pub enum Error {
     #[error("cannot read the composite's spec: {0}")]
     ReadSpec(#[source] serde_json::Error),
 
+    /// The watch cache's copy of the composite could not be read.
+    #[error(transparent)]
+    Cached(#[from] crate::stored::ExpandError),
+
     /// No usable Composition or revision.
     #[error(transparent)]
     Select(#[from] SelectError),
@@ -170,6 +174,7 @@ impl Error {
     pub fn action(&self) -> &'static str {
         match self {
             Error::ReadSpec(_) => "ReadSpec",
+            Error::Cached(_) => "ReadCache",
             Error::Select(_) => "SelectComposition",
             Error::Compose(_) => "ComposeResources",
             Error::NotComposable { .. } => "CheckComposableResources",
@@ -219,6 +224,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         let kube = match self {
             Error::ReadSpec(_)
+            | Error::Cached(_)
             | Error::Select(_)
             | Error::Compose(_)
             | Error::NotComposable { .. }

@@ -79,6 +79,7 @@ use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
 use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::scaffold::coalesce::StatusWrites;
 use crate::scaffold::{self, Backoff, FinalizerError, Next, Recorder, jitter, now};
+use crate::stored::{self, StoredObject};
 
 /// How soon a composite being deleted is looked at again while its resources go (their
 /// deletion events usually re-queue it sooner).
@@ -149,8 +150,8 @@ pub async fn run(
             .and_then(|r| r.labels().get(LABEL_COMPOSITION_NAME).cloned())
     });
 
-    let controller = scaffold::controller_selected(
-        Api::all_with(client.clone(), &xr),
+    let controller = scaffold::controller_stored(
+        client.clone(),
         xr.clone(),
         opts.shard.as_deref(),
         scaffold::Keep::default(),
@@ -190,7 +191,14 @@ pub async fn run(
     let controller = controller
         .reconcile_on(child_events)
         .reconcile_on(composition_changes);
-    scaffold::run(controller, xr, concurrency, reconcile, ctx).await;
+    scaffold::run(
+        controller,
+        xr,
+        concurrency,
+        stored::expanding(reconcile),
+        ctx,
+    )
+    .await;
 }
 
 impl scaffold::Context for Ctx {
@@ -217,15 +225,18 @@ impl From<FinalizerError> for Error {
 /// The composites that use Composition `name`, or have none recorded yet (a new
 /// Composition may be the one they select).
 fn using_composition(
-    xrs: &Store<DynamicObject>,
+    xrs: &Store<StoredObject>,
     xr: &ApiResource,
     name: &str,
-) -> Vec<ObjectRef<DynamicObject>> {
+) -> Vec<ObjectRef<StoredObject>> {
     xrs.state()
         .iter()
-        .filter(|o| match o.data.pointer("/spec/compositionRef/name") {
-            Some(Value::String(n)) => n == name,
-            _ => true,
+        .filter(|o| {
+            let Ok(o) = o.expand() else { return true };
+            match o.data.pointer("/spec/compositionRef/name") {
+                Some(Value::String(n)) => n == name,
+                _ => true,
+            }
         })
         .map(|o| ObjectRef::from_obj_with(o.as_ref(), xr.clone()))
         .collect()

@@ -23,18 +23,19 @@ use kube::api::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::compose::LABEL_COMPOSITE;
 use crate::objects::trim_for_store;
+use crate::stored::{self, StoredObject};
 
 /// The watch of one composed kind: its task, its store, and whether the store holds the
 /// first full list.
 struct KindWatch {
     task: JoinHandle<()>,
-    store: Store<DynamicObject>,
+    store: Store<StoredObject>,
     ready: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -44,7 +45,7 @@ pub struct ChildWatches {
     xr: ApiResource,
     shard: Option<String>,
     composed_managers: String,
-    tx: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+    tx: mpsc::UnboundedSender<ObjectRef<StoredObject>>,
     started: Mutex<HashMap<(String, String), KindWatch>>,
 }
 
@@ -60,7 +61,7 @@ impl ChildWatches {
         composed_managers: String,
     ) -> (
         Self,
-        impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
+        impl Stream<Item = ObjectRef<StoredObject>> + Send + 'static,
     ) {
         let (tx, rx) = mpsc::unbounded();
         let watches = ChildWatches {
@@ -97,8 +98,12 @@ impl ChildWatches {
             // it starts reads the change that started it.
             let events = watcher(api, watcher::Config::default().labels(&selector))
                 .default_backoff()
-                .modify(move |obj: &mut DynamicObject| {
-                    trim_for_store(&mut obj.metadata, |m| m.starts_with(prefix.as_str()))
+                .map(move |event| {
+                    event.and_then(|e| {
+                        stored::event(e, &mut |obj: &mut DynamicObject| {
+                            trim_for_store(&mut obj.metadata, |m| m.starts_with(prefix.as_str()))
+                        })
+                    })
                 })
                 .reflect(writer)
                 .inspect(move |e| {
@@ -126,7 +131,8 @@ impl ChildWatches {
 
     /// The objects of kind `child` labelled as composed by composite `xr_name` and
     /// controlled by the composite of uid `xr_uid`, from the watch's store; `None` until
-    /// the kind is watched and its store holds the first full list.
+    /// the kind is watched and its store holds the first full list (or a copy there cannot
+    /// be read back).
     pub fn owned(
         &self,
         child: &ApiResource,
@@ -138,24 +144,22 @@ impl ChildWatches {
         if !*watch.ready.borrow() {
             return None;
         }
-        Some(
-            watch
-                .store
-                .state()
-                .iter()
-                .filter(|o| {
-                    o.labels()
-                        .get(LABEL_COMPOSITE)
-                        .is_some_and(|n| n == xr_name)
-                })
-                .filter(|o| {
-                    o.owner_references()
-                        .iter()
-                        .any(|r| r.uid == xr_uid && r.controller == Some(true))
-                })
-                .map(|o| (**o).clone())
-                .collect(),
-        )
+        watch
+            .store
+            .state()
+            .iter()
+            .filter(|o| {
+                o.labels()
+                    .get(LABEL_COMPOSITE)
+                    .is_some_and(|n| n == xr_name)
+            })
+            .filter(|o| {
+                o.owner_references()
+                    .iter()
+                    .any(|r| r.uid == xr_uid && r.controller == Some(true))
+            })
+            .map(|o| o.expand().ok())
+            .collect()
     }
 
     /// The resource version of composed object `name` (in `namespace`) of kind `child` in
@@ -186,7 +190,7 @@ impl Drop for ChildWatches {
 }
 
 /// The composites of kind `xr` that control `obj` (at most one).
-pub fn owners(obj: &DynamicObject, xr: &ApiResource) -> Vec<ObjectRef<DynamicObject>> {
+pub fn owners(obj: &impl Resource, xr: &ApiResource) -> Vec<ObjectRef<StoredObject>> {
     obj.owner_references()
         .iter()
         .filter(|r| r.controller == Some(true) && r.kind == xr.kind)

@@ -20,7 +20,7 @@ mod backoff;
 pub mod coalesce;
 mod events;
 mod finalizer;
-mod panics;
+pub(crate) mod panics;
 mod supervise;
 
 pub use backoff::{Backoff, jitter};
@@ -35,6 +35,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
+use kube::api::DynamicObject;
+use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Config};
 use kube::runtime::events::Reporter;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
@@ -45,6 +47,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, trace, warn};
 
 use crate::metrics;
+use crate::stored::{self, StoredObject};
 
 /// What the scaffold needs from a controller's context.
 pub trait Context: Send + Sync + 'static {
@@ -158,6 +161,43 @@ where
     K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync + 'static,
 {
+    let mut trim = keep.trim::<K>();
+    controller_from(api, dyntype, selector, move |event| {
+        Ok(event.modify(&mut trim))
+    })
+}
+
+/// A [`controller_selected`] of kind `ar`, known at runtime, whose store holds each object
+/// as a [`StoredObject`] (its JSON text): what claims, composites and composed resources
+/// cost in memory is their size, not a tree of JSON values.
+pub fn controller_stored(
+    client: kube::Client,
+    ar: ApiResource,
+    selector: Option<&str>,
+    keep: Keep,
+) -> Controller<StoredObject> {
+    let mut trim = keep.trim::<DynamicObject>();
+    let api = Api::<DynamicObject>::all_with(client, &ar);
+    controller_from(api, ar, selector, move |event| {
+        stored::event(event, &mut trim)
+    })
+}
+
+/// The controller of [`controller_selected`] and [`controller_stored`]: its watch reads
+/// objects of `api`, `convert` makes each event one of the store's objects.
+fn controller_from<W, K>(
+    api: Api<W>,
+    dyntype: K::DynamicType,
+    selector: Option<&str>,
+    mut convert: impl FnMut(watcher::Event<W>) -> Result<watcher::Event<K>, watcher::Error>
+    + Send
+    + 'static,
+) -> Controller<K>
+where
+    W: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync + 'static,
+{
     let writer = reflector::store::Writer::new(dyntype.clone());
     let reader = writer.as_reader();
     let mut config = watcher::Config::default().any_semantic();
@@ -169,7 +209,7 @@ where
     let dt = dyntype.clone();
     let stream = watcher(api, config)
         .default_backoff()
-        .modify(keep.trim::<K>())
+        .map(move |event| event.and_then(&mut convert))
         .inspect(move |event| {
             if let Ok(watcher::Event::Apply(obj)) = event {
                 let old = previous.get(&reflector::ObjectRef::from_obj_with(obj, dt.clone()));

@@ -30,7 +30,7 @@ use crate::api::common::{
 pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
 
 /// The field manager of the `Synced` condition written after a panic.
-pub(super) const FIELD_MANAGER: &str = "tessera-panic-guard";
+pub(crate) const FIELD_MANAGER: &str = "tessera-panic-guard";
 
 /// What a panic payload may say in conditions, events and logs: only a literal of the
 /// source (`panic!("...")` without arguments, `Option::unwrap` on `None`).

@@ -1,0 +1,234 @@
+//! Objects of kinds known only at runtime (claims, composites, composed resources) as the
+//! watch stores hold them: the object as compact JSON text, and beside it the metadata
+//! kube's machinery and the store's filters read (name, namespace, labels, owners, ...).
+//!
+//! A [`DynamicObject`] holds its fields as a tree of `serde_json` values, where every
+//! JSON object with at least one field costs a whole B-tree node (about 600 bytes) however
+//! few fields it has: a composite of 3.5 KB of JSON took well over 10 KB in a store. The
+//! text takes its own size. A reconcile reads its object once, [`StoredObject::expand`]
+//! parses it back (a few microseconds for a small object).
+//!
+//! ```text
+//!  watch ──DynamicObject──▶ trim (scaffold::Keep) ──▶ StoredObject::new ──▶ store
+//!                                                            reconcile ◀── expand()
+//! ```
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::{self, Either};
+use kube::runtime::controller::Action;
+
+use kube::Resource;
+use kube::api::{DynamicObject, ObjectMeta};
+use kube::core::DynamicResourceScope;
+use kube::discovery::ApiResource;
+use kube::runtime::watcher;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::scaffold::panics;
+
+/// An object of a kind known at runtime, as a watch store holds it.
+#[derive(Clone, Debug)]
+pub struct StoredObject {
+    /// The object's metadata without `managedFields` (but the panic report's entries,
+    /// which the reconcile loop reads from the metadata).
+    metadata: ObjectMeta,
+    /// The whole object, `managedFields` as trimmed before it was stored.
+    json: Box<RawValue>,
+}
+
+/// The stored text could not be read back into an object.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the cached copy of {name}: {source}")]
+pub struct ExpandError {
+    /// The object's name.
+    pub name: String,
+    /// Why.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl StoredObject {
+    /// `obj`, already trimmed to what the store keeps, in its stored form.
+    pub fn new(obj: DynamicObject) -> Result<Self, serde_json::Error> {
+        let json = serde_json::value::to_raw_value(&obj)?;
+        let mut metadata = obj.metadata;
+        crate::objects::trim_for_store(&mut metadata, |m| m == panics::FIELD_MANAGER);
+        Ok(StoredObject { metadata, json })
+    }
+
+    /// The object with all its fields.
+    pub fn expand(&self) -> Result<DynamicObject, ExpandError> {
+        serde_json::from_str(self.json.get()).map_err(|source| ExpandError {
+            name: self.metadata.name.clone().unwrap_or_default(),
+            source,
+        })
+    }
+
+    /// The object's JSON text.
+    pub fn json(&self) -> &str {
+        self.json.get()
+    }
+}
+
+impl Resource for StoredObject {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Serialized as the object it stands for.
+impl Serialize for StoredObject {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(serializer)
+    }
+}
+
+/// Read as a whole object (nothing trimmed).
+impl<'de> Deserialize<'de> for StoredObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let obj = DynamicObject::deserialize(deserializer)?;
+        StoredObject::new(obj).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A watch event of `DynamicObject`s as one of [`StoredObject`]s, each trimmed by `trim`
+/// first. An object that cannot be written as JSON (it was just read from JSON: it does
+/// not happen) makes the event an error of the watch.
+pub fn event(
+    event: watcher::Event<DynamicObject>,
+    trim: &mut impl FnMut(&mut DynamicObject),
+) -> Result<watcher::Event<StoredObject>, watcher::Error> {
+    let mut store = |mut obj: DynamicObject| {
+        trim(&mut obj);
+        StoredObject::new(obj).map_err(|e| watcher::Error::WatchFailed(kube::Error::SerdeError(e)))
+    };
+    Ok(match event {
+        watcher::Event::Apply(obj) => watcher::Event::Apply(store(obj)?),
+        watcher::Event::Delete(obj) => watcher::Event::Delete(store(obj)?),
+        watcher::Event::InitApply(obj) => watcher::Event::InitApply(store(obj)?),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    })
+}
+
+/// The future of an [`expanding`] reconcile.
+pub type Expanded<Fut, E> = Either<Fut, future::Ready<Result<Action, E>>>;
+
+/// `reconcile`, which reads a `DynamicObject`, as the reconcile of a controller whose
+/// store holds [`StoredObject`]s: each object is expanded first.
+pub fn expanding<C, E, F, Fut>(
+    reconcile: F,
+) -> impl Fn(Arc<StoredObject>, Arc<C>) -> Expanded<Fut, E> + Send + Sync + 'static
+where
+    F: Fn(Arc<DynamicObject>, Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>>,
+    E: From<ExpandError>,
+{
+    move |obj, ctx| match obj.expand() {
+        Ok(obj) => Either::Left(reconcile(Arc::new(obj), ctx)),
+        Err(e) => Either::Right(future::ready(Err(e.into()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object() -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "platform.example.org/v1alpha1", "kind": "XPostgresDatabase",
+            "metadata": {
+                "name": "orders", "uid": "u1", "resourceVersion": "7",
+                "labels": { "tessera.dev/claim-name": "orders" },
+                "managedFields": [
+                    { "manager": "tessera/claim", "operation": "Apply",
+                      "fieldsV1": { "f:spec": { "f:size": {} } } },
+                    { "manager": panics::FIELD_MANAGER, "operation": "Apply",
+                      "subresource": "status", "fieldsV1": { "f:status": {} } },
+                ],
+            },
+            "spec": { "size": 10, "nested": { "list": [1, "two", { "three": 3.5 }] } },
+            "status": { "conditions": [{ "type": "Ready", "status": "True" }] },
+        }))
+        .expect("object")
+    }
+
+    #[test]
+    fn an_object_reads_back_whole_and_its_metadata_keeps_only_the_panic_report_entries() {
+        let stored = StoredObject::new(object()).expect("stored");
+        assert_eq!(stored.expand().expect("expand"), object());
+        let meta = stored.meta();
+        assert_eq!(meta.name.as_deref(), Some("orders"));
+        assert_eq!(meta.resource_version.as_deref(), Some("7"));
+        assert_eq!(meta.labels.as_ref().map(|l| l.len()), Some(1));
+        let managers: Vec<_> = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|e| e.manager.as_deref())
+            .collect();
+        assert_eq!(managers, [panics::FIELD_MANAGER]);
+        assert_eq!(
+            serde_json::to_value(&stored).expect("serialize"),
+            serde_json::to_value(object()).expect("serialize")
+        );
+    }
+
+    #[test]
+    fn events_are_trimmed_before_they_are_stored() {
+        let mut trim = |o: &mut DynamicObject| {
+            crate::objects::trim_for_store(&mut o.metadata, |m| m == "tessera/claim")
+        };
+        let watcher::Event::Apply(stored) =
+            event(watcher::Event::Apply(object()), &mut trim).expect("event")
+        else {
+            panic!("not an Apply");
+        };
+        let back = stored.expand().expect("expand");
+        let managers: Vec<_> = back
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|e| e.manager.as_deref())
+            .collect();
+        assert_eq!(managers, ["tessera/claim"]);
+        assert_eq!(back.data, object().data);
+        assert!(matches!(
+            event(watcher::Event::InitDone, &mut trim),
+            Ok(watcher::Event::InitDone)
+        ));
+    }
+}
