@@ -4,7 +4,8 @@
 //! (a connection that is accepted and then never answered). Besides the faults drawn by
 //! chance, a chosen connection (counted from the last [`FaultProxy::set`]) can be stalled
 //! and another reset when its first answer comes back, so that a test sees both kinds
-//! whatever the draws. The faults can be changed while connections are open;
+//! whatever the draws; and the answer to a chosen request can be lost (the upstream
+//! carried it out, the client is cut off before the answer). The faults can be changed while connections are open;
 //! [`Faults::default`] forwards everything unchanged.
 
 use std::net::SocketAddr;
@@ -37,6 +38,12 @@ pub struct Faults {
     /// connection reset (the request reached the upstream, its answer is lost). A later
     /// one takes the turn when the n-th is stalled or reset by chance first.
     pub reset_connection: Option<u64>,
+    /// Once after these faults were set: the answer to the first request that contains
+    /// this text in one chunk the proxy reads (an HTTP request line such as
+    /// `POST /v1/secret/data/app `, or `Action=CreateDBInstance` of an AWS query request)
+    /// is dropped and its connection reset. The upstream carried the request out; the
+    /// client never hears.
+    pub lose_answer_to: Option<String>,
     /// The upstream looks hung: every new connection stalls, and an open connection that
     /// carries anything while this is set becomes a black hole for good (the proxy keeps it
     /// open and forwards nothing, as a dead network path whose sockets stay open).
@@ -113,6 +120,9 @@ impl FaultProxy {
         self.numbering
             .reset_due
             .store(faults.reset_connection.is_some(), Ordering::SeqCst);
+        self.numbering
+            .lose_due
+            .store(faults.lose_answer_to.is_some(), Ordering::SeqCst);
         self.faults.send_replace(faults);
     }
 
@@ -146,6 +156,8 @@ struct Numbering {
     since_set: AtomicU64,
     /// The reset of `reset_connection` is still to be made.
     reset_due: AtomicBool,
+    /// The answer of `lose_answer_to` is still to be lost.
+    lose_due: AtomicBool,
 }
 
 /// Whether stalled connections stay stalled under `f`.
@@ -184,15 +196,23 @@ async fn serve(
     let reset_here = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        // Either direction ending (or resetting) ends both.
         // Only this connection's answers may take the reset of `reset_connection`.
-        let lose_answer = now
+        let reset_due = now
             .reset_connection
             .is_some_and(|n| number >= n)
             .then_some(&numbering.reset_due);
+        // Set when this connection carried the request of `lose_answer_to`.
+        let lose_next = AtomicBool::new(false);
+        let request = Request {
+            lose_answer_to: now.lose_answer_to.as_deref(),
+            lose_due: &numbering.lose_due,
+            lose_next: &lose_next,
+        };
+        let lose = [reset_due, Some(&lose_next)];
+        // Either direction ending (or resetting) ends both.
         tokio::select! {
-            r = pump(client_read, server_write, faults.clone(), None) => r,
-            r = pump(server_read, client_write, faults, lose_answer) => r,
+            r = pump(client_read, server_write, faults.clone(), Some(request), &[]) => r,
+            r = pump(server_read, client_write, faults, None, &lose) => r,
         }
     };
     if reset_here {
@@ -202,14 +222,25 @@ async fn serve(
     }
 }
 
+/// The client's side of `lose_answer_to` on one connection.
+struct Request<'a> {
+    lose_answer_to: Option<&'a str>,
+    /// The proxy's flag: the answer is still to be lost.
+    lose_due: &'a AtomicBool,
+    /// This connection's: the next answer on it is to be lost.
+    lose_next: &'a AtomicBool,
+}
+
 /// Forwards chunks from `from` to `to` with the current latency; returns `true` when the
-/// connection is to be reset, `false` when a side closed it. With `lose`, a chunk that
-/// finds the flag set clears it and resets the connection instead of being forwarded.
+/// connection is to be reset, `false` when a side closed it. A chunk that finds one of
+/// the `lose` flags set clears it and resets the connection instead of being forwarded.
+/// With `request` (the client's side), the request of `lose_answer_to` sets `lose_next`.
 async fn pump(
     mut from: tokio::net::tcp::ReadHalf<'_>,
     mut to: tokio::net::tcp::WriteHalf<'_>,
     faults: watch::Receiver<Faults>,
-    lose: Option<&AtomicBool>,
+    request: Option<Request<'_>>,
+    lose: &[Option<&AtomicBool>],
 ) -> bool {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -230,9 +261,21 @@ async fn pump(
         if !now.latency.is_zero() {
             tokio::time::sleep(now.latency).await;
         }
-        let lost = lose.is_some_and(|due| due.swap(false, Ordering::SeqCst));
+        let lost = lose
+            .iter()
+            .flatten()
+            .any(|due| due.swap(false, Ordering::SeqCst));
         if lost || chance(now.reset_mid_stream) {
             return true;
+        }
+        if let Some(r) = &request
+            && r.lose_answer_to.is_some_and(|text| {
+                let text = text.as_bytes();
+                buf[..n].windows(text.len()).any(|w| w == text)
+            })
+            && r.lose_due.swap(false, Ordering::SeqCst)
+        {
+            r.lose_next.store(true, Ordering::SeqCst);
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return false;
@@ -309,5 +352,25 @@ mod tests {
         proxy.set(Faults::default());
         let mut buf = [0u8; 16];
         assert!(matches!(stalled.read(&mut buf).await, Ok(0) | Err(_)));
+    }
+
+    #[tokio::test]
+    async fn the_answer_to_the_chosen_request_is_lost_once() {
+        let proxy = FaultProxy::start(echo().await).await.unwrap();
+        proxy.set(Faults {
+            lose_answer_to: Some("pi".into()),
+            ..Faults::default()
+        });
+        // Another request on the same connection goes through; the chosen one reaches the
+        // upstream (which echoes it) and its answer is cut off.
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        s.write_all(b"xy").await.unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).await.unwrap(), 2);
+        s.write_all(b"ping").await.unwrap();
+        assert!(matches!(s.read(&mut buf).await, Ok(0) | Err(_)));
+        // Once only.
+        assert_eq!(ping(&proxy).await, b"ping");
+        assert_eq!(proxy.stats().resets, 1);
     }
 }

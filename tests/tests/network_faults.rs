@@ -185,6 +185,7 @@ async fn latency_resets_and_stalls_never_hang_a_reconcile_duplicate_or_leak() {
         stall_connection: Some(1),
         reset_connection: Some(2),
         stall_all: false,
+        lose_answer_to: None,
     };
     let before: Vec<_> = proxies.iter().map(|p| p.stats()).collect();
     for p in proxies {
