@@ -246,6 +246,48 @@ async fn an_instance_is_created_ready_modified_repaired_and_deleted_with_a_final
     assert!(snapshot_exists(&rds, &format!("{name}-final")).await);
 }
 
+/// A CreateDBInstance that moto carried out but whose answer was lost (a fault proxy cuts
+/// the connection before the answer): the instance carries its ownership tag from the
+/// create itself, so the next pass finds it as this DBInstance's own, and the deletion
+/// removes it.
+#[tokio::test]
+async fn an_instance_whose_create_lost_its_answer_is_found_as_its_own() {
+    use tessera_tests::fault_proxy::{FaultProxy, Faults};
+    let (env, client, _, rds) = setup().await;
+    let upstream = env
+        .get("AWS_ENDPOINT_URL")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("moto's address is host:port");
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let pc = unique("aws-lossy");
+    let through = format!("http://{}", proxy.addr());
+    rds_provider_config(&env, &client, &pc, Some(&through)).await;
+    let name = unique("db");
+    proxy.set(Faults {
+        lose_answer_to: Some("Action=CreateDBInstance".into()),
+        ..Faults::default()
+    });
+    apply(&client, instance(&name, &pc, json!({}), json!({}))).await;
+    let o = wait_ready(&client, RDS_API, "DBInstance", &name).await;
+    assert_eq!(proxy.stats().resets, 1, "the answer of the create was lost");
+    let have = describe(&rds, &name).await.expect("the instance exists");
+    let tag = have
+        .tag_list()
+        .iter()
+        .find(|t| t.key() == Some(OWNERSHIP_TAG))
+        .and_then(|t| t.value());
+    assert_eq!(
+        tag,
+        o.metadata.uid.as_deref(),
+        "tagged as the DBInstance's own"
+    );
+    delete(&client, RDS_API, "DBInstance", &name).await;
+    wait_gone(&client, RDS_API, "DBInstance", &name).await;
+    assert!(describe(&rds, &name).await.is_none());
+}
+
 #[tokio::test]
 async fn skip_final_snapshot_leaves_no_snapshot_and_orphan_leaves_the_instance() {
     let (_env, client, pc, rds) = setup().await;

@@ -570,6 +570,59 @@ async fn a_kv_secret_copies_its_secret_repairs_a_newer_version_and_never_shows_v
     );
 }
 
+/// The data write of a KV secret that OpenBao carried out but whose answer was lost (a
+/// fault proxy cuts the connection before the answer): the create stays pending, and the
+/// next pass makes the secret it finds its own (its mark is written after the data, so the
+/// secret has none yet) instead of refusing it as not created by Tessera.
+#[tokio::test]
+async fn a_kv_secret_whose_write_lost_its_answer_is_made_its_own() {
+    use tessera_tests::fault_proxy::{FaultProxy, Faults};
+    let (env, client, _) = setup().await;
+    let vault = env.vault();
+    let upstream = env
+        .get("VAULT_ADDR")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("OpenBao's address is host:port");
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let pc = unique("vault-lossy");
+    vault_provider_config(&env, &client, &pc, env.get("VAULT_TOKEN")).await;
+    apply(&client, json!({
+        "apiVersion": VAULT_API, "kind": "ProviderConfig", "metadata": { "name": pc },
+        "spec": { "address": format!("http://{}", proxy.addr()),
+            "credentials": { "source": "Secret",
+                "secretRef": { "name": format!("{pc}-creds"), "namespace": tessera_tests::TEST_NAMESPACE } } }
+    }))
+    .await;
+    let k = unique("kv-lost");
+    let path = format!("apps/{k}");
+    proxy.set(Faults {
+        lose_answer_to: Some(format!("POST /v1/secret/data/{path} ")),
+        ..Faults::default()
+    });
+    let src = unique("kv-src");
+    source_secret(&client, &src, json!({ "token": "t1" })).await;
+    apply(&client, kv_secret(&k, &pc, &path, &src, json!({}))).await;
+    let o = wait_ready(&client, VAULT_API, "KVSecret", &k).await;
+    assert_eq!(proxy.stats().resets, 1, "the answer of the write was lost");
+    assert_eq!(kv_data(&vault, &path).await, Some(json!({ "token": "t1" })));
+    let meta = vaultrs::kv2::read_metadata(&vault, "secret", &path)
+        .await
+        .unwrap();
+    assert_eq!(meta.versions.len(), 1, "written once");
+    assert_eq!(
+        meta.custom_metadata
+            .unwrap_or_default()
+            .get("tessera.dev/managed-resource-uid"),
+        o.metadata.uid.as_ref(),
+        "marked as the KVSecret's own"
+    );
+    delete(&client, VAULT_API, "KVSecret", &k).await;
+    wait_gone(&client, VAULT_API, "KVSecret", &k).await;
+    assert!(kv_data(&vault, &path).await.is_none(), "deleted");
+}
+
 #[tokio::test]
 async fn a_kv_secret_deleting_only_the_latest_version_keeps_the_history() {
     let (env, client, pc) = setup().await;

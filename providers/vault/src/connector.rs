@@ -491,7 +491,7 @@ impl Inner {
             .await
             .map_err(|e| match e {
                 CallError::Api { code, errors } => format!("{code}: {}", errors.join("; ")),
-                CallError::Transport(text) => text,
+                CallError::Transport(text) | CallError::Unanswered(text) => text,
             })?;
         answer
             .as_ref()
@@ -604,4 +604,73 @@ async fn refresh_loop(weak: Weak<Inner>, first: Lease) {
 /// exists: a spec that became invalid must not block deletion.
 pub(crate) fn deleting<K: Resource>(obj: &K) -> bool {
     obj.meta().deletion_timestamp.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin {
+            provider_config: "vault".into(),
+            address: "http://vault".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_sent_without_an_answer_is_unanswered_and_a_refused_connection_transient() {
+        use tokio::io::AsyncReadExt;
+        // As the controller does at start.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A server that reads each request and closes the connection without answering, as
+        // a reset or a stall cut off by a proxy does after Vault carried it out.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+            }
+        });
+        let http = reqwest::Client::new();
+        let vault = vault_client("vault", &address, "token", None, http.clone()).unwrap();
+        let raw = VaultHttp::new(http, address.clone(), None);
+        let data = HashMap::from([("key", "value")]);
+
+        // The write of a KV secret's data (the secret exists once Vault carried it out;
+        // its mark is written after) and a raw request.
+        let sent = vaultrs::kv2::set(&vault, "secret", "app", &data).await;
+        let sent = origin().error("write KV secret", CallError::from(sent.unwrap_err()));
+        assert!(
+            matches!(sent, ProviderError::Unanswered(_)),
+            "a request Vault may have carried out is unanswered: {sent:?}"
+        );
+        let sent = raw
+            .call(reqwest::Method::POST, "sys/policy/p", Some("token"), None)
+            .await;
+        assert!(
+            matches!(sent, Err(CallError::Unanswered(_))),
+            "a raw request Vault may have carried out is unanswered: {sent:?}"
+        );
+
+        // Nothing listens on the port any more: the requests never left.
+        server.abort();
+        let _ = server.await;
+        let refused = vaultrs::kv2::set(&vault, "secret", "app", &data).await;
+        let refused = origin().error("write KV secret", CallError::from(refused.unwrap_err()));
+        assert!(
+            matches!(refused, ProviderError::Transient(_)),
+            "a connection that could not be made is transient: {refused:?}"
+        );
+        let refused = raw
+            .call(reqwest::Method::POST, "sys/policy/p", Some("token"), None)
+            .await;
+        assert!(
+            matches!(refused, Err(CallError::Transport(_))),
+            "a raw connection that could not be made is transport: {refused:?}"
+        );
+    }
 }

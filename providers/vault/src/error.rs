@@ -13,13 +13,40 @@ pub(crate) enum CallError {
     Api { code: u16, errors: Vec<String> },
     /// No answer: the server could not be reached, or the answer was not Vault's.
     Transport(String),
+    /// The request was sent (or may have been) and no whole answer came back: the
+    /// connection was lost or the request timed out. Vault may have carried it out.
+    Unanswered(String),
+}
+
+impl CallError {
+    /// The error of sending a request with reqwest: only a connection that could not be
+    /// made means the request never left.
+    pub(crate) fn sending(e: &reqwest::Error) -> CallError {
+        let text = error_chain(e);
+        if e.is_connect() {
+            CallError::Transport(text)
+        } else {
+            CallError::Unanswered(text)
+        }
+    }
 }
 
 impl From<ClientError> for CallError {
     fn from(e: ClientError) -> Self {
+        use rustify::errors::ClientError as Rest;
+        let text = error_chain(&e);
         match e {
             ClientError::APIError { code, errors } => CallError::Api { code, errors },
-            other => CallError::Transport(error_chain(&other)),
+            ClientError::RestClientError {
+                source: Rest::RequestError { source, .. },
+            } => match source.downcast_ref::<reqwest::Error>() {
+                Some(e) if e.is_connect() => CallError::Transport(text),
+                _ => CallError::Unanswered(text),
+            },
+            ClientError::RestClientError {
+                source: Rest::ResponseError { .. },
+            } => CallError::Unanswered(text),
+            _ => CallError::Transport(text),
         }
     }
 }
@@ -71,6 +98,12 @@ impl Origin {
                 errors_text(&errors, "no detail")
             )),
             CallError::Transport(text) => ProviderError::Transient(format!(
+                "cannot {action}: Vault at {} did not answer: {text}",
+                self.address
+            )),
+            // Vault may have carried it out: a create that ends so is looked for, not taken
+            // for someone else's object (a KV secret is written before its mark).
+            CallError::Unanswered(text) => ProviderError::Unanswered(format!(
                 "cannot {action}: Vault at {} did not answer: {text}",
                 self.address
             )),

@@ -55,12 +55,12 @@ impl VaultHttp {
         let resp = req
             .send()
             .await
-            .map_err(|e| CallError::Transport(error_chain(&e.without_url())))?;
+            .map_err(|e| CallError::sending(&e.without_url()))?;
         let status = resp.status();
         let text = resp
             .text()
             .await
-            .map_err(|e| CallError::Transport(error_chain(&e.without_url())))?;
+            .map_err(|e| CallError::Unanswered(error_chain(&e.without_url())))?;
         if status.as_u16() == 404 {
             return Ok(None);
         }

@@ -150,10 +150,12 @@ impl KubernetesLogin {
                 http.address(),
                 errors_text(&errors, "no detail")
             ))),
-            Err(CallError::Transport(text)) => Err(ProviderError::Transient(format!(
-                "ProviderConfig {pc:?}: Vault at {} did not answer the Kubernetes login: {text}",
-                http.address()
-            ))),
+            Err(CallError::Transport(text) | CallError::Unanswered(text)) => {
+                Err(ProviderError::Transient(format!(
+                    "ProviderConfig {pc:?}: Vault at {} did not answer the Kubernetes login: {text}",
+                    http.address()
+                )))
+            }
         }
     }
 

@@ -255,7 +255,10 @@ impl ExternalClient<Role> for PostgresClient {
             Some(s) => Some(self.password_for_create(mr, s).await?),
             None => None,
         };
-        let verifier = password.as_ref().map(|p| scram_verifier(&p.password));
+        let verifier = match &password {
+            Some(p) => Some(scram_verifier(&p.password).await?),
+            None => None,
+        };
         // The mark goes in the same implicit transaction as the role: a role Tessera made is
         // never without it, even after a crash.
         let sql = format!(
@@ -315,10 +318,10 @@ impl ExternalClient<Role> for PostgresClient {
             password = Some(p);
         }
 
-        let verifier = password
-            .as_ref()
-            .filter(|_| set_password)
-            .map(|p| scram_verifier(&p.password));
+        let verifier = match password.as_ref().filter(|_| set_password) {
+            Some(p) => Some(scram_verifier(&p.password).await?),
+            None => None,
+        };
         let sql = plan::update_statements(&name, &mr.spec.for_provider, &row, verifier.as_deref());
         if !sql.is_empty() {
             self.session

@@ -6,6 +6,7 @@
 //! `status.atProvider.passwordSecretVersion`; nothing derived from the password is kept.
 
 use kube::Resource;
+use tessera_engine::managed::ProviderError;
 use tessera_engine::managed::password::Password;
 pub(crate) use tessera_engine::managed::password::{Source, Sourced};
 
@@ -34,9 +35,20 @@ pub(crate) fn source_for_role(role: &Role, default_namespace: &str) -> Option<So
 }
 
 /// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (what `\password` in psql
-/// sends), with a fresh random salt.
-pub(crate) fn scram_verifier(password: &Password) -> String {
-    postgres_protocol::password::scram_sha_256(password.expose().as_bytes())
+/// sends), with a fresh random salt. Its 4096 PBKDF2 iterations take a while (a tenth
+/// of a second to a second in a debug build on a loaded machine), so they run on tokio's blocking threads: the async workers
+/// go on with other reconciles and the watches meanwhile.
+pub(crate) async fn scram_verifier(password: &Password) -> Result<String, ProviderError> {
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || {
+        postgres_protocol::password::scram_sha_256(password.expose().as_bytes())
+    })
+    .await
+    .map_err(|e| {
+        ProviderError::Transient(format!(
+            "computing the SCRAM verifier of the role's password did not finish: {e}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -44,11 +56,33 @@ mod tests {
     use super::*;
     use tessera_engine::api::common::SecretKeySelector;
 
-    #[test]
-    fn scram_verifiers_have_postgres_format_and_never_contain_the_password() {
-        let v = scram_verifier(&Password::new("hunter2"));
+    #[tokio::test]
+    async fn scram_verifiers_have_postgres_format_and_never_contain_the_password() {
+        let v = scram_verifier(&Password::new("hunter2")).await.unwrap();
         assert!(v.starts_with("SCRAM-SHA-256$4096:"), "{v}");
         assert!(!v.contains("hunter2"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_verifier_is_computed_off_the_async_thread() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // On a runtime of one thread, another task runs meanwhile only when the
+        // computation leaves the thread free.
+        let turns = Arc::new(AtomicU64::new(0));
+        let counted = turns.clone();
+        let other = tokio::spawn(async move {
+            loop {
+                counted.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        });
+        scram_verifier(&Password::new("hunter2")).await.unwrap();
+        other.abort();
+        assert!(
+            turns.load(Ordering::Relaxed) > 0,
+            "another task ran while the verifier was computed"
+        );
     }
 
     fn role(yaml: &str) -> Role {
