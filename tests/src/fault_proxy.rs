@@ -5,7 +5,9 @@
 //! chance, a chosen connection (counted from the last [`FaultProxy::set`]) can be stalled
 //! and another reset when its first answer comes back, so that a test sees both kinds
 //! whatever the draws; and the answer to a chosen request can be lost (the upstream
-//! carried it out, the client is cut off before the answer). The faults can be changed while connections are open;
+//! carried it out, the client is cut off before the answer), or a chosen request be
+//! answered with a server error by the proxy itself (the upstream never sees it). The
+//! faults can be changed while connections are open;
 //! [`Faults::default`] forwards everything unchanged.
 
 use std::net::SocketAddr;
@@ -44,6 +46,12 @@ pub struct Faults {
     /// is dropped and its connection reset. The upstream carried the request out; the
     /// client never hears.
     pub lose_answer_to: Option<String>,
+    /// Once after these faults were set: the first request that contains this text in one
+    /// chunk the proxy reads (as for `lose_answer_to`) is not forwarded; the proxy answers
+    /// it itself with `500 Internal Server Error` and a JSON body
+    /// `{"errors":["..."]}` (as OpenBao words its errors), then closes the connection.
+    /// Connections already open when the faults are set take part too.
+    pub fail_request: Option<String>,
     /// The upstream looks hung: every new connection stalls, and an open connection that
     /// carries anything while this is set becomes a black hole for good (the proxy keeps it
     /// open and forwards nothing, as a dead network path whose sockets stay open).
@@ -59,6 +67,8 @@ pub struct ProxyStats {
     pub resets: u64,
     /// Connections stalled.
     pub stalls: u64,
+    /// Requests the proxy answered with a server error itself (`fail_request`).
+    pub failed: u64,
 }
 
 /// A running proxy; stops accepting (and drops its open connections) when dropped.
@@ -123,6 +133,9 @@ impl FaultProxy {
         self.numbering
             .lose_due
             .store(faults.lose_answer_to.is_some(), Ordering::SeqCst);
+        self.numbering
+            .fail_due
+            .store(faults.fail_request.is_some(), Ordering::SeqCst);
         self.faults.send_replace(faults);
     }
 
@@ -158,6 +171,8 @@ struct Numbering {
     reset_due: AtomicBool,
     /// The answer of `lose_answer_to` is still to be lost.
     lose_due: AtomicBool,
+    /// The request of `fail_request` is still to be answered with an error.
+    fail_due: AtomicBool,
 }
 
 /// Whether stalled connections stay stalled under `f`.
@@ -191,6 +206,8 @@ async fn serve(
         return;
     };
     let (mut client, mut server) = (client, server);
+    // Set when the request of `fail_request` came on this connection (and was held back).
+    let fail_now = AtomicBool::new(false);
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let reset_here = {
@@ -207,6 +224,8 @@ async fn serve(
             lose_answer_to: now.lose_answer_to.as_deref(),
             lose_due: &numbering.lose_due,
             lose_next: &lose_next,
+            fail_due: &numbering.fail_due,
+            fail_now: &fail_now,
         };
         let lose = [reset_due, Some(&lose_next)];
         // Either direction ending (or resetting) ends both.
@@ -219,6 +238,16 @@ async fn serve(
         stats.lock().expect("stats").resets += 1;
         reset(client);
         reset(server);
+    } else if fail_now.load(Ordering::SeqCst) {
+        stats.lock().expect("stats").failed += 1;
+        let body = r#"{"errors":["internal error injected by the test proxy"]}"#;
+        let answer = format!(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.write_all(answer.as_bytes()).await;
+        let _ = client.shutdown().await;
     }
 }
 
@@ -229,12 +258,22 @@ struct Request<'a> {
     lose_due: &'a AtomicBool,
     /// This connection's: the next answer on it is to be lost.
     lose_next: &'a AtomicBool,
+    /// The proxy's flag: the request is still to be answered with an error.
+    fail_due: &'a AtomicBool,
+    /// This connection's: it carried that request, held back.
+    fail_now: &'a AtomicBool,
+}
+
+/// Whether `chunk` contains `text`.
+fn contains(chunk: &[u8], text: Option<&str>) -> bool {
+    text.is_some_and(|t| chunk.windows(t.len()).any(|w| w == t.as_bytes()))
 }
 
 /// Forwards chunks from `from` to `to` with the current latency; returns `true` when the
 /// connection is to be reset, `false` when a side closed it. A chunk that finds one of
 /// the `lose` flags set clears it and resets the connection instead of being forwarded.
-/// With `request` (the client's side), the request of `lose_answer_to` sets `lose_next`.
+/// With `request` (the client's side), the request of `lose_answer_to` sets `lose_next`,
+/// and the request of `fail_request` sets `fail_now` and ends the connection unforwarded.
 async fn pump(
     mut from: tokio::net::tcp::ReadHalf<'_>,
     mut to: tokio::net::tcp::WriteHalf<'_>,
@@ -269,10 +308,14 @@ async fn pump(
             return true;
         }
         if let Some(r) = &request
-            && r.lose_answer_to.is_some_and(|text| {
-                let text = text.as_bytes();
-                buf[..n].windows(text.len()).any(|w| w == text)
-            })
+            && contains(&buf[..n], now.fail_request.as_deref())
+            && r.fail_due.swap(false, Ordering::SeqCst)
+        {
+            r.fail_now.store(true, Ordering::SeqCst);
+            return false;
+        }
+        if let Some(r) = &request
+            && contains(&buf[..n], r.lose_answer_to)
             && r.lose_due.swap(false, Ordering::SeqCst)
         {
             r.lose_next.store(true, Ordering::SeqCst);
@@ -345,7 +388,8 @@ mod tests {
             ProxyStats {
                 connections: 4,
                 resets: 1,
-                stalls: 1
+                stalls: 1,
+                failed: 0
             }
         );
         // Stalls switched off: the stalled connection is closed without an answer.
@@ -372,5 +416,32 @@ mod tests {
         // Once only.
         assert_eq!(ping(&proxy).await, b"ping");
         assert_eq!(proxy.stats().resets, 1);
+    }
+
+    #[tokio::test]
+    async fn the_chosen_request_is_answered_with_a_server_error_once_unforwarded() {
+        let proxy = FaultProxy::start(echo().await).await.unwrap();
+        proxy.set(Faults {
+            fail_request: Some("pi".into()),
+            ..Faults::default()
+        });
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        s.write_all(b"xy").await.unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            s.read(&mut buf).await.unwrap(),
+            2,
+            "another request goes through"
+        );
+        s.write_all(b"ping").await.unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 500 ") && !answer.contains("ping"),
+            "answered by the proxy, not echoed by the upstream: {answer}"
+        );
+        assert_eq!(ping(&proxy).await, b"ping", "once only");
+        assert_eq!(proxy.stats().failed, 1);
     }
 }

@@ -186,6 +186,7 @@ async fn latency_resets_and_stalls_never_hang_a_reconcile_duplicate_or_leak() {
         reset_connection: Some(2),
         stall_all: false,
         lose_answer_to: None,
+        fail_request: None,
     };
     let before: Vec<_> = proxies.iter().map(|p| p.stats()).collect();
     for p in proxies {
