@@ -572,8 +572,8 @@ async fn a_kv_secret_copies_its_secret_repairs_a_newer_version_and_never_shows_v
 
 /// The data write of a KV secret that OpenBao carried out but whose answer was lost (a
 /// fault proxy cuts the connection before the answer): the create stays pending, and the
-/// next pass makes the secret it finds its own (its mark is written after the data, so the
-/// secret has none yet) instead of refusing it as not created by Tessera.
+/// next pass finds the secret marked as its own (the mark is written before the data)
+/// instead of refusing it as not created by Tessera.
 #[tokio::test]
 async fn a_kv_secret_whose_write_lost_its_answer_is_made_its_own() {
     use tessera_tests::fault_proxy::{FaultProxy, Faults};
@@ -621,6 +621,195 @@ async fn a_kv_secret_whose_write_lost_its_answer_is_made_its_own() {
     delete(&client, VAULT_API, "KVSecret", &k).await;
     wait_gone(&client, VAULT_API, "KVSecret", &k).await;
     assert!(kv_data(&vault, &path).await.is_none(), "deleted");
+}
+
+/// The proxy of `pc` (a ProviderConfig with the root token) in front of testenv's OpenBao.
+async fn lossy_provider_config(
+    env: &TestEnv,
+    client: &kube::Client,
+) -> (tessera_tests::fault_proxy::FaultProxy, String) {
+    let upstream = env
+        .get("VAULT_ADDR")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("OpenBao's address is host:port");
+    let proxy = tessera_tests::fault_proxy::FaultProxy::start(upstream)
+        .await
+        .unwrap();
+    let pc = unique("vault-faulty");
+    vault_provider_config(env, client, &pc, env.get("VAULT_TOKEN")).await;
+    apply(client, json!({
+        "apiVersion": VAULT_API, "kind": "ProviderConfig", "metadata": { "name": pc },
+        "spec": { "address": format!("http://{}", proxy.addr()),
+            "credentials": { "source": "Secret",
+                "secretRef": { "name": format!("{pc}-creds"), "namespace": tessera_tests::TEST_NAMESPACE } } }
+    }))
+    .await;
+    (proxy, pc)
+}
+
+/// A create whose metadata write (the mark) or data write OpenBao answers with a server
+/// error is completed by a later pass: the object becomes Ready with one version, marked
+/// as its own, and its deletion removes the secret. (With the mark written after the data,
+/// a failed mark write left an unmarked secret, refused as not created by Tessera.)
+#[tokio::test]
+async fn a_kv_secret_whose_mark_or_data_write_failed_is_completed_and_deleted() {
+    use tessera_tests::fault_proxy::Faults;
+    let (env, client, _) = setup().await;
+    let vault = env.vault();
+    let (proxy, pc) = lossy_provider_config(&env, &client).await;
+    let src = unique("kv-src");
+    source_secret(&client, &src, json!({ "token": "t1" })).await;
+    for (n, endpoint) in ["metadata", "data"].into_iter().enumerate() {
+        let k = unique(&format!("kv-fail-{endpoint}"));
+        let path = format!("apps/{k}");
+        proxy.set(Faults {
+            fail_request: Some(format!("POST /v1/secret/{endpoint}/{path} ")),
+            ..Faults::default()
+        });
+        apply(&client, kv_secret(&k, &pc, &path, &src, json!({}))).await;
+        let o = wait_ready(&client, VAULT_API, "KVSecret", &k).await;
+        assert_eq!(
+            proxy.stats().failed,
+            n as u64 + 1,
+            "the {endpoint} write was answered with a server error"
+        );
+        assert_eq!(kv_data(&vault, &path).await, Some(json!({ "token": "t1" })));
+        let meta = vaultrs::kv2::read_metadata(&vault, "secret", &path)
+            .await
+            .unwrap();
+        assert_eq!(meta.versions.len(), 1, "one version ({endpoint})");
+        assert_eq!(
+            meta.custom_metadata
+                .unwrap_or_default()
+                .get("tessera.dev/managed-resource-uid"),
+            o.metadata.uid.as_ref(),
+            "marked as the KVSecret's own ({endpoint})"
+        );
+        delete(&client, VAULT_API, "KVSecret", &k).await;
+        wait_gone(&client, VAULT_API, "KVSecret", &k).await;
+        assert!(
+            matches!(
+                vaultrs::kv2::read_metadata(&vault, "secret", &path).await,
+                Err(vaultrs::error::ClientError::APIError { code: 404, .. })
+            ),
+            "deleted with its metadata ({endpoint})"
+        );
+    }
+}
+
+/// A secret whose latest version is deleted still belongs to whoever its mark names: a
+/// KVSecret for its path is refused (not owned) and writes nothing, whether the mark is
+/// another managed resource's or missing, until it sets adoptExisting.
+#[tokio::test]
+async fn a_kv_secret_whose_latest_version_is_deleted_is_not_taken_over_without_adopt_existing() {
+    let (env, client, pc) = setup().await;
+    let vault = env.vault();
+    let k = unique("kv-theirs");
+    let path = format!("apps/{k}");
+    let mark = "tessera.dev/managed-resource-uid";
+    vaultrs::kv2::set(&vault, "secret", &path, &json!({ "token": "theirs" }))
+        .await
+        .unwrap();
+    let mut req = vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder();
+    req.custom_metadata(
+        [(mark.to_string(), "someone-else-uid".to_string())]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    vaultrs::kv2::set_metadata(&vault, "secret", &path, Some(&mut req))
+        .await
+        .unwrap();
+    vaultrs::kv2::delete_latest(&vault, "secret", &path)
+        .await
+        .unwrap();
+    let src = unique("kv-src");
+    source_secret(&client, &src, json!({ "token": "ours" })).await;
+
+    let unchanged = |want_mark: Option<&'static str>| {
+        let vault = &vault;
+        let path = &path;
+        async move {
+            let meta = vaultrs::kv2::read_metadata(vault, "secret", path)
+                .await
+                .unwrap();
+            assert_eq!(meta.current_version, 1, "no version written");
+            assert!(
+                !meta.versions["1"].deletion_time.is_empty(),
+                "the latest version is still deleted"
+            );
+            assert_eq!(
+                meta.custom_metadata
+                    .unwrap_or_default()
+                    .get(mark)
+                    .map(String::as_str),
+                want_mark,
+                "the mark is unchanged"
+            );
+        }
+    };
+
+    apply(&client, kv_secret(&k, &pc, &path, &src, json!({}))).await;
+    let synced = wait_sync_error(&client, VAULT_API, "KVSecret", &k, "someone-else-uid").await;
+    assert_eq!(synced.reason, "ExternalResourceNotOwned");
+    wait_reconciled(
+        "KVSecret",
+        None,
+        &k,
+        Instant::now(),
+        Duration::from_secs(30),
+    )
+    .await;
+    unchanged(Some("someone-else-uid")).await;
+
+    // Unmarked: not created by Tessera, still refused.
+    let mut req = vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder();
+    req.custom_metadata(std::collections::HashMap::new());
+    vaultrs::kv2::set_metadata(&vault, "secret", &path, Some(&mut req))
+        .await
+        .unwrap();
+    let synced = wait_sync_error(
+        &client,
+        VAULT_API,
+        "KVSecret",
+        &k,
+        "was not created by Tessera",
+    )
+    .await;
+    assert_eq!(synced.reason, "ExternalResourceNotOwned");
+    wait_reconciled(
+        "KVSecret",
+        None,
+        &k,
+        Instant::now(),
+        Duration::from_secs(30),
+    )
+    .await;
+    unchanged(None).await;
+
+    // Adopted: marked, then a new version with the Secret's data.
+    let mut obj = kv_secret(&k, &pc, &path, &src, json!({}));
+    obj["spec"]["adoptExisting"] = json!(true);
+    let uid = apply(&client, obj).await.metadata.uid.unwrap();
+    wait_ready(&client, VAULT_API, "KVSecret", &k).await;
+    assert_eq!(
+        kv_data(&vault, &path).await,
+        Some(json!({ "token": "ours" }))
+    );
+    let meta = vaultrs::kv2::read_metadata(&vault, "secret", &path)
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.custom_metadata.unwrap_or_default().get(mark),
+        Some(&uid)
+    );
+    delete(&client, VAULT_API, "KVSecret", &k).await;
+    wait_gone(&client, VAULT_API, "KVSecret", &k).await;
+    assert!(
+        kv_data(&vault, &path).await.is_none(),
+        "an adopted secret is deleted"
+    );
 }
 
 #[tokio::test]

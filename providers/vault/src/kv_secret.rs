@@ -2,6 +2,11 @@
 //! version whenever Vault's latest version has other data.
 //!
 //! Values are compared and written, never put into messages: a difference names keys only.
+//!
+//! Whose a secret is, is read from the `tessera.dev/managed-resource-uid` custom metadata,
+//! whatever the state of its versions, and that mark is written before any data: a write
+//! cut short between the two leaves a secret marked as this object's (with no readable
+//! version yet), which the next pass completes, never one it would take for another's.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,7 +15,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 use tessera_engine::api::common::ConnectionDetails;
-use tessera_engine::managed::{CreateIdentity, ExternalClient, Observation, ProviderError};
+use tessera_engine::managed::{
+    CreateIdentity, ExternalClient, Observation, Ownership, ProviderError,
+};
 
 use crate::ownership;
 use vaultrs::api::kv2::requests::{SetSecretMetadataRequest, SetSecretRequestOptions};
@@ -235,40 +242,35 @@ impl VaultClient {
         Ok(data)
     }
 
-    /// Writes what differs: a new version with the Secret's data (check-and-set against
-    /// the version observed, so a concurrent writer is not overwritten blindly) and the
-    /// metadata with the mark.
+    /// Writes the metadata with the mark, then a new version with the Secret's data when
+    /// the latest differs (check-and-set against the version observed, so a concurrent
+    /// writer is not overwritten blindly). KV version 2 keeps metadata written before any
+    /// version; a failure after it leaves a secret this object recognises as its own.
+    ///
+    /// Only a secret that is absent or already carries this object's mark is written (the
+    /// reconciler marks an adopted or repaired one first): one that appeared, or changed
+    /// hands, since it was observed is left alone for the next pass to look at.
     async fn kv_write(&self, mr: &KVSecret) -> Result<ConnectionDetails, ProviderError> {
         let p = &mr.spec.for_provider;
         let want_meta = check(p)?;
         let data = self.kv_source(p).await?;
         let meta = self.kv_metadata(p).await?;
-        let latest = match &meta {
-            Some(m) if latest_readable(m) => Some(
-                vaultrs::kv2::read::<HashMap<String, Value>>(&*self.vault(), &p.mount, &p.path)
-                    .await
-                    .map_err(|e| self.error(&self.kv_action("read", p), e))?,
-            ),
-            _ => None,
-        };
-        if latest.is_none_or(|have| data_difference(&data, &have).is_some()) {
-            let cas = meta.as_ref().map_or(0, |m| m.current_version);
-            let cas = u32::try_from(cas).map_err(|_| {
-                ProviderError::InvalidSpec(format!(
-                    "KV secret {}/{} has more versions than a check-and-set can name",
-                    p.mount, p.path
-                ))
-            })?;
-            vaultrs::kv2::set_with_options(
-                &*self.vault(),
-                &p.mount,
-                &p.path,
-                &data,
-                SetSecretRequestOptions { cas },
-            )
-            .await
-            .map_err(|e| self.error(&self.kv_action("write", p), e))?;
+        if let Some(m) = &meta
+            && ownership::of(kv_marked_uid(m).as_deref(), mr.uid().as_deref()) != Ownership::Ours
+        {
+            return Err(ProviderError::Transient(format!(
+                "KV secret {}/{} is not marked as this object's (it appeared or was marked by \
+                 someone else since it was observed); it is looked at again",
+                p.mount, p.path
+            )));
         }
+        let cas = meta.as_ref().map_or(0, |m| m.current_version);
+        let cas = u32::try_from(cas).map_err(|_| {
+            ProviderError::InvalidSpec(format!(
+                "KV secret {}/{} has more versions than a check-and-set can name",
+                p.mount, p.path
+            ))
+        })?;
         let mut custom: HashMap<String, String> = want_meta.custom.clone().into_iter().collect();
         if let Some(m) = &meta {
             // Keep keys the spec does not manage.
@@ -293,6 +295,25 @@ impl VaultClient {
         vaultrs::kv2::set_metadata(&*self.vault(), &p.mount, &p.path, Some(&mut req))
             .await
             .map_err(|e| self.error(&self.kv_action("write the metadata of", p), e))?;
+        let latest = match &meta {
+            Some(m) if latest_readable(m) => Some(
+                vaultrs::kv2::read::<HashMap<String, Value>>(&*self.vault(), &p.mount, &p.path)
+                    .await
+                    .map_err(|e| self.error(&self.kv_action("read", p), e))?,
+            ),
+            _ => None,
+        };
+        if latest.is_none_or(|have| data_difference(&data, &have).is_some()) {
+            vaultrs::kv2::set_with_options(
+                &*self.vault(),
+                &p.mount,
+                &p.path,
+                &data,
+                SetSecretRequestOptions { cas },
+            )
+            .await
+            .map_err(|e| self.error(&self.kv_action("write", p), e))?;
+        }
         Ok(self.kv_connection(p))
     }
 
@@ -322,7 +343,11 @@ impl ExternalClient<KVSecret> for VaultClient {
             let meta = self.kv_metadata(&p).await?;
             let exists = match p.deletion {
                 KVDeletion::AllVersions => meta.is_some(),
-                KVDeletion::LatestVersion => meta.as_ref().is_some_and(latest_readable),
+                // Metadata without any version (a create cut short after the mark) is
+                // deleted whole; otherwise the older versions stay.
+                KVDeletion::LatestVersion => meta
+                    .as_ref()
+                    .is_some_and(|m| m.current_version == 0 || latest_readable(m)),
             };
             let marked = meta.as_ref().and_then(kv_marked_uid);
             return Ok(Observation {
@@ -340,9 +365,29 @@ impl ExternalClient<KVSecret> for VaultClient {
             current_version: Some(i64::try_from(meta.current_version).unwrap_or(i64::MAX)),
             managed_resource_uid: have_meta.custom.get(MANAGED_RESOURCE_UID).cloned(),
         });
+        let owner = ownership::of(kv_marked_uid(&meta).as_deref(), mr.uid().as_deref());
         if !latest_readable(&meta) {
-            // The latest version was deleted or destroyed: a new one is written.
-            return Ok(Observation::absent());
+            if owner == Ownership::Ours {
+                // This object's secret without a readable latest version (deleted or
+                // destroyed, or none written yet after the mark): a new one is written.
+                return Ok(Observation::absent());
+            }
+            // Someone else's, or unmarked: it exists as its metadata, and the reconciler
+            // decides from the mark whether it may be written (adopted, repaired) or not.
+            let message = format!(
+                "KV secret {}/{} has no readable latest version (deleted, destroyed or never \
+                 written)",
+                p.mount, p.path
+            );
+            return Ok(Observation {
+                exists: true,
+                up_to_date: false,
+                available: false,
+                diff: Some(message.clone()),
+                unavailable_message: Some(message),
+                ..Observation::default()
+            }
+            .with_ownership(owner));
         }
         let data = self.kv_source(&p).await?;
         let have: HashMap<String, Value> = vaultrs::kv2::read(&*self.vault(), &p.mount, &p.path)
@@ -360,7 +405,6 @@ impl ExternalClient<KVSecret> for VaultClient {
         } else {
             Observation::drifted(diffs.join("; "))
         };
-        let owner = ownership::of(kv_marked_uid(&meta).as_deref(), mr.uid().as_deref());
         Ok(observation
             .with_connection(self.kv_connection(&p))
             .with_ownership(owner))
@@ -398,13 +442,18 @@ impl ExternalClient<KVSecret> for VaultClient {
     async fn delete(&self, mr: &KVSecret) -> Result<(), ProviderError> {
         let p = &mr.spec.for_provider;
         check(p)?;
-        let result = match p.deletion {
-            KVDeletion::AllVersions => {
-                vaultrs::kv2::delete_metadata(&*self.vault(), &p.mount, &p.path).await
-            }
-            KVDeletion::LatestVersion => {
-                vaultrs::kv2::delete_latest(&*self.vault(), &p.mount, &p.path).await
-            }
+        let whole = match p.deletion {
+            KVDeletion::AllVersions => true,
+            // Metadata without any version has no history to keep.
+            KVDeletion::LatestVersion => self
+                .kv_metadata(p)
+                .await?
+                .is_some_and(|m| m.current_version == 0),
+        };
+        let result = if whole {
+            vaultrs::kv2::delete_metadata(&*self.vault(), &p.mount, &p.path).await
+        } else {
+            vaultrs::kv2::delete_latest(&*self.vault(), &p.mount, &p.path).await
         };
         match result.map_err(CallError::from) {
             Ok(()) | Err(CallError::Api { code: 404, .. }) => Ok(()),
