@@ -812,6 +812,69 @@ async fn a_kv_secret_whose_latest_version_is_deleted_is_not_taken_over_without_a
     );
 }
 
+/// A KVSecret whose token may write the metadata but not the data leaves a secret with
+/// its mark and no version; deleting it, even with `deletion: LatestVersion`, removes that
+/// metadata (there is no history to keep), instead of leaving a marked secret behind.
+#[tokio::test]
+async fn a_kv_secret_marked_but_never_written_is_deleted_whole() {
+    let (env, client, _) = setup().await;
+    let vault = env.vault();
+    let k = unique("kv-markonly");
+    let path = format!("apps/{k}");
+    let policy = unique("kv-metadata-only");
+    vaultrs::sys::policy::set(
+        &vault,
+        &policy,
+        &format!(
+            "path \"secret/metadata/{path}\" {{ capabilities = [\"create\", \"read\", \"update\", \"delete\"] }}"
+        ),
+    )
+    .await
+    .unwrap();
+    let token = vaultrs::token::new(
+        &vault,
+        Some(
+            vaultrs::api::token::requests::CreateTokenRequest::builder()
+                .policies(vec![policy.clone()]),
+        ),
+    )
+    .await
+    .expect("a token that may write only the metadata");
+    let pc = unique("vault-metadata-only");
+    vault_provider_config(&env, &client, &pc, &token.client_token).await;
+    let src = unique("kv-src");
+    source_secret(&client, &src, json!({ "token": "t1" })).await;
+    let uid = apply(
+        &client,
+        kv_secret(&k, &pc, &path, &src, json!({ "deletion": "LatestVersion" })),
+    )
+    .await
+    .metadata
+    .uid
+    .unwrap();
+    wait_sync_error(&client, VAULT_API, "KVSecret", &k, "permission denied").await;
+    let meta = vaultrs::kv2::read_metadata(&vault, "secret", &path)
+        .await
+        .expect("the metadata is written first");
+    assert_eq!(meta.current_version, 0, "no version");
+    assert_eq!(
+        meta.custom_metadata
+            .unwrap_or_default()
+            .get("tessera.dev/managed-resource-uid"),
+        Some(&uid)
+    );
+    delete(&client, VAULT_API, "KVSecret", &k).await;
+    wait_gone(&client, VAULT_API, "KVSecret", &k).await;
+    assert!(
+        matches!(
+            vaultrs::kv2::read_metadata(&vault, "secret", &path).await,
+            Err(vaultrs::error::ClientError::APIError { code: 404, .. })
+        ),
+        "the marked metadata without a version is deleted"
+    );
+    vaultrs::sys::policy::delete(&vault, &policy).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_kv_secret_deleting_only_the_latest_version_keeps_the_history() {
     let (env, client, pc) = setup().await;
