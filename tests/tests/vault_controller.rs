@@ -576,25 +576,10 @@ async fn a_kv_secret_copies_its_secret_repairs_a_newer_version_and_never_shows_v
 /// instead of refusing it as not created by Tessera.
 #[tokio::test]
 async fn a_kv_secret_whose_write_lost_its_answer_is_made_its_own() {
-    use tessera_tests::fault_proxy::{FaultProxy, Faults};
+    use tessera_tests::fault_proxy::Faults;
     let (env, client, _) = setup().await;
     let vault = env.vault();
-    let upstream = env
-        .get("VAULT_ADDR")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("OpenBao's address is host:port");
-    let proxy = FaultProxy::start(upstream).await.unwrap();
-    let pc = unique("vault-lossy");
-    vault_provider_config(&env, &client, &pc, env.get("VAULT_TOKEN")).await;
-    apply(&client, json!({
-        "apiVersion": VAULT_API, "kind": "ProviderConfig", "metadata": { "name": pc },
-        "spec": { "address": format!("http://{}", proxy.addr()),
-            "credentials": { "source": "Secret",
-                "secretRef": { "name": format!("{pc}-creds"), "namespace": tessera_tests::TEST_NAMESPACE } } }
-    }))
-    .await;
+    let (proxy, pc) = lossy_provider_config(&env, &client).await;
     let k = unique("kv-lost");
     let path = format!("apps/{k}");
     proxy.set(Faults {
