@@ -198,7 +198,10 @@ pub async fn read_controlled(
 /// changed, was deleted, or was created again by someone else in between), the decision is
 /// made again from a GET. A stale copy can thus cost a refused request and a GET, but never
 /// overwrite a Secret the copy did not describe. Only Secrets with Tessera's label are in
-/// the store: someone else's is always read from the API server, as before.
+/// the store: someone else's is always read from the API server before it is written. With
+/// [`Publish::IfExists`], a Secret the listed store does not hold is taken as absent
+/// without a GET (nothing is written): until the details are complete, a Secret written a
+/// moment ago and not in the store yet, or someone else's, is left as it is.
 pub async fn publish_owned(
     client: &kube::Client,
     field_manager: &str,
@@ -217,7 +220,17 @@ pub async fn publish_owned(
         details,
         when,
     };
-    let found = crate::secret_store::lookup(client, &target.namespace, &target.name).await?;
+    // Nothing is created with incomplete details, so no GET asks whether the Secret
+    // exists: a composite reconciled before its resources are Ready would read a Secret
+    // that does not exist at each pass. One the store has not seen yet is updated at a
+    // later pass; someone else's, once the details are complete.
+    let found = crate::secret_store::lookup_expected(
+        client,
+        &target.namespace,
+        &target.name,
+        when == Publish::Always,
+    )
+    .await?;
     match write.run(found.secret.as_deref(), found.cached).await {
         Err(kube::Error::Api(e)) if found.cached => {
             tracing::debug!(owner = %owner.name, secret = %target.name, code = e.code, "stored copy of the connection secret was out of date; reading it again");

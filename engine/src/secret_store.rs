@@ -6,6 +6,7 @@
 //!     (one watch cluster-wide, or one per namespace of --secret-namespaces)
 //!  lookup(namespace, name) ─▶ in the store? ── yes ─▶ the stored copy (cached = true)
 //!                                       └──── no ──▶ GET from the API server (cached = false)
+//!  stored(namespace, name) ─▶ Found / Absent (the store is listed and lacks it) / Unknown
 //! ```
 //!
 //! Only Secrets carrying [`MANAGED_BY_LABEL`](crate::connection_secret::MANAGED_BY_LABEL)
@@ -74,6 +75,20 @@ pub fn set_scope(scope: Scope) {
     registry.watches.clear();
 }
 
+/// What the store knows of a Secret, see [`stored`].
+#[derive(Debug)]
+pub enum Stored {
+    /// The store holds this copy.
+    Found(Arc<Secret>),
+    /// The store has its list and holds no Secret of Tessera's by this name: none exists,
+    /// unless it was written a moment ago and the watch has not delivered it yet, or it is
+    /// someone else's (without Tessera's label).
+    Absent,
+    /// The store cannot tell (not listed yet, failing, refused, or not covering the
+    /// namespace).
+    Unknown,
+}
+
 /// The Secret `namespace/name`: the store's copy when the store holds it, else read from
 /// the API server.
 pub async fn lookup(
@@ -81,13 +96,31 @@ pub async fn lookup(
     namespace: &str,
     name: &str,
 ) -> Result<Lookup, kube::Error> {
-    if let Some(secret) = cached(client, namespace, name) {
-        return Ok(Lookup {
+    lookup_expected(client, namespace, name, true).await
+}
+
+/// [`lookup`] for a reader to whom a Secret that does not exist yet changes nothing until
+/// it is `expected` to: one the listed store lacks is then taken as absent without a GET
+/// (`cached`), though it may have been written a moment ago and not be in the store yet,
+/// or be someone else's. Such a reader must read again, with `expected`, when the Secret
+/// comes to matter.
+pub async fn lookup_expected(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    expected: bool,
+) -> Result<Lookup, kube::Error> {
+    match stored(client, namespace, name) {
+        Stored::Found(secret) => Ok(Lookup {
             secret: Some(secret),
             cached: true,
-        });
+        }),
+        Stored::Absent if !expected => Ok(Lookup {
+            secret: None,
+            cached: true,
+        }),
+        _ => get(client, namespace, name).await,
     }
-    get(client, namespace, name).await
 }
 
 /// The Secret `namespace/name` read from the API server.
@@ -105,22 +138,22 @@ pub async fn get(
     })
 }
 
-/// The stored copy of `namespace/name`, if the store covering `namespace` is filled and
-/// holds it; starts that store's watch (with `client`) on first use.
-fn cached(client: &kube::Client, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+/// What the store covering `namespace` knows of the Secret `namespace/name`, without a
+/// request; starts that store's watch (with `client`) on first use.
+pub fn stored(client: &kube::Client, namespace: &str, name: &str) -> Stored {
     let watch = {
         let mut registry = registry();
         let key = match &registry.scope {
-            Scope::Off => return None,
+            Scope::Off => return Stored::Unknown,
             Scope::Cluster => None,
             Scope::Namespaces(listed) if listed.iter().any(|n| n == namespace) => {
                 Some(namespace.to_string())
             }
-            Scope::Namespaces(_) => return None,
+            Scope::Namespaces(_) => return Stored::Unknown,
         };
         let current = registry.watches.get(&key).cloned();
         match current {
-            Some(w) if w.state.refused.load(Ordering::Relaxed) => return None,
+            Some(w) if w.state.refused.load(Ordering::Relaxed) => return Stored::Unknown,
             Some(w) if w.state.running.load(Ordering::Relaxed) => w,
             // Not started yet, or its task ended (its runtime was shut down).
             _ => {
@@ -131,12 +164,16 @@ fn cached(client: &kube::Client, namespace: &str, name: &str) -> Option<Arc<Secr
         }
     };
     if !watch.state.listed.load(Ordering::Acquire) {
-        return None;
+        return Stored::Unknown;
     }
-    watch
+    match watch
         .store
         .get(&ObjectRef::new(name).within(namespace))
         .filter(|s| has_label(s))
+    {
+        Some(secret) => Stored::Found(secret),
+        None => Stored::Absent,
+    }
 }
 
 fn has_label(secret: &Secret) -> bool {

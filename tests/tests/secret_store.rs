@@ -3,6 +3,8 @@
 //! it, and the API server refuses a write that names an old resourceVersion, which is what
 //! keeps a write decided from an out-of-date copy from landing.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -11,7 +13,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tessera_engine::api::common::{ConnectionDetails, SecretReference};
 use tessera_engine::connection_secret::{self, Publish, SecretOwner};
-use tessera_engine::secret_store;
+use tessera_engine::secret_store::{self, Stored};
 use tessera_tests::{TestEnv, apply, namespace, unique, wait_for};
 
 fn details(pairs: &[(&str, &str)]) -> ConnectionDetails {
@@ -28,6 +30,15 @@ async fn publish(
     target: &SecretReference,
     details: &ConnectionDetails,
 ) -> bool {
+    publish_when(client, target, details, Publish::Always).await
+}
+
+async fn publish_when(
+    client: &kube::Client,
+    target: &SecretReference,
+    details: &ConnectionDetails,
+    when: Publish,
+) -> bool {
     connection_secret::publish_owned(
         client,
         "tessera-test",
@@ -39,10 +50,32 @@ async fn publish(
         target,
         None,
         details,
-        Publish::Always,
+        when,
     )
     .await
     .expect("publish")
+}
+
+/// A client of the test cluster that counts its GETs of Secret `name`.
+async fn counting_gets(env: &TestEnv, name: &str) -> (kube::Client, Arc<AtomicUsize>) {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(env.get("KUBECONFIG")).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("kubeconfig");
+    let gets = Arc::new(AtomicUsize::new(0));
+    let (counter, path) = (gets.clone(), format!("/secrets/{name}"));
+    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        if req.method() == http::Method::GET && req.uri().path().ends_with(&path) {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        req
+    });
+    let client = kube::client::ClientBuilder::try_from(config)
+        .expect("client")
+        .with_layer(&count)
+        .build();
+    (client, gets)
 }
 
 /// The value of `key` in the Secret `namespace/name`, read from the API server.
@@ -187,5 +220,124 @@ async fn a_secret_changed_behind_the_stored_copy_is_written_from_a_fresh_read() 
     assert_eq!(
         value(&client, &ns, &target.name, "other").await.as_deref(),
         Some("theirs")
+    );
+}
+
+/// Runs `read` until one run went from start to end with the store listed and without the
+/// Secret `namespace/name`, and returns the GETs `gets` counted during that run. The
+/// store's watch belongs to the runtime of the test that started it and stops when that
+/// test ends (then starts again at the next read): a run meanwhile does not count.
+async fn gets_while_absent<F, Fut>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    gets: &AtomicUsize,
+    read: F,
+) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let absent = || {
+        matches!(
+            secret_store::stored(client, namespace, name),
+            Stored::Absent
+        )
+    };
+    for _ in 0..600 {
+        if !absent() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let before = gets.load(Ordering::SeqCst);
+        read().await;
+        if absent() {
+            return gets.load(Ordering::SeqCst) - before;
+        }
+    }
+    panic!("the store never stayed listed, without {namespace}/{name}, for one read");
+}
+
+#[tokio::test]
+async fn a_secret_the_listed_store_lacks_is_not_read_while_it_may_not_be_created() {
+    // A composite publishes its connection Secret with `IfExists` at every reconcile until
+    // its resources are Ready: a Secret that does not exist yet must not cost a GET each
+    // time. Once the details are complete the Secret is created, after one GET (someone
+    // else's Secret of that name is never in the store).
+    let env = TestEnv::load();
+    let client = env.kube().await;
+    let ns = namespace(&client, &unique("secret-absent")).await;
+    let name = unique("conn");
+    let target = SecretReference {
+        name: name.clone(),
+        namespace: ns.clone(),
+    };
+    let (counting, gets) = counting_gets(&env, &name).await;
+    let incomplete = details(&[("endpoint", "db.example.org")]);
+
+    let published = gets_while_absent(&client, &ns, &name, &gets, || async {
+        assert!(
+            !publish_when(&counting, &target, &incomplete, Publish::IfExists).await,
+            "nothing is created before the details are complete"
+        );
+    })
+    .await;
+    assert_eq!(
+        published, 0,
+        "an IfExists publish read a Secret absent from the listed store from the API server"
+    );
+    // The same for a composite reading a composed resource's Secret before the resource
+    // is Ready; once it is, the Secret is read from the API server.
+    let not_expected = gets_while_absent(&client, &ns, &name, &gets, || async {
+        let found = secret_store::lookup_expected(&counting, &ns, &name, false)
+            .await
+            .expect("lookup");
+        assert!(found.secret.is_none());
+    })
+    .await;
+    assert_eq!(
+        not_expected, 0,
+        "a Secret not expected yet and absent from the listed store was read with a GET"
+    );
+    let expected = gets_while_absent(&client, &ns, &name, &gets, || async {
+        let found = secret_store::lookup_expected(&counting, &ns, &name, true)
+            .await
+            .expect("lookup");
+        assert!(found.secret.is_none() && !found.cached);
+    })
+    .await;
+    assert_eq!(
+        expected, 1,
+        "an expected Secret the store lacks is read with a GET"
+    );
+    assert!(
+        Api::<Secret>::namespaced(client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .expect("get")
+            .is_none(),
+        "an IfExists publish created the Secret"
+    );
+
+    // Complete details: created, after a GET.
+    let before = gets.load(Ordering::SeqCst);
+    let complete = details(&[("endpoint", "db.example.org"), ("password", "pw")]);
+    assert!(publish_when(&counting, &target, &complete, Publish::Always).await);
+    assert_eq!(
+        gets.load(Ordering::SeqCst) - before,
+        1,
+        "a Secret about to be created is read from the API server first"
+    );
+    assert_eq!(
+        value(&client, &ns, &name, "password").await.as_deref(),
+        Some("pw")
+    );
+    // Once stored, an IfExists publish updates it.
+    stored_copy(&client, &ns, &name).await;
+    let changed = details(&[("endpoint", "db2.example.org"), ("password", "pw")]);
+    assert!(publish_when(&counting, &target, &changed, Publish::IfExists).await);
+    assert_eq!(
+        value(&client, &ns, &name, "endpoint").await.as_deref(),
+        Some("db2.example.org")
     );
 }

@@ -139,18 +139,27 @@ pub async fn delete(
     }
 }
 
-/// Secret `namespace/name`, `None` when it does not exist (yet): from the store of
-/// Tessera's Secrets when it is there ([`crate::secret_store`]), else from the API server.
-/// A stored copy may lag behind a change by the watch's delay; the composite's next
-/// reconcile then reads the change.
+/// The connection Secret `namespace/name` of a composed resource, `None` when it does not
+/// exist (yet): from the store of Tessera's Secrets when it is there
+/// ([`crate::secret_store`]), else from the API server. A stored copy may lag behind a
+/// change by the watch's delay; the composite's next reconcile then reads the change.
+///
+/// A Secret the listed store does not hold is read from the API server only when its
+/// resource is `ready`: before, the resource has usually not written it yet, and a
+/// composite reconciled at each step of its resources' creation would ask for it each
+/// time. One written a moment ago and not in the store yet is read at the reconcile that
+/// the resource becoming Ready starts.
 pub async fn read_secret(
     client: &kube::Client,
     namespace: &str,
     name: &str,
+    ready: bool,
 ) -> Result<Option<Arc<Secret>>, kube::Error> {
-    Ok(crate::secret_store::lookup(client, namespace, name)
-        .await?
-        .secret)
+    Ok(
+        crate::secret_store::lookup_expected(client, namespace, name, ready)
+            .await?
+            .secret,
+    )
 }
 
 /// A reference to a composed resource given as JSON, for events.

@@ -121,9 +121,10 @@ impl Effects for Cluster<'_> {
     async fn read_secret(
         &self,
         secret: &SecretReference,
+        ready: bool,
     ) -> Result<Option<ComposedSecret>, kube::Error> {
         let secret =
-            children::read_secret(&self.ctx.client, &secret.namespace, &secret.name).await?;
+            children::read_secret(&self.ctx.client, &secret.namespace, &secret.name, ready).await?;
         Ok(secret.map(|s| ComposedSecret {
             controller_uid: s
                 .metadata

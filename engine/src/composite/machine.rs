@@ -48,10 +48,12 @@ pub trait Effects: Send + Sync {
     async fn apply(&self, object: &Value) -> Result<Value, kube::Error>;
     /// Deletes a composed resource (gone already is fine).
     async fn delete(&self, object: &Value) -> Result<(), kube::Error>;
-    /// A composed resource's connection Secret, `None` when it does not exist.
+    /// A composed resource's connection Secret, `None` when it does not exist (or, for a
+    /// resource not `ready` yet, when Tessera's store of Secrets does not hold it).
     async fn read_secret(
         &self,
         secret: &SecretReference,
+        ready: bool,
     ) -> Result<Option<ComposedSecret>, kube::Error>;
     /// Writes the composite's connection Secret unless it holds `details` already (or it
     /// does not exist and `create` is false); returns whether it was written.
@@ -360,7 +362,7 @@ async fn read_connections(
     let mut out = BTreeMap::new();
     for read in plan::secret_reads(target, observed) {
         let secret = fx
-            .read_secret(&read.secret)
+            .read_secret(&read.secret, read.ready)
             .await
             .map_err(|source| Error::ReadSecret {
                 resource: read.resource.clone(),

@@ -102,6 +102,7 @@ impl Effects for ClusterFns {
     async fn read_secret(
         &self,
         secret: &SecretReference,
+        _ready: bool,
     ) -> Result<Option<ComposedSecret>, kube::Error> {
         self.log(format!("read-secret {}/{}", secret.namespace, secret.name));
         Ok((!self.role_secret.is_empty()).then(|| ComposedSecret {

@@ -221,6 +221,8 @@ pub struct SecretRead {
     pub secret: SecretReference,
     /// The UID of the live composed resource: only a Secret it controls is read.
     pub owner_uid: Option<String>,
+    /// Whether the resource is Ready: its Secret is then expected to exist.
+    pub ready: bool,
 }
 
 /// The connection Secrets to read: those of the live composed resources whose templates
@@ -253,6 +255,7 @@ pub fn secret_reads(target: &Target<'_>, observed: &Observed) -> Vec<SecretRead>
                     .pointer("/metadata/uid")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                ready: observed.ready.get(&d.template.name) == Some(&true),
             });
         }
     }

@@ -300,6 +300,7 @@ mod decisions {
                     namespace: "tessera-system".into(),
                 },
                 owner_uid: Some("uid-role".into()),
+                ready: true,
             }]
         );
         let nothing_live = Observed::new(&target, vec![]).expect("observed");
