@@ -327,75 +327,16 @@ pub async fn run<K, C, E, F, Fut>(
         }
     });
     let _cache = metrics::register_cache(&name, synced, move || count_ready(&store));
-    // kube's runner, once `concurrency` reconciles run, parks the objects that fall due in
-    // a hash set and starts the next one in the set's hash order, not in the order they
-    // fell due: on a saturated controller (objects polled again sooner than the reconciles
-    // get through them) the objects early in that order are reconciled over and over and
-    // the others never, for as long as the load lasts. So the runner has no limit of its
-    // own: every object that falls due waits for one of `concurrency` permits, first come,
-    // first served, and is then reconciled as the cache holds it at that moment.
-    let permits = (concurrency > 0).then(|| Arc::new(Semaphore::new(concurrency.into())));
-    let reconcile = Arc::new(reconcile);
-    let latest = cache.clone();
-    let contained = move |obj: Arc<K>, ctx: Arc<C>| {
-        let (name, permits, reconcile) = (name.clone(), permits.clone(), reconcile.clone());
-        let (latest, dyntype) = (latest.clone(), dyntype.clone());
-        async move {
-            let _permit = match &permits {
-                // The semaphore is never closed.
-                Some(p) => p.clone().acquire_owned().await.ok(),
-                None => None,
-            };
-            // A stop lets the reconciles in flight finish; those still waiting do not start.
-            if supervise::stopping() {
-                return Ok(Action::await_change());
-            }
-            let Some(obj) = latest.get(&reflector::ObjectRef::from_obj_with(
-                obj.as_ref(),
-                dyntype.clone(),
-            )) else {
-                // Deleted while it waited.
-                return Ok(Action::await_change());
-            };
-            let running = metrics::reconcile_started(&name);
-            // Boxed, so that an object waiting for its turn holds a pointer, not the
-            // reconcile's whole state.
-            let reconciling = reconcile(obj.clone(), ctx.clone()).boxed();
-            // Without the test faults the block only awaits the reconcile.
-            #[cfg_attr(
-                not(any(test, feature = "testing")),
-                allow(clippy::redundant_async_block)
-            )]
-            let guarded = std::panic::AssertUnwindSafe(async {
-                #[cfg(any(test, feature = "testing"))]
-                crate::testing::panic_if_injected(&obj.name_any());
-                reconciling.await
-            });
-            match guarded.catch_unwind().await {
-                Ok(result) => {
-                    match &result {
-                        Ok(_) => running.finish("success", None),
-                        Err(e) => running.finish("error", Some(e.reason())),
-                    }
-                    panics::release(ctx.client(), obj.as_ref(), &dyntype).await;
-                    result.map_err(ReconcileError::Failed)
-                }
-                Err(payload) => {
-                    running.finish("panic", Some(RECONCILE_PANICKED));
-                    let payload = panics::static_payload(payload.as_ref());
-                    panics::report(
-                        ctx.client(),
-                        ctx.recorder(),
-                        obj.as_ref(),
-                        &dyntype,
-                        payload,
-                    )
-                    .await;
-                    Err(ReconcileError::Panicked)
-                }
-            }
-        }
-    };
+    // kube's runner has no limit of its own: every object that falls due waits for one of
+    // `concurrency` permits, first come, first served (see `wait_turn`).
+    let turns = Arc::new(Turns {
+        name: name.into(),
+        permits: (concurrency > 0).then(|| Arc::new(Semaphore::new(concurrency.into()))),
+        latest: cache.clone(),
+        dyntype,
+        reconcile,
+    });
+    let contained = move |obj: Arc<K>, ctx: Arc<C>| wait_turn(turns.clone(), obj, ctx);
     let running = controller
         .with_config(Config::default().concurrency(0))
         .graceful_shutdown_on(supervise::stopped())
@@ -423,6 +364,114 @@ pub async fn run<K, C, E, F, Fut>(
     tokio::select! {
         () = running => {}
         () = stopped_unsynced => {}
+    }
+}
+
+/// What the tasks of a controller's objects share while they wait for their turn: kube
+/// spawns a task for every object that falls due, and on a busy controller thousands of
+/// them wait at once, so each holds a pointer to this rather than its own copies.
+struct Turns<K, F>
+where
+    K: Resource + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    /// The controller's name in metrics.
+    name: Arc<str>,
+    /// The reconciles that may run at once (`None`: no limit).
+    permits: Option<Arc<Semaphore>>,
+    /// The controller's cache.
+    latest: reflector::Store<K>,
+    dyntype: K::DynamicType,
+    reconcile: F,
+}
+
+/// Waits for a permit, then reconciles `obj` as the cache holds it at that moment.
+///
+/// Waiting tasks are first come, first served: kube's runner, once its own limit of
+/// reconciles runs, parks the objects that fall due in a hash set and starts the next one
+/// in the set's hash order, not in the order they fell due; on a saturated controller
+/// (objects polled again sooner than the reconciles get through them) the objects early in
+/// that order were reconciled over and over and the others never, for as long as the load
+/// lasted. So the runner has no limit of its own ([`run`]) and the permits are the limit.
+async fn wait_turn<K, C, E, F, Fut>(
+    turns: Arc<Turns<K, F>>,
+    obj: Arc<K>,
+    ctx: Arc<C>,
+) -> Result<Action, ReconcileError<E>>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    C: Context,
+    E: std::error::Error + ErrorReason + Send + 'static,
+    F: Fn(Arc<K>, Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+{
+    let _permit = match &turns.permits {
+        // The semaphore is never closed.
+        Some(p) => p.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    // A stop lets the reconciles in flight finish; those still waiting do not start.
+    if supervise::stopping() {
+        return Ok(Action::await_change());
+    }
+    let Some(obj) = turns.latest.get(&reflector::ObjectRef::from_obj_with(
+        obj.as_ref(),
+        turns.dyntype.clone(),
+    )) else {
+        // Deleted while it waited.
+        return Ok(Action::await_change());
+    };
+    // Boxed, so that a task waiting for its permit holds a pointer, not the state of a
+    // reconcile and of the panic report (several KiB, times every waiting task).
+    turn(&turns.name, obj, ctx, &turns.dyntype, &turns.reconcile)
+        .boxed()
+        .await
+}
+
+/// One reconcile of `obj` by controller `name`, its turn come: panics contained, the
+/// outcome counted in the metrics.
+async fn turn<K, C, E, F, Fut>(
+    name: &str,
+    obj: Arc<K>,
+    ctx: Arc<C>,
+    dyntype: &K::DynamicType,
+    reconcile: &F,
+) -> Result<Action, ReconcileError<E>>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    C: Context,
+    E: std::error::Error + ErrorReason + Send + 'static,
+    F: Fn(Arc<K>, Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+{
+    let running = metrics::reconcile_started(name);
+    // Without the test faults the block only awaits the reconcile.
+    #[cfg_attr(
+        not(any(test, feature = "testing")),
+        allow(clippy::redundant_async_block)
+    )]
+    let guarded = std::panic::AssertUnwindSafe(async {
+        #[cfg(any(test, feature = "testing"))]
+        crate::testing::panic_if_injected(&obj.name_any());
+        reconcile(obj.clone(), ctx.clone()).await
+    });
+    match guarded.catch_unwind().await {
+        Ok(result) => {
+            match &result {
+                Ok(_) => running.finish("success", None),
+                Err(e) => running.finish("error", Some(e.reason())),
+            }
+            panics::release(ctx.client(), obj.as_ref(), dyntype).await;
+            result.map_err(ReconcileError::Failed)
+        }
+        Err(payload) => {
+            running.finish("panic", Some(RECONCILE_PANICKED));
+            let payload = panics::static_payload(payload.as_ref());
+            panics::report(ctx.client(), ctx.recorder(), obj.as_ref(), dyntype, payload).await;
+            Err(ReconcileError::Panicked)
+        }
     }
 }
 

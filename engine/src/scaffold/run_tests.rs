@@ -119,3 +119,37 @@ async fn a_saturated_controller_still_reconciles_every_object() {
         never.len()
     );
 }
+
+#[tokio::test]
+async fn an_object_waiting_for_its_turn_holds_a_pointer_not_the_reconcile() {
+    // kube spawns a task for every object that falls due; on a busy controller thousands
+    // wait for a permit at once. Each task must be small whatever the reconcile's state
+    // (here 16 KiB held across an await): the reconcile is boxed once its turn comes.
+    let (reader, _writer) = reflector::store::<ConfigMap>();
+    let turns = Arc::new(Turns {
+        name: "test".into(),
+        permits: Some(Arc::new(Semaphore::new(1))),
+        latest: reader,
+        dyntype: (),
+        reconcile: |obj: Arc<ConfigMap>, _ctx: Arc<Ctx>| async move {
+            let state = [1u8; 16 * 1024];
+            tokio::task::yield_now().await;
+            let _ = std::hint::black_box((&state, obj));
+            Ok::<_, Never>(Action::await_change())
+        },
+    });
+    let client = offline_client();
+    let ctx = Arc::new(Ctx {
+        backoff: Backoff::default(),
+        recorder: recorder(client.clone(), "test"),
+        client,
+        seen: Mutex::new(HashMap::new()),
+        done: tokio::sync::Notify::new(),
+    });
+    let waiting = wait_turn(turns, Arc::new(config_map(0)), ctx);
+    let size = std::mem::size_of_val(&waiting);
+    assert!(
+        size <= 1024,
+        "a task waiting for its turn takes {size} bytes: the reconcile's state is inline"
+    );
+}
