@@ -58,7 +58,21 @@ pub trait Context: Send + Sync + 'static {
     fn client(&self) -> &kube::Client;
     /// The recorder of the event about a reconcile that panicked.
     fn recorder(&self) -> &Recorder;
+    /// How long one reconcile may take before it is stopped and retried
+    /// ([`RECONCILE_TIMEOUT`] unless the controller says otherwise).
+    fn reconcile_timeout(&self) -> std::time::Duration {
+        RECONCILE_TIMEOUT
+    }
 }
+
+/// How long one reconcile may take by default. Every external call has its own, shorter,
+/// timeout and every Kubernetes request the client's (about 5 minutes, for watches'
+/// sake); this bounds the whole, so that no reconcile holds its object and its permit
+/// forever, whatever it waits for.
+pub const RECONCILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The `reason` of the error metric of a reconcile stopped at its timeout.
+pub const RECONCILE_TIMED_OUT: &str = "ReconcileTimedOut";
 
 /// The class of a reconcile error: the `reason` label of the error metric. A short,
 /// stable PascalCase name (the failed action), never a message.
@@ -76,6 +90,10 @@ pub enum ReconcileError<E> {
     /// The reconcile panicked; the object says so in its `Synced` condition.
     #[error("reconcile panicked")]
     Panicked,
+    /// The reconcile did not end within its timeout and was stopped, like a crash of its
+    /// reconcile alone (every step of a reconcile is safe to stop and redo).
+    #[error("reconcile did not finish within {0:?}; stopped, to be retried")]
+    TimedOut(std::time::Duration),
 }
 
 /// The recorder of a controller's events, reporting as `controller` (and the pod, when
@@ -295,6 +313,9 @@ where
 /// due, so every object gets its turn however far the controller is behind; each is
 /// reconciled as the cache holds it when its turn comes.
 ///
+/// A reconcile that runs past [`Context::reconcile_timeout`] is stopped and retried with
+/// backoff (logged, and counted with reason [`RECONCILE_TIMED_OUT`]).
+///
 /// A reconcile that panics is an error of its object only: the object gets
 /// `Synced=False` with reason [`RECONCILE_PANICKED`] (and a Warning event), is retried
 /// with backoff, and the controller keeps serving every other object.
@@ -385,7 +406,8 @@ where
     reconcile: F,
 }
 
-/// Waits for a permit, then reconciles `obj` as the cache holds it at that moment.
+/// Waits for a permit, then reconciles `obj` as the cache holds it at that moment, a panic
+/// contained and the outcome counted in the metrics.
 ///
 /// Waiting tasks are first come, first served: kube's runner, once its own limit of
 /// reconciles runs, parks the objects that fall due in a hash set and starts the next one
@@ -424,55 +446,43 @@ where
     };
     // Boxed, so that a task waiting for its permit holds a pointer, not the state of a
     // reconcile and of the panic report (several KiB, times every waiting task).
-    turn(&turns.name, obj, ctx, &turns.dyntype, &turns.reconcile)
-        .boxed()
-        .await
-}
-
-/// One reconcile of `obj` by controller `name`, its turn come: panics contained, the
-/// outcome counted in the metrics.
-async fn turn<K, C, E, F, Fut>(
-    name: &str,
-    obj: Arc<K>,
-    ctx: Arc<C>,
-    dyntype: &K::DynamicType,
-    reconcile: &F,
-) -> Result<Action, ReconcileError<E>>
-where
-    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Send + Sync,
-    C: Context,
-    E: std::error::Error + ErrorReason + Send + 'static,
-    F: Fn(Arc<K>, Arc<C>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Action, E>> + Send + 'static,
-{
-    let running = metrics::reconcile_started(name);
-    // Without the test faults the block only awaits the reconcile.
-    #[cfg_attr(
-        not(any(test, feature = "testing")),
-        allow(clippy::redundant_async_block)
-    )]
-    let guarded = std::panic::AssertUnwindSafe(async {
-        #[cfg(any(test, feature = "testing"))]
-        crate::testing::panic_if_injected(&obj.name_any());
-        reconcile(obj.clone(), ctx.clone()).await
-    });
-    match guarded.catch_unwind().await {
-        Ok(result) => {
-            match &result {
-                Ok(_) => running.finish("success", None),
-                Err(e) => running.finish("error", Some(e.reason())),
+    async move {
+        let running = metrics::reconcile_started(&turns.name);
+        // Without the test faults the block only awaits the reconcile.
+        #[cfg_attr(
+            not(any(test, feature = "testing")),
+            allow(clippy::redundant_async_block)
+        )]
+        let guarded = std::panic::AssertUnwindSafe(async {
+            #[cfg(any(test, feature = "testing"))]
+            crate::testing::panic_if_injected(&obj.name_any());
+            (turns.reconcile)(obj.clone(), ctx.clone()).await
+        });
+        let limit = ctx.reconcile_timeout();
+        match tokio::time::timeout(limit, guarded.catch_unwind()).await {
+            Err(_) => {
+                running.finish("error", Some(RECONCILE_TIMED_OUT));
+                Err(ReconcileError::TimedOut(limit))
             }
-            panics::release(ctx.client(), obj.as_ref(), dyntype).await;
-            result.map_err(ReconcileError::Failed)
-        }
-        Err(payload) => {
-            running.finish("panic", Some(RECONCILE_PANICKED));
-            let payload = panics::static_payload(payload.as_ref());
-            panics::report(ctx.client(), ctx.recorder(), obj.as_ref(), dyntype, payload).await;
-            Err(ReconcileError::Panicked)
+            Ok(Ok(result)) => {
+                match &result {
+                    Ok(_) => running.finish("success", None),
+                    Err(e) => running.finish("error", Some(e.reason())),
+                }
+                panics::release(ctx.client(), obj.as_ref(), &turns.dyntype).await;
+                result.map_err(ReconcileError::Failed)
+            }
+            Ok(Err(payload)) => {
+                running.finish("panic", Some(RECONCILE_PANICKED));
+                let payload = panics::static_payload(payload.as_ref());
+                let (recorder, dyntype) = (ctx.recorder(), &turns.dyntype);
+                panics::report(ctx.client(), recorder, obj.as_ref(), dyntype, payload).await;
+                Err(ReconcileError::Panicked)
+            }
         }
     }
+    .boxed()
+    .await
 }
 
 fn error_policy<K: Resource, C: Context, E: std::fmt::Display>(

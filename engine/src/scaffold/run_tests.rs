@@ -54,6 +54,17 @@ fn offline_client() -> kube::Client {
     kube::Client::new(service, "default")
 }
 
+fn context() -> Arc<Ctx> {
+    let client = offline_client();
+    Arc::new(Ctx {
+        backoff: Backoff::default(),
+        recorder: recorder(client.clone(), "test"),
+        client,
+        seen: Mutex::new(HashMap::new()),
+        done: tokio::sync::Notify::new(),
+    })
+}
+
 fn config_map(i: usize) -> ConfigMap {
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some(format!("cm-{i}"));
@@ -81,14 +92,7 @@ async fn a_saturated_controller_still_reconciles_every_object() {
         .chain(futures::stream::pending());
     let controller = Controller::for_stream_with(triggers, reader, ());
 
-    let client = offline_client();
-    let ctx = Arc::new(Ctx {
-        backoff: Backoff::default(),
-        recorder: recorder(client.clone(), "test"),
-        client,
-        seen: Mutex::new(HashMap::new()),
-        done: tokio::sync::Notify::new(),
-    });
+    let ctx = context();
     let reconcile = |obj: Arc<ConfigMap>, ctx: Arc<Ctx>| async move {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (objects, total) = {
@@ -138,18 +142,53 @@ async fn an_object_waiting_for_its_turn_holds_a_pointer_not_the_reconcile() {
             Ok::<_, Never>(Action::await_change())
         },
     });
-    let client = offline_client();
-    let ctx = Arc::new(Ctx {
-        backoff: Backoff::default(),
-        recorder: recorder(client.clone(), "test"),
-        client,
-        seen: Mutex::new(HashMap::new()),
-        done: tokio::sync::Notify::new(),
-    });
+    let ctx = context();
     let waiting = wait_turn(turns, Arc::new(config_map(0)), ctx);
     let size = std::mem::size_of_val(&waiting);
     assert!(
         size <= 1024,
         "a task waiting for its turn takes {size} bytes: the reconcile's state is inline"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_that_never_ends_is_stopped_at_its_timeout_and_retried() {
+    // The first reconcile waits forever (as on a request nothing answers): it must be
+    // stopped at the timeout, its permit given back (one reconcile at a time here), and
+    // the object reconciled again.
+    let (reader, mut writer) = reflector::store::<ConfigMap>();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    writer.apply_watcher_event(&watcher::Event::InitApply(config_map(0)));
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    let triggers = futures::stream::iter([Ok(config_map(0))]).chain(futures::stream::pending());
+    let controller = Controller::for_stream_with(triggers, reader, ());
+    let ctx = context();
+    let reconcile = |obj: Arc<ConfigMap>, ctx: Arc<Ctx>| async move {
+        let attempt = {
+            let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let n = seen.entry(obj.name_any()).or_default();
+            *n += 1;
+            *n
+        };
+        if attempt == 1 {
+            std::future::pending::<()>().await;
+        }
+        ctx.done.notify_one();
+        Ok::<_, Never>(Action::await_change())
+    };
+    let started = tokio::time::Instant::now();
+    tokio::select! {
+        () = run(controller, (), 1, reconcile, ctx.clone()) => panic!("the controller ended"),
+        () = ctx.done.notified() => {}
+        () = tokio::time::sleep(Duration::from_secs(3600)) => {
+            panic!("a reconcile that never ended was not stopped and retried within an hour")
+        }
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= RECONCILE_TIMEOUT,
+        "the reconcile was retried after {waited:?}, before its timeout"
+    );
+    let attempts = ctx.seen.lock().unwrap_or_else(|e| e.into_inner())["cm-0"];
+    assert_eq!(attempts, 2, "one stopped reconcile, then one that ended");
 }
