@@ -68,8 +68,10 @@ pub trait Context: Send + Sync + 'static {
 /// How long one reconcile may take by default. Every external call has its own, shorter,
 /// timeout and every Kubernetes request the client's (about 5 minutes, for watches'
 /// sake); this bounds the whole, so that no reconcile holds its object and its permit
-/// forever, whatever it waits for.
-pub const RECONCILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+/// forever, whatever it waits for. Generous: a managed resource's reconcile also waits
+/// for a permit of its ProviderConfig, behind the reconciles of every kind using it, each
+/// of whose external calls may take `--external-timeout` when the system hangs.
+pub const RECONCILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// The `reason` of the error metric of a reconcile stopped at its timeout.
 pub const RECONCILE_TIMED_OUT: &str = "ReconcileTimedOut";
