@@ -43,6 +43,19 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// The field manager of the composite controller given Tessera's `field_manager`; each
+/// composite applies its resources as this followed by `/` and its name.
+pub fn composites_manager(field_manager: &str) -> String {
+    format!("{field_manager}/composite")
+}
+
+/// The prefix of the field managers the composites apply their resources with
+/// ([`composites_manager`] and `/`): the stores of composed resources keep their entries
+/// of `managedFields`, which each composite's apply decision reads.
+pub fn composed_managers(field_manager: &str) -> String {
+    format!("{}/", composites_manager(field_manager))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

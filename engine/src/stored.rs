@@ -1,12 +1,14 @@
 //! Objects of kinds known only at runtime (claims, composites, composed resources) as the
-//! watch stores hold them: the object as compact JSON text, and beside it the metadata
-//! kube's machinery and the store's filters read (name, namespace, labels, owners, ...).
+//! watch stores hold them: the metadata, which kube's machinery and the store's filters
+//! read (name, namespace, labels, owners, ...), and the rest of the object as compact JSON
+//! text.
 //!
 //! A [`DynamicObject`] holds its fields as a tree of `serde_json` values, where every
 //! JSON object with at least one field costs a whole B-tree node (about 600 bytes) however
 //! few fields it has: a composite of 3.5 KB of JSON took well over 10 KB in a store. The
 //! text takes its own size. A reconcile reads its object once, [`StoredObject::expand`]
-//! parses it back (a few microseconds for a small object).
+//! parses it back (a few microseconds for a small object). The metadata is held once: the
+//! text has none (in a small object it was about half of the text).
 //!
 //! ```text
 //!  watch ──DynamicObject──▶ trim (scaffold::Keep) ──▶ StoredObject::new ──▶ store
@@ -20,11 +22,13 @@ use std::sync::Arc;
 use futures::future::{self, Either};
 use kube::runtime::controller::Action;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::Resource;
-use kube::api::{DynamicObject, ObjectMeta};
+use kube::api::{DynamicObject, ObjectMeta, TypeMeta};
 use kube::core::DynamicResourceScope;
 use kube::discovery::ApiResource;
 use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -33,10 +37,12 @@ use crate::scaffold::panics;
 /// An object of a kind known at runtime, as a watch store holds it.
 #[derive(Clone, Debug)]
 pub struct StoredObject {
-    /// The object's metadata without `managedFields` (but the panic report's entries,
-    /// which the reconcile loop reads from the metadata).
+    /// The object's metadata but its `managedFields`, except the panic report's entries
+    /// (which the reconcile loop reads from the metadata).
     metadata: ObjectMeta,
-    /// The whole object, `managedFields` as trimmed before it was stored.
+    /// The rest of the object: `apiVersion`, `kind`, the other `managedFields` entries kept
+    /// (under `metadata`: parsed, an entry's `fieldsV1` is a tree of JSON values, several
+    /// times its text), `spec`, `status`, ...
     json: Box<RawValue>,
 }
 
@@ -54,23 +60,69 @@ pub struct ExpandError {
 impl StoredObject {
     /// `obj`, already trimmed to what the store keeps, in its stored form.
     pub fn new(obj: DynamicObject) -> Result<Self, serde_json::Error> {
-        let json = serde_json::value::to_raw_value(&obj)?;
-        let mut metadata = obj.metadata;
-        crate::objects::trim_for_store(&mut metadata, |m| m == panics::FIELD_MANAGER);
+        /// The metadata the text holds.
+        #[derive(Serialize)]
+        struct TextMeta {
+            #[serde(rename = "managedFields")]
+            managed_fields: Vec<ManagedFieldsEntry>,
+        }
+        /// What the text holds.
+        #[derive(Serialize)]
+        struct Text<'a> {
+            #[serde(flatten)]
+            types: &'a Option<TypeMeta>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            metadata: Option<TextMeta>,
+            #[serde(flatten)]
+            data: &'a serde_json::Value,
+        }
+        let DynamicObject {
+            types,
+            mut metadata,
+            data,
+        } = obj;
+        let (report, rest): (Vec<_>, Vec<_>) = metadata
+            .managed_fields
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|e| e.manager.as_deref() == Some(panics::FIELD_MANAGER));
+        metadata.managed_fields = (!report.is_empty()).then_some(report);
+        let json = serde_json::value::to_raw_value(&Text {
+            types: &types,
+            metadata: (!rest.is_empty()).then_some(TextMeta {
+                managed_fields: rest,
+            }),
+            data: &data,
+        })?;
         Ok(StoredObject { metadata, json })
     }
 
     /// The object with all its fields.
     pub fn expand(&self) -> Result<DynamicObject, ExpandError> {
-        serde_json::from_str(self.json.get()).map_err(|source| ExpandError {
-            name: self.metadata.name.clone().unwrap_or_default(),
-            source,
-        })
+        let mut obj: DynamicObject =
+            serde_json::from_str(self.json.get()).map_err(|e| self.error(e))?;
+        let kept = obj.metadata.managed_fields.take();
+        obj.metadata = self.metadata.clone();
+        if let Some(kept) = kept {
+            let entries = obj.metadata.managed_fields.get_or_insert_with(Vec::new);
+            entries.splice(0..0, kept);
+        }
+        Ok(obj)
     }
 
-    /// The object's JSON text.
-    pub fn json(&self) -> &str {
-        self.json.get()
+    /// The object with all its fields, as the typed object `T` (a managed resource).
+    pub fn typed<T: DeserializeOwned>(&self) -> Result<T, ExpandError> {
+        serde_json::to_value(self.expand()?)
+            .and_then(serde_json::from_value)
+            .map_err(|e| self.error(e))
+    }
+
+    fn error(&self, source: serde_json::Error) -> ExpandError {
+        ExpandError {
+            name: self.metadata.name.clone().unwrap_or_default(),
+            source,
+        }
     }
 }
 
@@ -110,7 +162,9 @@ impl Resource for StoredObject {
 /// Serialized as the object it stands for.
 impl Serialize for StoredObject {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.json.serialize(serializer)
+        self.expand()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
     }
 }
 
@@ -155,7 +209,34 @@ where
     Fut: Future<Output = Result<Action, E>>,
     E: From<ExpandError>,
 {
-    move |obj, ctx| match obj.expand() {
+    reading(StoredObject::expand, reconcile)
+}
+
+/// `reconcile`, which reads a typed object `T`, as the reconcile of a controller whose
+/// store holds [`StoredObject`]s: each object is read as a `T` first.
+pub fn typed<T, C, E, F, Fut>(
+    reconcile: F,
+) -> impl Fn(Arc<StoredObject>, Arc<C>) -> Expanded<Fut, E> + Send + Sync + 'static
+where
+    T: DeserializeOwned + 'static,
+    F: Fn(Arc<T>, Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>>,
+    E: From<ExpandError>,
+{
+    reading(StoredObject::typed::<T>, reconcile)
+}
+
+/// `reconcile` of what `read` makes of each stored object.
+fn reading<T: 'static, C, E, F, Fut>(
+    read: fn(&StoredObject) -> Result<T, ExpandError>,
+    reconcile: F,
+) -> impl Fn(Arc<StoredObject>, Arc<C>) -> Expanded<Fut, E> + Send + Sync + 'static
+where
+    F: Fn(Arc<T>, Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>>,
+    E: From<ExpandError>,
+{
+    move |obj, ctx| match read(&obj) {
         Ok(obj) => Either::Left(reconcile(Arc::new(obj), ctx)),
         Err(e) => Either::Right(future::ready(Err(e.into()))),
     }
@@ -186,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn an_object_reads_back_whole_and_its_metadata_keeps_only_the_panic_report_entries() {
+    fn an_object_reads_back_whole_and_its_metadata_is_held_once() {
         let stored = StoredObject::new(object()).expect("stored");
         assert_eq!(stored.expand().expect("expand"), object());
         let meta = stored.meta();
@@ -200,10 +281,30 @@ mod tests {
             .filter_map(|e| e.manager.as_deref())
             .collect();
         assert_eq!(managers, [panics::FIELD_MANAGER]);
+        // The text holds the rest of the object and of `managedFields`, not a second copy
+        // of the metadata.
+        let text: serde_json::Value = serde_json::from_str(stored.json.get()).expect("text");
+        let mut rest = serde_json::to_value(object()).expect("object");
+        let fields = rest.pointer("/metadata/managedFields/0").cloned();
+        rest["metadata"] = json!({ "managedFields": [fields] });
+        assert_eq!(text, rest);
         assert_eq!(
             serde_json::to_value(&stored).expect("serialize"),
             serde_json::to_value(object()).expect("serialize")
         );
+    }
+
+    #[test]
+    fn an_object_reads_back_as_a_typed_object_with_all_its_metadata() {
+        #[derive(Deserialize)]
+        struct Typed {
+            metadata: ObjectMeta,
+            spec: serde_json::Value,
+        }
+        let stored = StoredObject::new(object()).expect("stored");
+        let typed: Typed = stored.typed().expect("typed");
+        assert_eq!(typed.metadata, object().metadata);
+        assert_eq!(typed.spec["size"], 10);
     }
 
     #[test]

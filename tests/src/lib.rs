@@ -1023,8 +1023,9 @@ pub fn start_composite_controller_in_process(
             let xr = tessera_engine::xrd::composite_resource(&xrd)
                 .expect("the XRD has a referenceable version");
             let revisions = tessera_engine::revisions::run_revisions(client.clone(), opts.clone());
+            let watch = tessera_engine::composite::watch(client.clone(), xr.clone(), &opts);
             let composites =
-                tessera_engine::composite::run(client, std::sync::Arc::new(xrd), xr, opts);
+                tessera_engine::composite::run(client, std::sync::Arc::new(xrd), xr, opts, watch);
             tokio::join!(revisions, composites);
         });
     });

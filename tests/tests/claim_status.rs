@@ -88,16 +88,19 @@ impl Isolated {
         let xr = composite_resource(&xrd).expect("composite kind");
         let claim = claim_resource(&xrd).expect("claim kind");
         record_reconciles();
+        let opts = tessera_engine::composition_controllers::CompositionOptions {
+            // Long: the claim must follow its composite through the watch, not a poll.
+            poll_interval: Duration::from_secs(300),
+            ..composition_test_options()
+        };
+        let composites = tessera_engine::composite::watch(client.clone(), xr.clone(), &opts);
         tokio::spawn(tessera_engine::claim::run(
             client.clone(),
             Arc::new(xrd),
             claim.clone(),
             xr.clone(),
-            tessera_engine::composition_controllers::CompositionOptions {
-                // Long: the claim must follow its composite through the watch, not a poll.
-                poll_interval: Duration::from_secs(300),
-                ..composition_test_options()
-            },
+            opts,
+            composites,
         ));
         tokio::spawn(release_deleted_composites(client.clone(), xr.clone()));
         Isolated {

@@ -71,11 +71,13 @@ impl Isolated {
         let xr = composite_resource(&xrd).expect("composite kind");
         let claim = claim_resource(&xrd).expect("claim kind");
         let xrd = Arc::new(xrd);
+        let composites = tessera_engine::composite::watch(client.clone(), xr.clone(), &opts);
         tokio::spawn(tessera_engine::composite::run(
             client.clone(),
             xrd.clone(),
             xr.clone(),
             opts.clone(),
+            composites.clone(),
         ));
         tokio::spawn(tessera_engine::claim::run(
             client.clone(),
@@ -83,6 +85,7 @@ impl Isolated {
             claim.clone(),
             xr.clone(),
             opts,
+            composites,
         ));
         Isolated {
             client,

@@ -25,7 +25,7 @@ pub mod bind;
 mod reconciler;
 mod to_composite;
 
-pub use reconciler::{Error, run};
+pub use reconciler::{Error, field_manager, run};
 pub use to_composite::{
     ClaimToCompositeError, REASON_COMPOSITION_CHOICE_FORBIDDEN, claim_to_composite,
 };

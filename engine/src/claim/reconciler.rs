@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::{debug, instrument};
@@ -20,7 +18,7 @@ use crate::api::xrd::CompositeResourceDefinition;
 use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::naming::{claim_composite_name, legacy_claim_composite_name};
 use crate::scaffold::coalesce::StatusWrites;
-use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Recorder};
+use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Recorder, SharedWatch};
 use crate::stored::{self, ExpandError, StoredObject};
 
 /// Kubernetes failures of the claim controller. Problems a person has to fix become
@@ -65,7 +63,15 @@ struct Ctx {
     status_writes: StatusWrites,
 }
 
-/// Runs the controller of one claim kind until it is aborted or the process is asked to stop.
+/// The field manager of the claim controller's writes (the composite's apply, the claim's
+/// status).
+pub fn field_manager(opts: &CompositionOptions) -> String {
+    format!("{}/claim", opts.field_manager)
+}
+
+/// Runs the controller of one claim kind, re-queued by `composites` (the composite
+/// kind's watch, `composite::watch`), until it is aborted or the process is asked to
+/// stop.
 ///
 /// # Expected flow
 /// 1. The claim gets [`FINALIZER`].
@@ -96,8 +102,9 @@ pub async fn run(
     claim: ApiResource,
     xr: ApiResource,
     opts: CompositionOptions,
+    composites: Arc<SharedWatch>,
 ) {
-    let manager = format!("{}/claim", opts.field_manager);
+    let manager = field_manager(&opts);
     let controller = scaffold::controller_stored(
         client.clone(),
         claim.clone(),
@@ -105,30 +112,11 @@ pub async fn run(
         scaffold::Keep {
             managers: vec![manager.clone()],
             drop_last_applied: true,
+            ..Default::default()
         },
     );
 
-    let xr_writer = reflector::store::Writer::new(xr.clone());
-    let composites = xr_writer.as_reader();
-    let mut xr_config = watcher::Config::default().any_semantic();
-    if let Some(shard) = &opts.shard {
-        xr_config = xr_config.labels(shard);
-    }
-    // The composites' own apply decision reads this manager's entries only.
-    let mut trim = {
-        let keep = manager.clone();
-        move |xr: &mut DynamicObject| {
-            crate::objects::trim_for_store(&mut xr.metadata, |m| m == keep)
-        }
-    };
-    let xr_events = watcher(
-        Api::<DynamicObject>::all_with(client.clone(), &xr),
-        xr_config,
-    )
-    .default_backoff()
-    .map(move |event| event.and_then(|e| stored::event(e, &mut trim)))
-    .reflect(xr_writer)
-    .touched_objects();
+    let xr_events = composites.subscribe();
     let claim_ar = claim.clone();
     let to_claim = move |x: StoredObject| {
         let x = x.expand().ok()?;
@@ -148,7 +136,7 @@ pub async fn run(
         xrd,
         claim,
         xr,
-        composites,
+        composites: composites.store(),
         backoff: Backoff::default(),
         status_writes: StatusWrites::default(),
     });

@@ -36,7 +36,7 @@ impl Cluster<'_> {
     }
 
     fn manager(&self) -> String {
-        composites_manager(&self.ctx.opts.field_manager)
+        crate::naming::composites_manager(&self.ctx.opts.field_manager)
     }
 
     /// The field manager of this composite's composed resources: one per composite, so
@@ -219,10 +219,4 @@ impl Effects for Cluster<'_> {
             .generation
             .filter(|_| written.data.get("spec") == Some(&expected)))
     }
-}
-
-/// The field manager of the composite controller given Tessera's `field_manager`; each
-/// composite applies its resources as this followed by `/` and its name.
-pub(super) fn composites_manager(field_manager: &str) -> String {
-    format!("{field_manager}/composite")
 }

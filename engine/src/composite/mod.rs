@@ -78,7 +78,7 @@ use crate::api::composition::{Composition, CompositionRevision, LABEL_COMPOSITIO
 use crate::api::xrd::{CompositeResourceDefinition, TypeReference};
 use crate::composition_options::{CompositionOptions, FINALIZER};
 use crate::scaffold::coalesce::StatusWrites;
-use crate::scaffold::{self, Backoff, FinalizerError, Next, Recorder, jitter, now};
+use crate::scaffold::{self, Backoff, FinalizerError, Next, Recorder, SharedWatch, jitter, now};
 use crate::stored::{self, StoredObject};
 
 /// How soon a composite being deleted is looked at again while its resources go (their
@@ -105,8 +105,24 @@ struct Ctx {
     child_writes: ChildWrites,
 }
 
-/// Runs the reconciler of the composite kind `xr` defined by `xrd` until the process is
-/// asked to stop (or the future is dropped, which also stops its watches).
+/// The watch of the composites of kind `xr` (of the shard `opts.shard`), shared by their
+/// composite controller ([`run`]) and their claim controller (`claim::run`, whose apply
+/// decisions read the claim field manager's entries of `managedFields`, kept for it).
+pub fn watch(client: kube::Client, xr: ApiResource, opts: &CompositionOptions) -> Arc<SharedWatch> {
+    SharedWatch::start(
+        client,
+        xr,
+        opts.shard.as_deref(),
+        scaffold::Keep {
+            managers: vec![crate::claim::field_manager(opts)],
+            ..Default::default()
+        },
+    )
+}
+
+/// Runs the reconciler of the composite kind `xr` defined by `xrd`, fed by `composites`
+/// (their [`watch`]), until the process is asked to stop (or the future is dropped, which
+/// also stops its watches of composed resources).
 ///
 /// Composites are reconciled when their spec, labels, annotations, finalizers or deletion
 /// change; when a composed resource changes; when a Composition or CompositionRevision
@@ -116,6 +132,7 @@ pub async fn run(
     xrd: Arc<CompositeResourceDefinition>,
     xr: ApiResource,
     opts: CompositionOptions,
+    composites: Arc<SharedWatch>,
 ) {
     // Selection reads these caches. Readiness is signalled through `watch` channels: a
     // store's own `wait_until_ready` wakes only one of several concurrent waiters.
@@ -150,19 +167,14 @@ pub async fn run(
             .and_then(|r| r.labels().get(LABEL_COMPOSITION_NAME).cloned())
     });
 
-    let controller = scaffold::controller_stored(
-        client.clone(),
-        xr.clone(),
-        opts.shard.as_deref(),
-        scaffold::Keep::default(),
-    );
+    let controller = composites.controller();
     let xrs = controller.store();
 
     let (watches, child_events) = ChildWatches::new(
         client.clone(),
         xr.clone(),
         opts.shard.clone(),
-        format!("{}/", cluster::composites_manager(&opts.field_manager)),
+        crate::naming::composed_managers(&opts.field_manager),
     );
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {

@@ -3,22 +3,28 @@
 //! at the next poll.
 //!
 //! ```text
-//!  reconcile renders kind K ──ensure(K)──▶ first time: spawn watcher(K, label tessera.dev/composite)
+//!  reconcile renders kind K ──ensure(K)──▶ first time: the managed controller's watch of K
+//!                                          (SharedWatch::find), or a watcher of our own
+//!                                          (label tessera.dev/composite)
 //!                                               │ event on a child
 //!                                               ▼ controller owner reference (our XR kind)
 //!  Controller::reconcile_on ◀── ObjectRef<XR> ──┘
 //! ```
 //!
-//! One label-selected watch per composed kind, started the first time a render produces
-//! the kind, and stopped when the registry is dropped (when the composite controller
-//! stops). Each watch fills a store ([`ChildWatches::owned`]): a composite's reconcile
-//! reads its composed resources from there instead of listing them from the API server.
+//! One watch per composed kind, taken the first time a render produces the kind, and let
+//! go when the registry is dropped (when the composite controller stops). A kind whose
+//! managed controller runs in this process (same shard) is read from that controller's
+//! watch, which keeps the composites' `managedFields` entries for them, so each composed
+//! resource is held once; any other kind gets a label-selected watch of its own. Each
+//! store serves [`ChildWatches::owned`]: a composite's reconcile reads its composed
+//! resources from there instead of listing them from the API server.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc;
-use futures::{Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::{FutureExt, Stream, StreamExt};
 use kube::api::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -29,14 +35,17 @@ use tracing::debug;
 
 use crate::compose::LABEL_COMPOSITE;
 use crate::objects::trim_for_store;
+use crate::scaffold::SharedWatch;
 use crate::stored::{self, StoredObject};
 
-/// The watch of one composed kind: its task, its store, and whether the store holds the
-/// first full list.
+/// The watch of one composed kind: the task that re-queues composites, and the store.
 struct KindWatch {
     task: JoinHandle<()>,
     store: Store<StoredObject>,
-    ready: tokio::sync::watch::Receiver<bool>,
+    /// The kind as the store's keys name it.
+    ar: ApiResource,
+    /// The managed controller's watch of the kind, when the store is its store.
+    _shared: Option<Arc<SharedWatch>>,
 }
 
 /// The watches of composed kinds of one composite kind.
@@ -83,35 +92,27 @@ impl ChildWatches {
         if started.contains_key(&key) {
             return;
         }
-        debug!(group = %child.group, kind = %child.kind, "watching composed resources");
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), child);
         let xr = self.xr.clone();
         let tx = self.tx.clone();
-        let selector = crate::shard::selector(Some(LABEL_COMPOSITE), self.shard.as_deref())
-            .unwrap_or_else(|| LABEL_COMPOSITE.to_string());
-        let prefix = self.composed_managers.clone();
-        let writer = reflector::store::Writer::new(child.clone());
-        let store = writer.as_reader();
-        let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        let (ar, store, events, shared) = match SharedWatch::find(
+            child,
+            self.shard.as_deref(),
+            &self.composed_managers,
+        ) {
+            // The kind's managed controller runs in this process: its store holds every
+            // object of the kind and the composites' entries of `managedFields`.
+            Some(shared) => {
+                debug!(group = %child.group, kind = %child.kind, "reading composed resources from their controller's watch");
+                let ar = shared.api_resource().clone();
+                (ar, shared.store(), shared.subscribe().boxed(), Some(shared))
+            }
+            None => {
+                debug!(group = %child.group, kind = %child.kind, "watching composed resources");
+                let (store, events) = self.watch(child);
+                (child.clone(), store, events, None)
+            }
+        };
         let task = tokio::spawn(async move {
-            // The store is written before an event re-queues a composite, so the reconcile
-            // it starts reads the change that started it.
-            let events = watcher(api, watcher::Config::default().labels(&selector))
-                .default_backoff()
-                .map(move |event| {
-                    event.and_then(|e| {
-                        stored::event(e, &mut |obj: &mut DynamicObject| {
-                            trim_for_store(&mut obj.metadata, |m| m.starts_with(prefix.as_str()))
-                        })
-                    })
-                })
-                .reflect(writer)
-                .inspect(move |e| {
-                    if matches!(e, Ok(watcher::Event::InitDone)) {
-                        ready_tx.send_replace(true);
-                    }
-                })
-                .touched_objects();
             futures::pin_mut!(events);
             while let Some(event) = events.next().await {
                 match event {
@@ -126,7 +127,46 @@ impl ChildWatches {
                 }
             }
         });
-        started.insert(key, KindWatch { task, store, ready });
+        started.insert(
+            key,
+            KindWatch {
+                task,
+                store,
+                ar,
+                _shared: shared,
+            },
+        );
+    }
+
+    /// A watch of the composed objects of kind `child` of this shard: its store, and the
+    /// objects it applies or deletes, each after the store holds the change (so the
+    /// reconcile it starts reads it).
+    fn watch(
+        &self,
+        child: &ApiResource,
+    ) -> (
+        Store<StoredObject>,
+        BoxStream<'static, Result<StoredObject, watcher::Error>>,
+    ) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), child);
+        let selector = crate::shard::selector(Some(LABEL_COMPOSITE), self.shard.as_deref())
+            .unwrap_or_else(|| LABEL_COMPOSITE.to_string());
+        let prefix = self.composed_managers.clone();
+        let writer = reflector::store::Writer::new(child.clone());
+        let store = writer.as_reader();
+        let events = watcher(api, watcher::Config::default().labels(&selector))
+            .default_backoff()
+            .map(move |event| {
+                event.and_then(|e| {
+                    stored::event(e, &mut |obj: &mut DynamicObject| {
+                        trim_for_store(&mut obj.metadata, |m| m.starts_with(prefix.as_str()))
+                    })
+                })
+            })
+            .reflect(writer)
+            .touched_objects()
+            .boxed();
+        (store, events)
     }
 
     /// The objects of kind `child` labelled as composed by composite `xr_name` and
@@ -141,9 +181,7 @@ impl ChildWatches {
     ) -> Option<Vec<DynamicObject>> {
         let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         let watch = started.get(&(child.group.clone(), child.kind.clone()))?;
-        if !*watch.ready.borrow() {
-            return None;
-        }
+        watch.store.wait_until_ready().now_or_never()?.ok()?;
         watch
             .store
             .state()
@@ -172,7 +210,7 @@ impl ChildWatches {
     ) -> Option<String> {
         let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         let watch = started.get(&(child.group.clone(), child.kind.clone()))?;
-        let mut key = ObjectRef::new_with(name, child.clone());
+        let mut key = ObjectRef::new_with(name, watch.ar.clone());
         if let Some(ns) = namespace {
             key = key.within(ns);
         }

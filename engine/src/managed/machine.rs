@@ -28,6 +28,9 @@ pub enum Error {
     WriteSecret(String, #[source] kube::Error),
     #[error("failed to serialize {0}: {1}")]
     Serialize(String, #[source] serde_json::Error),
+    /// The watch cache's copy of the object could not be read.
+    #[error(transparent)]
+    Cached(#[from] crate::stored::ExpandError),
 }
 
 impl crate::scaffold::ErrorReason for Error {
@@ -39,6 +42,7 @@ impl crate::scaffold::ErrorReason for Error {
             Error::WriteSpec(..) => "WriteSpec",
             Error::WriteSecret(..) => "PublishConnectionSecret",
             Error::Serialize(..) => "Serialize",
+            Error::Cached(..) => "ReadCache",
         }
     }
 }

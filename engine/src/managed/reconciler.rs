@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kube::api::{Patch, PatchParams};
+use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -57,6 +58,7 @@ use crate::managed::own_writes::OwnWrites;
 use crate::managed::timeout::{Deadline, TimedClient};
 use crate::managed::{Connector, Managed, ProviderError};
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Recorder, jitter};
+use crate::stored;
 
 /// The finalizer every managed resource carries while its external resource may exist.
 pub const FINALIZER: &str = "finalizer.managed.tessera.dev";
@@ -132,12 +134,20 @@ where
     M: Managed,
     C: Connector<M>,
 {
-    let controller = scaffold::controller_selected(
-        Api::<M>::all(client.clone()),
-        (),
+    // Offered to the composites whose resources are of this kind: they read them from this
+    // store (keeping their own apply entries) rather than holding a second copy of each.
+    let ar = ApiResource::erase::<M>(&());
+    let watch = scaffold::SharedWatch::start(
+        client.clone(),
+        ar.clone(),
         opts.shard.as_deref(),
-        scaffold::Keep::default(),
+        scaffold::Keep {
+            manager_prefixes: vec![crate::naming::composed_managers(&opts.field_manager)],
+            ..Default::default()
+        },
     );
+    watch.offer();
+    let controller = watch.controller();
     let concurrency = opts.max_concurrent_reconciles;
     let ctx = Arc::new(Ctx {
         recorder: scaffold::recorder(client.clone(), opts.field_manager.clone()),
@@ -149,7 +159,14 @@ where
         opts,
         _kind: std::marker::PhantomData,
     });
-    scaffold::run(controller, (), concurrency, reconcile::<M, C>, ctx).await;
+    scaffold::run(
+        controller,
+        ar,
+        concurrency,
+        stored::typed(reconcile::<M, C>),
+        ctx,
+    )
+    .await;
 }
 
 impl<M: Managed, C: Connector<M>> Ctx<M, C> {

@@ -21,12 +21,14 @@ pub mod coalesce;
 mod events;
 mod finalizer;
 pub(crate) mod panics;
+mod shared;
 mod supervise;
 
 pub use backoff::{Backoff, jitter};
 pub use events::{Recorder, event, publish, publish_event};
 pub use finalizer::{Event, FinalizerError, Next, add_finalizer, finalizer, remove_finalizer};
 pub use panics::RECONCILE_PANICKED;
+pub use shared::SharedWatch;
 pub use supervise::{Supervised, request_stop, stopped, stopping, supervise};
 
 use std::fmt::Debug;
@@ -141,19 +143,30 @@ pub struct Keep {
     /// The field managers whose `Apply` entries of `managedFields` stay (the panic
     /// report's own manager always does).
     pub managers: Vec<String>,
+    /// The prefixes of more such field managers (`tessera/composite/`: each composite
+    /// applies its resources as a manager of its own).
+    pub manager_prefixes: Vec<String>,
     /// Whether the `kubectl.kubernetes.io/last-applied-configuration` annotation is
     /// dropped: for kinds whose annotations no patch can read (claims).
     pub drop_last_applied: bool,
 }
 
 impl Keep {
+    /// Whether the `Apply` entries of `manager` stay.
+    pub fn keeps(&self, manager: &str) -> bool {
+        manager == panics::FIELD_MANAGER
+            || self.managers.iter().any(|k| k == manager)
+            || self
+                .manager_prefixes
+                .iter()
+                .any(|p| manager.starts_with(p.as_str()))
+    }
+
     /// A modifier for [`WatchStreamExt::modify`] that trims each object to what is kept.
     fn trim<K: Resource>(self) -> impl FnMut(&mut K) {
-        let mut managers = self.managers;
-        managers.push(panics::FIELD_MANAGER.to_string());
         move |obj: &mut K| {
             let meta = obj.meta_mut();
-            crate::objects::trim_for_store(meta, |m| managers.iter().any(|k| k == m));
+            crate::objects::trim_for_store(meta, |m| self.keeps(m));
             if self.drop_last_applied
                 && let Some(annotations) = &mut meta.annotations
             {
@@ -209,9 +222,7 @@ fn controller_from<W, K>(
     api: Api<W>,
     dyntype: K::DynamicType,
     selector: Option<&str>,
-    mut convert: impl FnMut(watcher::Event<W>) -> Result<watcher::Event<K>, watcher::Error>
-    + Send
-    + 'static,
+    convert: impl FnMut(watcher::Event<W>) -> Result<watcher::Event<K>, watcher::Error> + Send + 'static,
 ) -> Controller<K>
 where
     W: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
@@ -220,28 +231,48 @@ where
 {
     let writer = reflector::store::Writer::new(dyntype.clone());
     let reader = writer.as_reader();
+    let stream = reflected(api, dyntype.clone(), selector, convert, writer)
+        .applied_objects()
+        .predicate_filter(trigger::<K>, Default::default());
+    Controller::for_stream_with(stream, reader, dyntype)
+}
+
+/// The watch events of `api` (selected by the label selector `selector`) as `convert`
+/// makes them, each written to `writer`'s store before it comes out of the stream (so
+/// whatever it starts reads it there), the first `Ready=True` of each object measured on
+/// the way ([`controller_selected`]).
+fn reflected<W, K>(
+    api: Api<W>,
+    dyntype: K::DynamicType,
+    selector: Option<&str>,
+    mut convert: impl FnMut(watcher::Event<W>) -> Result<watcher::Event<K>, watcher::Error>
+    + Send
+    + 'static,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    W: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync + 'static,
+{
     let mut config = watcher::Config::default().any_semantic();
     if let Some(selector) = selector {
         config = config.labels(selector);
     }
-    let previous = reader.clone();
+    let previous = writer.as_reader();
     let kind = K::kind(&dyntype).into_owned();
-    let dt = dyntype.clone();
-    let stream = watcher(api, config)
+    watcher(api, config)
         .default_backoff()
         .map(move |event| event.and_then(&mut convert))
         .inspect(move |event| {
             if let Ok(watcher::Event::Apply(obj)) = event {
-                let old = previous.get(&reflector::ObjectRef::from_obj_with(obj, dt.clone()));
+                let old = previous.get(&reflector::ObjectRef::from_obj_with(obj, dyntype.clone()));
                 if let Some(old) = old {
                     observe_first_ready(&kind, old.as_ref(), obj);
                 }
             }
         })
         .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger::<K>, Default::default());
-    Controller::for_stream_with(stream, reader, dyntype)
 }
 
 /// The `status` of `obj` of `Ready` condition, if it has one.

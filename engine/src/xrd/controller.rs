@@ -64,6 +64,8 @@ impl scaffold::ErrorReason for Error {
 struct Running {
     fingerprint: u64,
     tasks: Vec<JoinHandle<()>>,
+    /// The watch of the composites both controllers read.
+    composites: Arc<scaffold::SharedWatch>,
     health: Arc<Mutex<Vec<ControllerHealth>>>,
 }
 
@@ -301,6 +303,7 @@ impl Ctx {
         if let Some(r) = running.get(&name)
             && r.fingerprint == fingerprint
             && r.tasks.iter().all(|t| !t.is_finished())
+            && !r.composites.is_finished()
         {
             return true;
         }
@@ -314,26 +317,35 @@ impl Ctx {
                 .map(ControllerHealth::new)
                 .collect(),
         ));
+        // One watch of the composites for both controllers; it stops with them.
+        let composites = crate::composite::watch(self.client.clone(), xr.clone(), &self.opts);
         let mut tasks = vec![self.supervised(&shared, COMPOSITE, &health, {
-            let (client, xrd, xr, opts) = (
+            let (client, xrd, xr, opts, composites) = (
                 self.client.clone(),
                 shared.clone(),
                 xr.clone(),
                 self.opts.clone(),
+                composites.clone(),
             );
             move || {
-                let run =
-                    crate::composite::run(client.clone(), xrd.clone(), xr.clone(), opts.clone());
+                let run = crate::composite::run(
+                    client.clone(),
+                    xrd.clone(),
+                    xr.clone(),
+                    opts.clone(),
+                    composites.clone(),
+                );
                 injectable(xrd.name_any(), COMPOSITE, run)
             }
         })];
         if let Some(claim) = claim {
             tasks.push(self.supervised(&shared, CLAIM, &health, {
-                let (client, xrd, xr, opts) = (
+                let (client, xrd, xr, opts, composites) = (
                     self.client.clone(),
                     shared.clone(),
                     xr.clone(),
                     self.opts.clone(),
+                    composites.clone(),
                 );
                 move || {
                     let run = crate::claim::run(
@@ -342,6 +354,7 @@ impl Ctx {
                         claim.clone(),
                         xr.clone(),
                         opts.clone(),
+                        composites.clone(),
                     );
                     injectable(xrd.name_any(), CLAIM, run)
                 }
@@ -353,6 +366,7 @@ impl Ctx {
             Running {
                 fingerprint,
                 tasks,
+                composites,
                 health,
             },
         );
