@@ -72,13 +72,40 @@ impl TestEnv {
         self.kube_from(self.get("KUBECONFIG")).await
     }
 
+    /// A client of the test cluster that counts the requests for which `counted` is
+    /// true, and the count.
+    pub async fn kube_counting(
+        &self,
+        counted: impl Fn(&http::Request<kube::client::Body>) -> bool + Clone + Send + Sync + 'static,
+    ) -> (Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let config = self.config_from(self.get("KUBECONFIG")).await;
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = count.clone();
+        let layer =
+            tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+                if counted(&req) {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                req
+            });
+        let client = kube::client::ClientBuilder::try_from(config)
+            .expect("client")
+            .with_layer(&layer)
+            .build();
+        (client, count)
+    }
+
     /// A kube client from a kubeconfig file of the test cluster.
     pub async fn kube_from(&self, kubeconfig: &str) -> Client {
+        Client::try_from(self.config_from(kubeconfig).await).expect("kube client")
+    }
+
+    /// The client configuration of a kubeconfig file of the test cluster.
+    async fn config_from(&self, kubeconfig: &str) -> Config {
         let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-        let config = Config::from_custom_kubeconfig(kc, &Default::default())
+        Config::from_custom_kubeconfig(kc, &Default::default())
             .await
-            .expect("kubeconfig");
-        Client::try_from(config).expect("kube client")
+            .expect("kubeconfig")
     }
 
     /// A connection to the test PostgreSQL server as its superuser.

@@ -58,24 +58,11 @@ async fn publish_when(
 
 /// A client of the test cluster that counts its GETs of Secret `name`.
 async fn counting_gets(env: &TestEnv, name: &str) -> (kube::Client, Arc<AtomicUsize>) {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(env.get("KUBECONFIG")).expect("read kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("kubeconfig");
-    let gets = Arc::new(AtomicUsize::new(0));
-    let (counter, path) = (gets.clone(), format!("/secrets/{name}"));
-    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
-        if req.method() == http::Method::GET && req.uri().path().ends_with(&path) {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-        req
-    });
-    let client = kube::client::ClientBuilder::try_from(config)
-        .expect("client")
-        .with_layer(&count)
-        .build();
-    (client, gets)
+    let path = format!("/secrets/{name}");
+    env.kube_counting(move |req| {
+        req.method() == http::Method::GET && req.uri().path().ends_with(&path)
+    })
+    .await
 }
 
 /// The value of `key` in the Secret `namespace/name`, read from the API server.

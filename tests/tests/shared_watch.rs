@@ -19,27 +19,11 @@ use tessera_tests::{TestEnv, namespace, unique, wait_for};
 
 /// A client of the test cluster that counts its watch requests of ConfigMaps.
 async fn counting_watches(env: &TestEnv) -> (kube::Client, Arc<AtomicUsize>) {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(env.get("KUBECONFIG")).expect("read kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("kubeconfig");
-    let watches = Arc::new(AtomicUsize::new(0));
-    let counter = watches.clone();
-    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+    env.kube_counting(|req| {
         let uri = req.uri();
-        if uri.path().ends_with("/configmaps")
-            && uri.query().is_some_and(|q| q.contains("watch=true"))
-        {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-        req
-    });
-    let client = kube::client::ClientBuilder::try_from(config)
-        .expect("client")
-        .with_layer(&count)
-        .build();
-    (client, watches)
+        uri.path().ends_with("/configmaps") && uri.query().is_some_and(|q| q.contains("watch=true"))
+    })
+    .await
 }
 
 async fn create(client: &kube::Client, ns: &str, name: &str, label: &str) {
