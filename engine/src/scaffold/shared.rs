@@ -121,8 +121,8 @@ impl SharedWatch {
         self.store.clone()
     }
 
-    /// Whether the watch has stopped (it stops only when it panicked): its subscribers
-    /// get nothing more, and whoever owns it starts another.
+    /// Whether the watch has stopped (it stops only when it panicked or its runtime shut
+    /// down): its subscribers get nothing more, and whoever owns it starts another.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
