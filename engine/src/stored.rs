@@ -7,8 +7,9 @@
 //! JSON object with at least one field costs a whole B-tree node (about 600 bytes) however
 //! few fields it has: a composite of 3.5 KB of JSON took well over 10 KB in a store. The
 //! text takes its own size. A reconcile reads its object once, [`StoredObject::expand`]
-//! parses it back (a few microseconds for a small object). The metadata is held once: the
-//! text has none (in a small object it was about half of the text).
+//! parses it back (a few microseconds for a small object). The metadata is held once,
+//! parsed, but for its `managedFields` entries, which stay text (parsed, an entry's
+//! `fieldsV1` is such a tree of values).
 //!
 //! ```text
 //!  watch ──DynamicObject──▶ trim (scaffold::Keep) ──▶ StoredObject::new ──▶ store
@@ -113,9 +114,28 @@ impl StoredObject {
 
     /// The object with all its fields, as the typed object `T` (a managed resource).
     pub fn typed<T: DeserializeOwned>(&self) -> Result<T, ExpandError> {
-        serde_json::to_value(self.expand()?)
+        self.value()
             .and_then(serde_json::from_value)
             .map_err(|e| self.error(e))
+    }
+
+    /// The object with all its fields as one JSON value, the text parsed once.
+    fn value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        use serde_json::Value;
+        let mut obj: serde_json::Map<String, Value> = serde_json::from_str(self.json.get())?;
+        let mut metadata = serde_json::to_value(&self.metadata)?;
+        // The entries kept in the text come first, as in `expand`.
+        if let Some(Value::Array(mut entries)) = obj
+            .remove("metadata")
+            .and_then(|mut m| m.get_mut("managedFields").map(Value::take))
+        {
+            if let Some(Value::Array(report)) = metadata.get_mut("managedFields").map(Value::take) {
+                entries.extend(report);
+            }
+            metadata["managedFields"] = Value::Array(entries);
+        }
+        obj.insert("metadata".to_string(), metadata);
+        Ok(Value::Object(obj))
     }
 
     fn error(&self, source: serde_json::Error) -> ExpandError {
@@ -162,7 +182,7 @@ impl Resource for StoredObject {
 /// Serialized as the object it stands for.
 impl Serialize for StoredObject {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.expand()
+        self.value()
             .map_err(serde::ser::Error::custom)?
             .serialize(serializer)
     }
@@ -212,22 +232,10 @@ where
     reading(StoredObject::expand, reconcile)
 }
 
-/// `reconcile`, which reads a typed object `T`, as the reconcile of a controller whose
-/// store holds [`StoredObject`]s: each object is read as a `T` first.
-pub fn typed<T, C, E, F, Fut>(
-    reconcile: F,
-) -> impl Fn(Arc<StoredObject>, Arc<C>) -> Expanded<Fut, E> + Send + Sync + 'static
-where
-    T: DeserializeOwned + 'static,
-    F: Fn(Arc<T>, Arc<C>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Action, E>>,
-    E: From<ExpandError>,
-{
-    reading(StoredObject::typed::<T>, reconcile)
-}
-
-/// `reconcile` of what `read` makes of each stored object.
-fn reading<T: 'static, C, E, F, Fut>(
+/// `reconcile`, which reads what `read` makes of a stored object (the typed object of a
+/// managed resource: [`StoredObject::typed`]), as the reconcile of a controller whose store
+/// holds [`StoredObject`]s.
+pub fn reading<T: 'static, C, E, F, Fut>(
     read: fn(&StoredObject) -> Result<T, ExpandError>,
     reconcile: F,
 ) -> impl Fn(Arc<StoredObject>, Arc<C>) -> Expanded<Fut, E> + Send + Sync + 'static

@@ -58,7 +58,7 @@ use crate::managed::own_writes::OwnWrites;
 use crate::managed::timeout::{Deadline, TimedClient};
 use crate::managed::{Connector, Managed, ProviderError};
 use crate::scaffold::{self, Backoff, Event, FinalizerError, Next, Recorder, jitter};
-use crate::stored;
+use crate::stored::{self, StoredObject};
 
 /// The finalizer every managed resource carries while its external resource may exist.
 pub const FINALIZER: &str = "finalizer.managed.tessera.dev";
@@ -163,7 +163,7 @@ where
         controller,
         ar,
         concurrency,
-        stored::typed(reconcile::<M, C>),
+        stored::reading(StoredObject::typed::<M>, reconcile::<M, C>),
         ctx,
     )
     .await;

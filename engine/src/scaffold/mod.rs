@@ -289,15 +289,21 @@ fn ready_condition(obj: &serde_json::Value) -> Option<(&str, &str)> {
 
 /// Records [`metrics::time_to_ready`] when `new` is the first Ready version of `old`.
 fn observe_first_ready<K: Resource + Serialize>(kind: &str, old: &K, new: &K) {
-    let (Ok(old_json), Ok(new_json)) = (serde_json::to_value(old), serde_json::to_value(new))
-    else {
+    // The old version is read only when the new one is Ready (each read serializes a
+    // whole object).
+    let Ok(new_json) = serde_json::to_value(new) else {
+        return;
+    };
+    if ready_condition(&new_json).is_none_or(|(status, _)| status != "True") {
+        return;
+    }
+    let Ok(old_json) = serde_json::to_value(old) else {
         return;
     };
     let was_ready = ready_condition(&old_json).is_some_and(|(status, reason)| {
         status == "True" || reason == crate::api::common::reason::UNAVAILABLE
     });
-    let is_ready = ready_condition(&new_json).is_some_and(|(status, _)| status == "True");
-    if was_ready || !is_ready {
+    if was_ready {
         return;
     }
     if let Some(created) = &new.meta().creation_timestamp {
