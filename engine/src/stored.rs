@@ -216,25 +216,13 @@ pub fn event(
     })
 }
 
-/// The future of an [`expanding`] reconcile.
+/// The future of a [`reading`] reconcile.
 pub type Expanded<Fut, E> = Either<Fut, future::Ready<Result<Action, E>>>;
 
-/// `reconcile`, which reads a `DynamicObject`, as the reconcile of a controller whose
-/// store holds [`StoredObject`]s: each object is expanded first.
-pub fn expanding<C, E, F, Fut>(
-    reconcile: F,
-) -> impl Fn(Arc<StoredObject>, Arc<C>) -> Expanded<Fut, E> + Send + Sync + 'static
-where
-    F: Fn(Arc<DynamicObject>, Arc<C>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Action, E>>,
-    E: From<ExpandError>,
-{
-    reading(StoredObject::expand, reconcile)
-}
-
-/// `reconcile`, which reads what `read` makes of a stored object (the typed object of a
-/// managed resource: [`StoredObject::typed`]), as the reconcile of a controller whose store
-/// holds [`StoredObject`]s.
+/// `reconcile`, which reads what `read` makes of a stored object (a `DynamicObject`:
+/// [`StoredObject::expand`]; the typed object of a managed resource:
+/// [`StoredObject::typed`]), as the reconcile of a controller whose store holds
+/// [`StoredObject`]s.
 pub fn reading<T: 'static, C, E, F, Fut>(
     read: fn(&StoredObject) -> Result<T, ExpandError>,
     reconcile: F,

@@ -144,7 +144,7 @@ pub async fn run(
         controller,
         dyntype,
         concurrency,
-        stored::expanding(reconcile),
+        stored::reading(StoredObject::expand, reconcile),
         ctx,
     )
     .await;

@@ -207,7 +207,7 @@ pub async fn run(
         controller,
         xr,
         concurrency,
-        stored::expanding(reconcile),
+        stored::reading(StoredObject::expand, reconcile),
         ctx,
     )
     .await;
