@@ -17,7 +17,9 @@
 //! watch, which keeps the composites' `managedFields` entries for them, so each composed
 //! resource is held once; any other kind gets a label-selected watch of its own. Each
 //! store serves [`ChildWatches::owned`]: a composite's reconcile reads its composed
-//! resources from there instead of listing them from the API server.
+//! resources from there instead of listing them from the API server, finding them through
+//! the watch's index of objects by composite ([`crate::scaffold::label_index`]), not by a
+//! pass over the whole store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,12 +38,15 @@ use tracing::debug;
 use crate::compose::LABEL_COMPOSITE;
 use crate::objects::trim_for_store;
 use crate::scaffold::SharedWatch;
+use crate::scaffold::label_index::LabelIndex;
 use crate::stored::{self, StoredObject};
 
 /// The watch of one composed kind: the task that re-queues composites, and the store.
 struct KindWatch {
     task: JoinHandle<()>,
     store: Store<StoredObject>,
+    /// The store's objects by their composite.
+    by_composite: Arc<LabelIndex>,
     /// The kind as the store's keys name it.
     ar: ApiResource,
     /// The managed controller's watch of the kind, when the store is its store.
@@ -94,7 +99,7 @@ impl ChildWatches {
         }
         let xr = self.xr.clone();
         let tx = self.tx.clone();
-        let (ar, store, events, shared) = match SharedWatch::find(
+        let (ar, store, by_composite, events, shared) = match SharedWatch::find(
             child,
             self.shard.as_deref(),
             &self.composed_managers,
@@ -104,12 +109,19 @@ impl ChildWatches {
             Some(shared) => {
                 debug!(group = %child.group, kind = %child.kind, "reading composed resources from their controller's watch");
                 let ar = shared.api_resource().clone();
-                (ar, shared.store(), shared.subscribe().boxed(), Some(shared))
+                let events = shared.subscribe().boxed();
+                (
+                    ar,
+                    shared.store(),
+                    shared.by_composite(),
+                    events,
+                    Some(shared),
+                )
             }
             None => {
                 debug!(group = %child.group, kind = %child.kind, "watching composed resources");
-                let (store, events) = self.watch(child);
-                (child.clone(), store, events, None)
+                let (store, by_composite, events) = self.watch(child);
+                (child.clone(), store, by_composite, events, None)
             }
         };
         let task = tokio::spawn(async move {
@@ -132,20 +144,22 @@ impl ChildWatches {
             KindWatch {
                 task,
                 store,
+                by_composite,
                 ar,
                 _shared: shared,
             },
         );
     }
 
-    /// A watch of the composed objects of kind `child` of this shard: its store, and the
-    /// objects it applies or deletes, each after the store holds the change (so the
-    /// reconcile it starts reads it).
+    /// A watch of the composed objects of kind `child` of this shard: its store, its
+    /// objects by composite, and the objects it applies or deletes, each after the store
+    /// holds the change (so the reconcile it starts reads it).
     fn watch(
         &self,
         child: &ApiResource,
     ) -> (
         Store<StoredObject>,
+        Arc<LabelIndex>,
         BoxStream<'static, Result<StoredObject, watcher::Error>>,
     ) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), child);
@@ -154,19 +168,21 @@ impl ChildWatches {
         let prefix = self.composed_managers.clone();
         let writer = reflector::store::Writer::new(child.clone());
         let store = writer.as_reader();
+        let by_composite = Arc::new(LabelIndex::new(LABEL_COMPOSITE));
+        let index = by_composite.clone();
         let events = watcher(api, watcher::Config::default().labels(&selector))
             .default_backoff()
             .map(move |event| {
-                event.and_then(|e| {
-                    stored::event(e, &mut |obj: &mut DynamicObject| {
-                        trim_for_store(&mut obj.metadata, |m| m.starts_with(prefix.as_str()))
-                    })
-                })
+                let event = stored::event(event?, &mut |obj: &mut DynamicObject| {
+                    trim_for_store(&mut obj.metadata, |m| m.starts_with(prefix.as_str()))
+                })?;
+                index.observe(&event);
+                Ok(event)
             })
             .reflect(writer)
             .touched_objects()
             .boxed();
-        (store, events)
+        (store, by_composite, events)
     }
 
     /// The objects of kind `child` labelled as composed by composite `xr_name` and
@@ -183,9 +199,17 @@ impl ChildWatches {
         let watch = started.get(&(child.group.clone(), child.kind.clone()))?;
         watch.store.wait_until_ready().now_or_never()?.ok()?;
         watch
-            .store
-            .state()
+            .by_composite
+            .keys(xr_name)
             .iter()
+            .filter_map(|key| {
+                let mut at = ObjectRef::new_with(&key.name, watch.ar.clone());
+                if let Some(ns) = &key.namespace {
+                    at = at.within(ns);
+                }
+                watch.store.get(&at)
+            })
+            // The store's copy may be a version older than the index's.
             .filter(|o| {
                 o.labels()
                     .get(LABEL_COMPOSITE)

@@ -20,6 +20,7 @@ mod backoff;
 pub mod coalesce;
 mod events;
 mod finalizer;
+pub mod label_index;
 pub(crate) mod panics;
 mod shared;
 mod supervise;

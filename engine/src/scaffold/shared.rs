@@ -30,7 +30,9 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::label_index::LabelIndex;
 use super::{Keep, reflected, trigger};
+use crate::compose::LABEL_COMPOSITE;
 use crate::stored::{self, StoredObject};
 
 /// The senders of a shared watch's subscribers.
@@ -43,6 +45,8 @@ pub struct SharedWatch {
     selector: Option<String>,
     keep: Keep,
     store: Store<StoredObject>,
+    /// The objects by the composite that composed them (label `tessera.dev/composite`).
+    by_composite: Arc<LabelIndex>,
     subscribers: Subscribers,
     task: JoinHandle<()>,
 }
@@ -63,12 +67,18 @@ impl SharedWatch {
         let api = Api::<DynamicObject>::all_with(client, &ar);
         let writer = reflector::store::Writer::new(ar.clone());
         let store = writer.as_reader();
+        let by_composite = Arc::new(LabelIndex::new(LABEL_COMPOSITE));
+        let index = by_composite.clone();
         // Deleted objects too: a claim being deleted waits for its composite to be gone.
         let events = reflected(
             api,
             ar.clone(),
             selector,
-            move |event| stored::event(event, &mut trim),
+            move |event| {
+                let event = stored::event(event, &mut trim)?;
+                index.observe(&event);
+                Ok(event)
+            },
             writer,
         )
         .touched_objects();
@@ -79,6 +89,7 @@ impl SharedWatch {
             selector: selector.map(str::to_string),
             keep,
             store,
+            by_composite,
             subscribers,
             task,
         })
@@ -109,6 +120,12 @@ impl SharedWatch {
                 && w.keep.manager_prefixes.iter().any(|p| p == manager_prefix)
                 && !w.is_finished()
         })
+    }
+
+    /// The objects of the store by the composite that composed them (their label
+    /// `tessera.dev/composite`).
+    pub fn by_composite(&self) -> Arc<LabelIndex> {
+        self.by_composite.clone()
     }
 
     /// The watched kind.
