@@ -158,10 +158,11 @@ fn main() -> anyhow::Result<ExitCode> {
 
 fn init_tracing(format: LogFormat) {
     logging::install_panic_hook();
-    let builder = tracing_subscriber::fmt().with_env_filter(logging::env_filter());
+    use tracing_subscriber::prelude::*;
+    let logs = tracing_subscriber::registry().with(logging::filter());
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => logs.with(tracing_subscriber::fmt::layer()).init(),
+        LogFormat::Json => logs.with(tracing_subscriber::fmt::layer().json()).init(),
     }
 }
 
