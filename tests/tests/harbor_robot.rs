@@ -456,3 +456,41 @@ async fn a_member_naming_both_a_user_and_a_group_is_a_spec_error() {
     delete(&client, HARBOR_API, "ProjectMember", &name).await;
     wait_gone(&client, HARBOR_API, "ProjectMember", &name).await;
 }
+
+/// The connection Secret is the only copy of the robot's secret, so a pass that read it
+/// there hands nothing back for publishing: a pass in flight when someone deleted the
+/// Secret would otherwise write the old secret back, and the next pass would keep it
+/// instead of refreshing it (the deletion above then saw its old password restored).
+#[tokio::test]
+async fn a_pass_hands_back_no_secret_it_read_from_the_connection_secret() {
+    use tessera_engine::managed::Connector;
+    use tessera_provider_harbor::HarborConnect;
+    use tessera_provider_harbor::api::RobotAccount;
+
+    let (client, _target, pc) = setup().await;
+    let project = ready_project(&client, &pc, "robot-read").await;
+    let name = unique("robot-read");
+    apply(&client, robot(&name, &pc, &project, json!({}))).await;
+    wait_ready(&client, HARBOR_API, "RobotAccount", &name).await;
+    let robots: Api<RobotAccount> = Api::all(client.clone());
+    let mut mr = robots.get(&name).await.expect("RobotAccount");
+    let harbor = HarborConnect::connector()
+        .connect(&client, &mr)
+        .await
+        .expect("connect to Harbor");
+    let observed = harbor.observe(&mut mr).await.expect("observe");
+    assert!(observed.exists && observed.up_to_date, "{observed:?}");
+    assert!(
+        observed.connection.is_empty(),
+        "observe hands back the secret it read from the connection Secret"
+    );
+    let updated = harbor.update(&mut mr).await.expect("update");
+    assert!(
+        updated.is_empty(),
+        "an update that changed nothing hands back the secret it read"
+    );
+
+    delete(&client, HARBOR_API, "RobotAccount", &name).await;
+    wait_gone(&client, HARBOR_API, "RobotAccount", &name).await;
+    drop_project(&client, &project).await;
+}

@@ -177,6 +177,28 @@ fn deleting(mr: &RobotAccount) -> bool {
     mr.meta().deletion_timestamp.is_some()
 }
 
+/// `details` made from the connection Secret as read (`stored`), for publishing only when
+/// that Secret lacks one of them (e.g. the registry host changed), else nothing. The
+/// Secret is the robot's secret's only copy: details handed back from a read of it would
+/// be written again by a pass that was in flight when someone deleted it, restoring the
+/// old secret instead of letting the next pass refresh it.
+fn unless_held(
+    stored: Option<&ConnectionDetails>,
+    details: ConnectionDetails,
+) -> ConnectionDetails {
+    let held = stored.is_some_and(|s| {
+        details
+            .0
+            .iter()
+            .all(|(k, v)| s.get(k) == Some(v.as_slice()))
+    });
+    if held {
+        ConnectionDetails::default()
+    } else {
+        details
+    }
+}
+
 /// Why the robot's secret must be replaced, if it must: the connection Secret lost it,
 /// holds another robot's, or a rotation was requested.
 fn secret_problem(
@@ -395,8 +417,8 @@ impl ExternalClient<RobotAccount> for Harbor {
         if problem.is_none()
             && let Some(secret) = stored.as_ref().and_then(|s| s.get_str("password"))
         {
-            observation =
-                observation.with_connection(connection(self.registry_host(), &username, secret));
+            let details = connection(self.registry_host(), &username, secret);
+            observation = observation.with_connection(unless_held(stored.as_ref(), details));
         }
         Ok(observation)
     }
@@ -499,7 +521,8 @@ impl ExternalClient<RobotAccount> for Harbor {
                 .as_ref()
                 .and_then(|s| s.get_str("password"))
                 .unwrap_or_default();
-            return Ok(connection(self.registry_host(), &full, secret));
+            let details = connection(self.registry_host(), &full, secret);
+            return Ok(unless_held(stored.as_ref(), details));
         }
         let secret = self.refresh(id, &full).await?;
         let details = connection(self.registry_host(), &full, &secret);
@@ -538,6 +561,20 @@ impl ExternalClient<RobotAccount> for Harbor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn details_the_connection_secret_holds_are_not_handed_back() {
+        let stored = connection("harbor.example.com", "robot$p+pull", "S3cretxyz");
+        let same = connection("harbor.example.com", "robot$p+pull", "S3cretxyz");
+        assert!(unless_held(Some(&stored), same.clone()).is_empty());
+        let moved = connection("registry.example.com", "robot$p+pull", "S3cretxyz");
+        assert_eq!(
+            unless_held(Some(&stored), moved.clone()),
+            moved,
+            "a new host is written"
+        );
+        assert_eq!(unless_held(None, same.clone()), same);
+    }
 
     #[test]
     fn dockerconfigjson_holds_the_robot_for_the_registry_host() {
