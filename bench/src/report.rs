@@ -266,6 +266,14 @@ pub fn write(path: &Path, r: &Results) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tessera's nop scale run with the most claims.
+fn largest_tessera_nop(r: &Results) -> Option<&crate::Scale> {
+    r.scale
+        .iter()
+        .filter(|s| s.system == "Tessera" && s.comp == crate::Comp::Nop)
+        .max_by_key(|s| s.claims)
+}
+
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "missed" }
 }
@@ -322,12 +330,7 @@ fn targets(o: &mut String, r: &Results) {
             met(w <= 20.0)
         );
     }
-    if let Some(s) = r
-        .scale
-        .iter()
-        .filter(|s| s.system == "Tessera" && s.comp == crate::Comp::Nop)
-        .max_by_key(|s| s.claims)
-    {
+    if let Some(s) = largest_tessera_nop(r) {
         let (w, _) = sums(&s.requests);
         let per = w / s.claims as f64;
         let _ = writeln!(
@@ -447,12 +450,7 @@ const NOP_WRITE_FLOOR: &[(&str, f64, &str)] = &[
 /// Writes per claim of the largest Tessera nop run beside what the design requires: what
 /// limits the writes-per-claim target.
 fn write_floor(o: &mut String, r: &Results) {
-    let Some(s) = r
-        .scale
-        .iter()
-        .filter(|s| s.system == "Tessera" && s.comp == crate::Comp::Nop)
-        .max_by_key(|s| s.claims)
-    else {
+    let Some(s) = largest_tessera_nop(r) else {
         return;
     };
     let per = |key: &str| s.requests.get(key).copied().unwrap_or(0.0) / s.claims as f64;
